@@ -1,0 +1,99 @@
+"""The one settings object: every knob of the engine, read from the environment.
+
+Built once at start-up by the entrypoint (CLI, worker, API) and passed down; nothing reads
+the environment anywhere else. Field names map to upper-case environment variables
+(`kafka_bootstrap_servers` <- `KAFKA_BOOTSTRAP_SERVERS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic name the engine uses, derived from one optional prefix (test isolation)."""
+
+    prefix: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def commands(self) -> str:
+        """Inputs to the order aggregate: edge commands, stage reports, timers (key: order id)."""
+        return self._name("orders.commands")
+
+    @property
+    def events(self) -> str:
+        """The event store (key: order id). Never compacted, infinite retention."""
+        return self._name("orders.events")
+
+    @property
+    def prices(self) -> str:
+        return self._name("market.prices")
+
+    @property
+    def pools(self) -> str:
+        return self._name("market.pools")
+
+    @property
+    def dead_letters(self) -> str:
+        return self._name("orders.deadletter")
+
+    def delay(self, delay_ms: int) -> str:
+        """One delay tier per fixed delay, so records in a tier fall due in offset order."""
+        return self._name(f"orders.delay.{delay_ms}ms")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # --- infrastructure -------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Use this Kafka cluster instead of the local broker the launcher starts."
+    )
+    kafka_version: str = "4.1.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    database_url: str | None = Field(
+        None, description="Use this PostgreSQL instead of the embedded one."
+    )
+    postgres_port: int = 15432
+    data_dir: Path = Path.home() / ".local" / "share" / "oee"
+    cache_dir: Path = Path.home() / ".cache" / "oee"
+
+    # --- topology -----------------------------------------------------------------
+    topic_prefix: str = ""
+    partitions: int = 12
+    replication_factor: int = 1
+    engine_id: str = Field("oee-engine", description="Faust app id = stream consumer group.")
+    db_schema: str = Field("public", description="Schema of the read model.")
+
+    # --- edge -----------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # --- venues and execution (simulated) --------------------------------------------
+    market_seed: int = 42
+    venue_latency_min_ms: int = 150
+    venue_latency_max_ms: int = 250
+    confirm_delay_min_ms: int = 2000
+    confirm_delay_max_ms: int = 3000
+    transient_failure_rate: float = Field(0.05, ge=0.0, le=1.0)
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_base_delay_ms: int = Field(1000, ge=1)
+    stall_timeout_ms: int = Field(15000, ge=100)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def retry_delays_ms(self) -> tuple[int, ...]:
+        """Backoff before attempt 2, 3, ...: base, 2*base, 4*base (exponential)."""
+        return tuple(self.retry_base_delay_ms * 2**i for i in range(self.max_attempts - 1))

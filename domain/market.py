@@ -1,0 +1,208 @@
+"""The market: an immutable snapshot of every venue's pools, and how it moves.
+
+Consumes pools (and optional USD reference prices per token, the role an oracle such as Pyth
+plays) and produces new snapshots: `with_pool` for a price-feed or pool event, `drift` for a
+seeded random walk. Routing reads it through `pool`, `neighbors` and `token`.
+
+Drift model (why it looks the way it does): tokens move, pools follow. Each step moves the
+reference price of every volatile token by a random number of bps (stablecoins stay pegged,
+liquid staking tokens follow SOL); each pool is then traded towards its tokens' reference
+ratio, keeping half of its previous deviation plus a little noise, which is what arbitrage
+does. Independent random walks per pool would let the venues drift apart without bound.
+Depth is preserved: constant-product pools keep k, DLMM pools keep their per-bin liquidity.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Context, Decimal, localcontext
+from types import MappingProxyType
+
+from domain.pools import MeteoraPool, Pool, PoolKey, RaydiumPool
+from domain.tokens import BONK, JUP, MSOL, RAY, SOL, USDC, USDT, Token, UnknownToken
+
+# Reference prices in USD per token for the default market (early-2025 orders of magnitude).
+DEFAULT_REFERENCE_USD: Mapping[str, Decimal] = MappingProxyType({
+    SOL.mint: Decimal("185"),
+    USDC.mint: Decimal("1"),
+    USDT.mint: Decimal("1"),
+    BONK.mint: Decimal("0.000022"),
+    JUP.mint: Decimal("0.85"),
+    RAY.mint: Decimal("2.50"),
+    MSOL.mint: Decimal("236.80"),  # 1.28 SOL: mSOL accrues staking yield
+})
+# Stablecoins do not random-walk; a liquid staking token moves with the token it stakes.
+PEGGED: frozenset[str] = frozenset({USDC.mint, USDT.mint})
+TRACKS: Mapping[str, str] = MappingProxyType({MSOL.mint: SOL.mint})
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """Every pool, at most one per (venue, pair), plus USD reference prices per mint."""
+
+    pools: tuple[Pool, ...]
+    reference_usd: tuple[tuple[str, Decimal], ...] = ()
+    _by_key: Mapping[PoolKey, Pool] = field(init=False, repr=False, compare=False)
+    # (venue, mint, mint) in both orders: routing looks pools up per hop, without sorting keys.
+    _by_route: Mapping[tuple[str, str, str], Pool] = field(init=False, repr=False, compare=False)
+    _neighbors: Mapping[tuple[str, str], frozenset[str]] = field(
+        init=False, repr=False, compare=False
+    )
+    _tokens: Mapping[str, Token] = field(init=False, repr=False, compare=False)
+    _references: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_key = {pool.key: pool for pool in self.pools}
+        if len(by_key) != len(self.pools):
+            raise ValueError("a market holds at most one pool per venue and pair")
+        neighbors: dict[tuple[str, str], set[str]] = {}
+        tokens: dict[str, Token] = {}
+        by_route: dict[tuple[str, str, str], Pool] = {}
+        for pool in self.pools:
+            x, y = pool.token_x, pool.token_y
+            by_route[pool.venue, x.mint, y.mint] = by_route[pool.venue, y.mint, x.mint] = pool
+            neighbors.setdefault((pool.venue, x.mint), set()).add(y.mint)
+            neighbors.setdefault((pool.venue, y.mint), set()).add(x.mint)
+            tokens[x.mint], tokens[y.mint] = x, y
+        # Sorted pools make equal markets compare equal and every walk over them deterministic.
+        object.__setattr__(self, "pools", tuple(by_key[key] for key in sorted(by_key)))
+        object.__setattr__(self, "reference_usd", tuple(sorted(self.reference_usd)))
+        object.__setattr__(self, "_by_key", MappingProxyType(by_key))
+        object.__setattr__(self, "_by_route", MappingProxyType(by_route))
+        object.__setattr__(self, "_neighbors", MappingProxyType(
+            {key: frozenset(mints) for key, mints in neighbors.items()}
+        ))
+        object.__setattr__(self, "_tokens", MappingProxyType(tokens))
+        object.__setattr__(self, "_references", MappingProxyType(dict(self.reference_usd)))
+
+    @classmethod
+    def of(cls, pools: Iterable[Pool],
+           reference_usd: Mapping[str, Decimal] | None = None) -> Market:
+        return cls(tuple(pools), tuple((reference_usd or {}).items()))
+
+    @classmethod
+    def default(cls, seed: int | None = None) -> Market:
+        """The documented seed market; with a seed, one drift step away from it (10 bps)."""
+        market = cls.of(_default_pools(), DEFAULT_REFERENCE_USD)
+        return market if seed is None else market.drift(random.Random(seed), 10)
+
+    @property
+    def venues(self) -> tuple[str, ...]:
+        return tuple(sorted({pool.venue for pool in self.pools}))
+
+    def pool(self, venue: str, mint_a: str, mint_b: str) -> Pool | None:
+        return self._by_route.get((venue, mint_a, mint_b))
+
+    def pools_between(self, mint_a: str, mint_b: str) -> tuple[Pool, ...]:
+        found = (self.pool(venue, mint_a, mint_b) for venue in self.venues)
+        return tuple(pool for pool in found if pool is not None)
+
+    def neighbors(self, venue: str, mint: str) -> frozenset[str]:
+        """Mints that `venue` can swap `mint` into directly."""
+        return self._neighbors.get((venue, mint), frozenset())
+
+    def token(self, mint: str) -> Token:
+        token = self._tokens.get(mint)
+        if token is None:
+            raise UnknownToken(mint)
+        return token
+
+    def reference_price(self, mint: str) -> Decimal | None:
+        """USD per token, if the market tracks one for `mint`."""
+        return self._references.get(mint)
+
+    def with_pool(self, pool: Pool) -> Market:
+        """The market with `pool` added, or replacing the pool of the same venue and pair."""
+        others = (p for p in self.pools if p.key != pool.key)
+        return Market((*others, pool), self.reference_usd)
+
+    def drift(self, rng: random.Random, volatility_bps: int) -> Market:
+        """One random-walk step: references move up to `volatility_bps`, pools follow them."""
+        if volatility_bps < 0:
+            raise ValueError("volatility_bps must not be negative")
+        with localcontext(Context(prec=34)):  # the caller's context is restored on exit
+            new = _moved_references(self._references, rng, volatility_bps)
+            pools = tuple(
+                _follow(pool, self._references, new, rng, volatility_bps) for pool in self.pools
+            )
+        return Market(pools, tuple(new.items()))
+
+
+def _moved_references(
+    old: Mapping[str, Decimal], rng: random.Random, volatility_bps: int
+) -> dict[str, Decimal]:
+    # randint draws integers: no float ever enters the walk. Sorted order keeps it reproducible.
+    steps = {mint: _step(rng, volatility_bps) for mint in sorted(old) if mint not in PEGGED}
+    # 18 significant digits: plenty for a price, and the values stay short in events and logs.
+    rounding = Context(prec=18)
+    return {
+        mint: rounding.plus(_grow(usd, steps.get(TRACKS.get(mint, mint), 0)))
+        for mint, usd in old.items()
+    }
+
+
+def _follow(pool: Pool, old: Mapping[str, Decimal], new: Mapping[str, Decimal],
+            rng: random.Random, volatility_bps: int) -> Pool:
+    """Trade `pool` towards its reference price, keeping half its deviation plus noise."""
+    x, y = pool.token_x.mint, pool.token_y.mint
+    spot = pool.spot_price(x)
+    if x in old and y in old:
+        deviation_bps = (spot / (old[x] / old[y]) - 1) * 10_000
+        kept_bps = deviation_bps / 2 + _step(rng, volatility_bps // 4)
+        target = new[x] / new[y] * (1 + kept_bps / 10_000)
+    else:  # a pool of tokens nobody prices (a fresh listing): it just wanders
+        target = _grow(spot, _step(rng, volatility_bps))
+    return pool.repriced(target).decayed()
+
+
+def _step(rng: random.Random, bound_bps: int) -> int:
+    return rng.randint(-bound_bps, bound_bps) if bound_bps > 0 else 0
+
+
+def _grow(value: Decimal, bps: int) -> Decimal:
+    return value * (10_000 + bps) / 10_000
+
+
+def _default_pools() -> tuple[Pool, ...]:
+    """Raydium: deep constant-product pools. Meteora: concentrated DLMM bins with lower fees,
+    so it pays more for small orders while Raydium absorbs large ones better.
+
+    BONK/JUP, BONK/USDT, mSOL/USDC and RAY/SOL have no direct pool: routing goes multi-hop.
+    """
+    usd = DEFAULT_REFERENCE_USD
+    with localcontext(Context(prec=34)):
+        return (
+            _raydium(SOL, USDC, tvl_usd=18_500_000, usd=usd),
+            _raydium(SOL, USDT, tvl_usd=3_000_000, usd=usd),
+            _raydium(USDC, USDT, tvl_usd=4_000_000, usd=usd),
+            _raydium(BONK, SOL, tvl_usd=2_000_000, usd=usd),
+            _raydium(JUP, SOL, tvl_usd=3_000_000, usd=usd),
+            _raydium(RAY, USDC, tvl_usd=8_000_000, usd=usd),
+            _raydium(MSOL, SOL, tvl_usd=10_000_000, usd=usd),
+            _meteora(SOL, USDC, 10, bin_usd=3_000, bins=400, fee_bps=10, usd=usd, offset_bps=3),
+            _meteora(SOL, USDT, 10, bin_usd=1_000, bins=300, fee_bps=10, usd=usd),
+            _meteora(USDC, USDT, 1, bin_usd=150_000, bins=50, fee_bps=1, usd=usd),
+            _meteora(BONK, USDC, 25, bin_usd=2_000, bins=200, fee_bps=25, usd=usd),
+            _meteora(JUP, USDC, 20, bin_usd=3_000, bins=200, fee_bps=20, usd=usd),
+            _meteora(MSOL, SOL, 1, bin_usd=100_000, bins=100, fee_bps=1, usd=usd),
+        )
+
+
+def _raydium(x: Token, y: Token, *, tvl_usd: int, usd: Mapping[str, Decimal]) -> RaydiumPool:
+    """Half the TVL on each side, so the pool's price is the reference ratio."""
+    reserve_x = int(Decimal(tvl_usd) / 2 / usd[x.mint] * 10**x.decimals)
+    return RaydiumPool.from_price(x, y, reserve_x, usd[x.mint] / usd[y.mint])
+
+
+def _meteora(x: Token, y: Token, bin_step_bps: int, *, bin_usd: int, bins: int, fee_bps: int,
+             usd: Mapping[str, Decimal], offset_bps: int = 0) -> MeteoraPool:
+    price = _grow(usd[x.mint] / usd[y.mint], offset_bps)
+    return MeteoraPool.around(
+        x, y, price,
+        bin_step_bps=bin_step_bps,
+        bin_liquidity=int(Decimal(bin_usd) / usd[y.mint] * 10**y.decimals),
+        bins_each_side=bins,
+        base_fee_pips=fee_bps * 100,
+    )

@@ -34,6 +34,16 @@ class Topics:
         return self._name("orders.events")
 
     @property
+    def routing(self) -> str:
+        """Work items for the routing stage (key: order id)."""
+        return self._name("orders.routing")
+
+    @property
+    def execution(self) -> str:
+        """Work items for the execution stage (key: order id)."""
+        return self._name("orders.execution")
+
+    @property
     def prices(self) -> str:
         return self._name("market.prices")
 
@@ -45,9 +55,6 @@ class Topics:
     def dead_letters(self) -> str:
         return self._name("orders.deadletter")
 
-    def delay(self, delay_ms: int) -> str:
-        """One delay tier per fixed delay, so records in a tier fall due in offset order."""
-        return self._name(f"orders.delay.{delay_ms}ms")
 
 
 class Settings(BaseSettings):
@@ -57,7 +64,9 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         None, description="Use this Kafka cluster instead of the local broker the launcher starts."
     )
-    kafka_version: str = "4.1.1"
+    # Newest release whose artifacts are all on Maven Central (4.4.0 lacks kafka-tools-api)
+    # and that aiokafka 0.14 and faust-streaming 0.15.3 pass tests/integration against.
+    kafka_version: str = "4.3.1"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     database_url: str | None = Field(
@@ -88,6 +97,22 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=10)
     retry_base_delay_ms: int = Field(1000, ge=1)
     stall_timeout_ms: int = Field(15000, ge=100)
+
+    # --- stream workers ---------------------------------------------------------------
+    stream_fetch_max_wait_ms: int = Field(
+        10, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
+    )
+    stage_max_in_flight: int = Field(10000, ge=1, description="Concurrent tasks per stage.")
+    commit_interval_s: float = Field(1.0, gt=0)
+    log_level: str = "WARNING"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as environment variables, to hand to a child process unchanged."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[name.upper()] = str(value)
+        return env
 
     @property
     def topics(self) -> Topics:

@@ -1,0 +1,40 @@
+# Two commands for a newcomer: `make run` (the whole system) and `make test` (the suite).
+# Both install what is missing first; nothing here needs Docker.
+
+VENV   ?= .venv
+PYTHON ?= python3
+BIN     = $(VENV)/bin
+
+.PHONY: install run test bench browser clean-data lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 2; }
+	@command -v mvn  >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Headless Chromium from Debian for the dashboard's end-to-end test (never a browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the dashboard test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 2; }; }
+
+run: install
+	$(BIN)/oee run
+
+test: install browser
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/mypy domain schemas streams projections api producers infra oee
+
+clean-data:
+	rm -rf $${HOME}/.local/share/oee

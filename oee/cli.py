@@ -1,0 +1,177 @@
+"""The `oee` console script: one argparse tree, one Settings built from the environment.
+
+Every subcommand is a `Command` in `commands()`: a name, its help, a function that adds its
+arguments and a handler `(args, settings) -> exit code`. Infrastructure commands live here;
+the application entrypoints (`oee run`, `worker`, `api`, `projector`) register in the marked
+section of `commands()`.
+
+A missing prerequisite (no java or mvn, a port taken, Maven unable to resolve Kafka, a service
+that is not up) prints one line saying what to do and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from aiokafka.errors import KafkaConnectionError
+from pydantic import ValidationError
+
+from infra.errors import PrerequisiteError
+from infra.services import (
+    LocalServices,
+    ServiceStatus,
+    bootstrap_servers,
+    database_url,
+    kafka_reachable,
+)
+from infra.topics import ensure_topics
+from oee.settings import Settings
+from projections.migrate import migrate
+
+EXIT_PREREQUISITE = 2
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One `oee <name> [action]` subcommand."""
+
+    name: str
+    help: str
+    handler: Handler
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+# --- infrastructure ----------------------------------------------------------------------
+
+
+def _infra_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("up", "down", "status"))
+
+
+def _infra(args: argparse.Namespace, settings: Settings) -> int:
+    services = LocalServices.from_settings(settings)
+    if args.action == "up":
+        services.up()
+    elif args.action == "down":
+        services.down()
+        print("local services stopped")
+        return 0
+    statuses = services.status()
+    for status in statuses:
+        print(_describe(status))
+    return 0 if all(status.running for status in statuses) else 1
+
+
+def _describe(status: ServiceStatus) -> str:
+    state = "running" if status.running else "stopped"
+    origin = f"pid {status.pid}" if status.pid else ("local" if status.managed else "external")
+    version = f" {status.version}" if status.version else ""
+    return f"{status.name}{version}: {state} at {status.address} ({origin})"
+
+
+def _topics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("create",))
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    bootstrap = bootstrap_servers(settings)
+    unreachable = PrerequisiteError(
+        f"Kafka is not reachable at {bootstrap}: start it with `oee infra up` "
+        "or set KAFKA_BOOTSTRAP_SERVERS"
+    )
+    # Probe first: aiokafka would log its own connection error before ours.
+    if not kafka_reachable(bootstrap):
+        raise unreachable
+    try:
+        created = asyncio.run(ensure_topics(settings, bootstrap))
+    except KafkaConnectionError:
+        raise unreachable from None
+    print(f"topics created: {', '.join(created)}" if created else "topics: all existed already")
+    return 0
+
+
+def _db_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("migrate",))
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    dsn = database_url(settings)
+    # Probe first, so only a failure to connect reads as "not reachable", not a bad migration.
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        raise PrerequisiteError(
+            f"PostgreSQL is not reachable at {dsn} ({str(exc).strip().splitlines()[0]}): "
+            "start it with `oee infra up` or set DATABASE_URL"
+        ) from None
+    applied = migrate(dsn, settings.db_schema)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none pending"
+    print(f"schema {settings.db_schema}: applied {names}")
+    return 0
+
+
+def commands() -> list[Command]:
+    """Every subcommand, in the order `oee --help` lists them."""
+    return [
+        Command("infra", "start, stop or inspect the local Kafka and PostgreSQL",
+                _infra, _infra_arguments),
+        Command("topics", "create every topic the engine uses (idempotent)",
+                _topics, _topics_arguments),
+        Command("db", "apply pending read-model migrations to DB_SCHEMA",
+                _db, _db_arguments),
+        # --- application entrypoints: oee run / worker / api / projector register here ---
+    ]
+
+
+# --- entrypoint -----------------------------------------------------------------------
+
+
+def build_parser(available: Sequence[Command]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oee",
+        description="Event-sourced order execution engine. Configuration comes from environment "
+        "variables (see oee/settings.py).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in available:
+        command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(handler=command.handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser(commands()).parse_args(argv)
+    try:
+        settings = Settings()
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except ValidationError as exc:
+        return _fail(f"invalid configuration in the environment: {_summarise(exc)}")
+    except PrerequisiteError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _summarise(error: ValidationError) -> str:
+    """One line per bad variable, named as the user sets it (PARTITIONS, not partitions)."""
+    return "; ".join(
+        f"{'.'.join(map(str, item['loc'])).upper()}: {item['msg']} (got {item['input']!r})"
+        for item in error.errors()
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"oee: error: {message}", file=sys.stderr)
+    return EXIT_PREREQUISITE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

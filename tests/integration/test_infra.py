@@ -42,12 +42,9 @@ async def test_creating_topics_again_creates_nothing_and_changes_nothing(
     assert {name: len(t["partitions"]) for name, t in described.items()} == dict.fromkeys(names, 4)
 
 
-async def test_every_retry_delay_and_the_stall_watchdog_have_a_delay_topic(
-    provisioned: Settings,
-) -> None:
+async def test_every_stage_has_its_work_topic(provisioned: Settings) -> None:
     assert provisioned.kafka_bootstrap_servers
-    tiers = {*provisioned.retry_delays_ms, provisioned.stall_timeout_ms}
-    expected = [provisioned.topics.delay(ms) for ms in sorted(tiers)]
+    expected = [provisioned.topics.routing, provisioned.topics.execution]
 
     described = await describe_topics(provisioned.kafka_bootstrap_servers, expected)
 

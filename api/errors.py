@@ -1,0 +1,173 @@
+"""Every error the HTTP edge answers, in one body format, and the handlers that render them.
+
+Consumes `ApiError`s raised by the routers (and FastAPI's own `RequestValidationError`);
+produces JSON bodies of one shape, whatever went wrong:
+
+    {"error": "invalid_request", "message": "amountIn: ...",
+     "detail": [{"field": "amountIn", "message": "..."}]}
+
+`error` is a stable machine-readable code, `detail` names each offending field (a body field,
+a query parameter or a header, spelled as the client spells it), `message` is for humans.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """What is wrong with one field, named as the client named it."""
+
+    field: str
+    message: str
+
+
+class ApiError(Exception):
+    """An answer other than success: a status, a stable code and the fields at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = tuple(detail)
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(ApiError):
+    """422: the request is well-formed JSON but some fields are wrong (every one is listed)."""
+
+    def __init__(self, detail: Sequence[FieldError]) -> None:
+        summary = "; ".join(f"{error.field}: {error.message}" for error in detail)
+        super().__init__(422, "invalid_request", summary or "invalid request", detail)
+
+
+class MalformedRequest(ApiError):
+    """400: the body cannot be read as a JSON document at all."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "malformed_json", message, (FieldError("body", message),))
+
+
+def invalid(field: str, message: str) -> InvalidRequest:
+    """A 422 about a single field."""
+    return InvalidRequest((FieldError(field, message),))
+
+
+# --- public shapes (OpenAPI) ----------------------------------------------------------------
+
+
+class FieldErrorBody(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer of the API."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "invalid_request",
+                    "message": "amountIn: amount '1.0000000001' has 10 fractional digits; "
+                    "SOL allows at most 9",
+                    "detail": [
+                        {
+                            "field": "amountIn",
+                            "message": "amount '1.0000000001' has 10 fractional digits; "
+                            "SOL allows at most 9",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    error: str
+    message: str
+    detail: list[FieldErrorBody]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not a JSON document."},
+    422: {"model": ErrorBody, "description": "A field is invalid; `detail` names it."},
+    503: {"model": ErrorBody, "description": "Kafka did not acknowledge the command in time."},
+}
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body = ErrorBody(
+        error=error.code,
+        message=error.message,
+        detail=[FieldErrorBody(field=e.field, message=e.message) for e in error.detail],
+    )
+    return JSONResponse(body.model_dump(), status_code=error.status, headers=error.headers)
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own parameter validation (query, header, path), in the API's error body."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        FieldError(
+            _field_name(error["loc"]),
+            "is required" if error["type"] == "missing" else str(error["msg"]),
+        )
+        for error in exc.errors()
+    ]
+    return error_response(InvalidRequest(detail))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing answers (404 unknown path, 405 wrong method) in the same body as the rest."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A bug: logged with its traceback here; the client gets the usual body, no internals.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError(500, "internal_error", "internal error"))
+
+
+def _field_name(loc: Sequence[object]) -> str:
+    # FastAPI prefixes the location ("body", "query", "header", "path"): the client only
+    # knows the parameter's own name.
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] in {"body", "query", "header", "path", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

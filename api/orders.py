@@ -1,0 +1,183 @@
+"""The orders resource: commands in. POST validates, produces one command to Kafka, answers.
+
+Consumes HTTP requests; produces `ExecuteOrder` / `CancelOrder` on `orders.commands` through
+the command bus, and answers only once Kafka has acknowledged the command (acks=all), so a
+201/202 means "durably accepted", never "probably". Nothing is produced for a bad request.
+
+- `POST /api/orders/execute` -> 201 {"orderId", "status": "pending", "websocketUrl"}.
+  With an idempotency key (`clientOrderId` or the `Idempotency-Key` header) the order id is
+  derived from the key, so a retry always names the same order. A replay this process
+  remembers answers 200 with the same body and produces nothing; the same key with other
+  terms answers 409 (see `api.idempotency` for the limits of that check).
+- `POST /api/orders/{id}/cancel` -> 202 {"orderId", "status": "cancel_requested"}; the order
+  agent decides whether the cancel still applies (an OrderCancelled or CancelRejected event).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel
+
+from api.bodies import read_body
+from api.command_bus import CommandNotDelivered
+from api.deps import Edge, EdgeDep
+from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, invalid
+from api.fields import check_idempotency_key
+from api.idempotency import Replay, execute_command_id, order_id_for
+from api.requests import (
+    EXECUTE_BODY_OPENAPI,
+    OrderRequest,
+    parse_cancel_request,
+    parse_order_request,
+)
+from domain.orders.commands import CancelOrder, EdgeCommand, ExecuteOrder
+from domain.orders.status import OrderStatus
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+# Where a cancel can still win: before the transaction is built (SPEC 3). Anything later is
+# answered 409 once the read model tells the edge the status (see `cancel_order`).
+CANCELLABLE: Final = frozenset({OrderStatus.PENDING, OrderStatus.ROUTING, OrderStatus.WAITING})
+
+
+class ExecuteOrderResponse(BaseModel):
+    orderId: str
+    status: Literal["pending"] = "pending"
+    websocketUrl: str
+
+
+class CancelOrderResponse(BaseModel):
+    orderId: str
+    status: Literal["cancel_requested"] = "cancel_requested"
+
+
+@router.post(
+    "/execute",
+    status_code=201,
+    response_model=ExecuteOrderResponse,
+    summary="Execute a swap",
+    openapi_extra=EXECUTE_BODY_OPENAPI,
+    responses={
+        200: {"model": ExecuteOrderResponse, "description": "A replay of an idempotency key."},
+        409: {"model": ErrorBody, "description": "The idempotency key was used for another order."},
+        413: {"model": ErrorBody, "description": "The body is too large."},
+        **ERROR_RESPONSES,
+    },
+)
+async def execute_order(
+    request: Request,
+    response: Response,
+    edge: EdgeDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> ExecuteOrderResponse:
+    # The body is read raw, not declared as a model parameter: FastAPI would parse JSON
+    # numbers through float before we could see them (money, see `api.requests`).
+    order = parse_order_request(await read_body(request), edge.registry)
+    key = _idempotency_key(order.client_order_id, idempotency_key)
+    order_id = order_id_for(key) if key is not None else str(uuid4())
+    answer = ExecuteOrderResponse(orderId=order_id, websocketUrl=_stream_url(request, order_id))
+    if key is not None:
+        replay = edge.recent_keys.check(key, order.fingerprint())
+        if replay is Replay.SAME:
+            response.status_code = 200  # already durably in Kafka: nothing to produce
+            return answer
+        if replay is Replay.CONFLICT:
+            raise _key_reused(key, order_id, from_header=idempotency_key is not None)
+    await _produce(edge, _execute_command(edge, order, order_id, key))
+    if key is not None:
+        edge.recent_keys.remember(key, order.fingerprint())
+    return answer
+
+
+@router.post(
+    "/{order_id}/cancel",
+    status_code=202,
+    response_model=CancelOrderResponse,
+    summary="Ask to cancel an order",
+    responses={409: {"model": ErrorBody, "description": "Too late to cancel."}, **ERROR_RESPONSES},
+)
+async def cancel_order(order_id: str, request: Request, edge: EdgeDep) -> CancelOrderResponse:
+    canonical_id = _parse_order_id(order_id)
+    body = parse_cancel_request(await read_body(request))
+    # Seam for the read model: today `edge.statuses` knows nothing and every cancel goes to
+    # the order agent, which rejects it (CancelRejected) once building has started. With the
+    # read model plugged in, a cancel that can no longer win is refused here with 409. An
+    # unknown order is still accepted: the read model may simply not have caught up yet.
+    status = await edge.statuses.status_of(canonical_id)
+    if status is not None and status not in CANCELLABLE:
+        raise ApiError(409, "too_late_to_cancel", f"the order is already {status.value}; it can "
+                       "only be cancelled before its transaction is built",
+                       (FieldError("orderId", f"order is {status.value}"),))
+    command = CancelOrder(command_id=str(uuid4()), order_id=canonical_id, issued_at=edge.clock(),
+                          reason=body.reason)
+    await _produce(edge, command)
+    return CancelOrderResponse(orderId=canonical_id)
+
+
+def _idempotency_key(client_order_id: str | None, header: str | None) -> str | None:
+    """The order's key: the body's clientOrderId and the header name one key space."""
+    if header is not None:
+        check_idempotency_key("Idempotency-Key", header)
+        if client_order_id is not None and client_order_id != header:
+            raise invalid("Idempotency-Key", "differs from clientOrderId; send one key, or the "
+                          "same key in both")
+        return header
+    return client_order_id
+
+
+def _execute_command(
+    edge: Edge, order: OrderRequest, order_id: str, key: str | None
+) -> ExecuteOrder:
+    return ExecuteOrder(
+        command_id=execute_command_id(order_id),
+        order_id=order_id,
+        issued_at=edge.clock(),
+        order_type=order.order_type,
+        token_in=order.token_in.mint,
+        token_out=order.token_out.mint,
+        token_in_symbol=order.token_in.symbol,
+        token_out_symbol=order.token_out.symbol,
+        token_in_decimals=order.token_in.decimals,
+        token_out_decimals=order.token_out.decimals,
+        amount_in=order.amount_in,
+        slippage_bps=order.slippage_bps,
+        client_order_id=key,
+    )
+
+
+async def _produce(edge: Edge, command: EdgeCommand) -> None:
+    try:
+        await edge.commands.send(command)
+    except CommandNotDelivered as exc:
+        # The outcome is unknown, not negative: the record may still land. Retrying with the
+        # same idempotency key is always safe, since it names the same order.
+        message = f"{exc}; the command may still be applied: retry with the same idempotency key"
+        raise ApiError(503, "not_acknowledged", message, headers={"Retry-After": "1"}) from exc
+
+
+def _key_reused(key: str, order_id: str, *, from_header: bool) -> ApiError:
+    field = "Idempotency-Key" if from_header else "clientOrderId"
+    message = (f"{field} {key!r} was already used for order {order_id} with different terms; "
+               "use a new key for a new order")
+    return ApiError(409, "idempotency_conflict", message, (FieldError(field, message),))
+
+
+def _parse_order_id(text: str) -> str:
+    try:
+        return str(UUID(text))
+    except ValueError:
+        raise invalid("orderId", "is not an order id (a UUID such as "
+                      "'0b6f2c52-6a53-4f7e-9a4b-2d1c8e0f9a11')") from None
+
+
+def _stream_url(request: Request, order_id: str) -> str:
+    """The absolute WebSocket URL of the order's stream, on the host the client reached.
+
+    Built by hand because the WebSocket route is not part of this module (url_for needs it).
+    """
+    base = request.base_url  # includes the root path, ends with "/"
+    scheme = "wss" if base.scheme == "https" else "ws"
+    return f"{base.replace(scheme=scheme)}api/orders/{order_id}/stream"

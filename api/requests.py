@@ -1,0 +1,273 @@
+"""What clients may send to the order endpoints, and how it becomes an internal request.
+
+Consumes a raw request body (bytes) and the token registry; produces an `OrderRequest`
+(tokens resolved, amount in integer base units, slippage in whole bps) or raises an
+`ApiError` naming every offending field. The shapes are kept apart:
+- `OrderRequestBody`: the JSON as sent, canonical names plus the aliases older clients use
+  (`amount`; `slippage` as a fraction; `slippageTolerance` as a percent); it also documents
+  the body in OpenAPI;
+- `OrderRequest`: the validated, internal form the router turns into an `ExecuteOrder`;
+- the response shapes, which live with their routers.
+
+Money is read exactly: numbers are kept as their source text (`api.exact_json`), so `1.1` SOL
+is 1100000000 lamports, not whatever the nearest float is, and `"5_000"`, `" 5 "`, `"-0"`,
+`"1e400"` or `NaN` are rejected instead of "helpfully" parsed. Unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from api.bodies import read_object, validated
+from api.errors import InvalidRequest, invalid
+from api.exact_json import JsonNumber
+from api.fields import (
+    MAX_SLIPPAGE_BPS,
+    MIN_SLIPPAGE_BPS,
+    SLIPPAGE_BPS,
+    SLIPPAGE_FRACTION,
+    SLIPPAGE_PERCENT,
+    Collector,
+    amount_units,
+    check_distinct,
+    check_idempotency_key,
+    resolve_token,
+    shown,
+)
+from domain.orders.status import OrderType
+from domain.tokens import Token, TokenRegistry
+
+DEFAULT_SLIPPAGE_BPS: Final = 50
+# The order types the engine can execute today. limit and sniper are part of the vocabulary
+# (SPEC 3) but need the trigger stage: add them here when it lands.
+EXECUTABLE_ORDER_TYPES: Final = frozenset({OrderType.MARKET})
+
+
+# --- the body as sent -------------------------------------------------------------------------
+
+
+def _number_text(value: object) -> object:
+    """A JSON number arrives as its source text; a string is kept; anything else is an error."""
+    if isinstance(value, JsonNumber):
+        return value.text
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError("number_type", "must be a decimal string or a JSON number")
+
+
+_NUMBER_SCHEMA: Final[dict[str, Any]] = {
+    "anyOf": [{"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}, {"type": "number"}]
+}
+NumberText = Annotated[str, BeforeValidator(_number_text), WithJsonSchema(_NUMBER_SCHEMA)]
+
+CANONICAL_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "orderType": "market",
+    "tokenIn": "SOL",
+    "tokenOut": "USDC",
+    "amountIn": "1.5",
+    "slippageBps": 50,
+    "clientOrderId": "bot-7-000123",
+}
+# Older clients send JSON numbers; these literals only show that in the docs (a received
+# number is read from its text, never through a float).
+FRACTION_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1.5, "slippage": 0.01
+}
+PERCENT_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "tokenIn": "USDC", "tokenOut": "SOL", "amount": "250", "slippageTolerance": 0.5
+}
+
+
+class OrderRequestBody(BaseModel):
+    """The body of `POST /api/orders/execute` as clients send it.
+
+    Exactly one of `amountIn` / `amount`, and at most one of `slippageBps` / `slippage` /
+    `slippageTolerance` (50 bps when none is given). `null` counts as not given.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        json_schema_extra={"examples": [CANONICAL_EXAMPLE, FRACTION_EXAMPLE, PERCENT_EXAMPLE]},
+    )
+
+    order_type: str | None = Field(
+        None, alias="orderType", description="market (the default); limit and sniper: not yet."
+    )
+    token_in: str = Field(alias="tokenIn", description="Symbol (SOL, USDC, ...) or mint address.")
+    token_out: str = Field(alias="tokenOut", description="Symbol or mint address.")
+    amount_in: NumberText | None = Field(
+        None, alias="amountIn", description='Human units of tokenIn, e.g. "1.5" (a string is best).'
+    )
+    amount: NumberText | None = Field(None, description="Alias of amountIn (older clients).")
+    slippage_bps: NumberText | None = Field(
+        None, alias="slippageBps",
+        description=f"Whole basis points, {MIN_SLIPPAGE_BPS} to {MAX_SLIPPAGE_BPS}; default 50.",
+    )
+    slippage: NumberText | None = Field(
+        None, description="Alias: a fraction, 0.01 = 100 bps (older clients)."
+    )
+    slippage_tolerance: NumberText | None = Field(
+        None,
+        alias="slippageTolerance",
+        description="Alias: a percent, 0.5 = 50 bps (older clients).",
+    )
+    client_order_id: str | None = Field(
+        None,
+        alias="clientOrderId",
+        description="Idempotency key: the same key always names the same order "
+        "(1-128 printable ASCII characters, no leading or trailing blank).",
+    )
+
+
+# How the route documents its body: it reads the body raw (see `parse_order_request`), so
+# FastAPI cannot derive this from a parameter.
+EXECUTE_BODY_OPENAPI: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": OrderRequestBody.model_json_schema(by_alias=True),
+                "examples": {
+                    "canonical": {"summary": "Canonical form", "value": CANONICAL_EXAMPLE},
+                    "fraction": {
+                        "summary": "Older clients: amount, slippage as a fraction",
+                        "value": FRACTION_EXAMPLE,
+                    },
+                    "percent": {
+                        "summary": "Older clients: slippageTolerance as a percent",
+                        "value": PERCENT_EXAMPLE,
+                    },
+                },
+            }
+        },
+    }
+}
+
+
+class CancelRequestBody(BaseModel):
+    """The optional body of `POST /api/orders/{id}/cancel`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    reason: str | None = Field(None, max_length=500, description="Why, for the audit trail.")
+
+
+# --- the internal form ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A valid order request: resolved tokens, base units, whole bps."""
+
+    order_type: OrderType
+    token_in: Token
+    token_out: Token
+    amount_in: int
+    slippage_bps: int
+    client_order_id: str | None = None
+
+    def fingerprint(self) -> tuple[str, str, str, int, int]:
+        """What makes two requests "the same order" under one idempotency key.
+
+        The key itself is left out (it is what is being compared), and spelling does not
+        matter: `"amount": 1.5` and `"amountIn": "1.50"` are the same order.
+        """
+        return (
+            self.order_type.value,
+            self.token_in.mint,
+            self.token_out.mint,
+            self.amount_in,
+            self.slippage_bps,
+        )
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def parse_order_request(body: bytes, registry: TokenRegistry) -> OrderRequest:
+    """Validate the body of an execute request; raise an `ApiError` naming every bad field."""
+    return _interpret(validated(OrderRequestBody, read_object(body)), registry)
+
+
+def parse_cancel_request(body: bytes) -> CancelRequestBody:
+    """The cancel body is optional: no body at all means "no reason given"."""
+    document = read_object(body) if body.strip() else {}
+    return validated(CancelRequestBody, document)
+
+
+def _interpret(body: OrderRequestBody, registry: TokenRegistry) -> OrderRequest:
+    found = Collector()
+    order_type = found.check(lambda: _order_type(body.order_type))
+    token_in = found.check(lambda: resolve_token("tokenIn", body.token_in, registry))
+    token_out = found.check(lambda: resolve_token("tokenOut", body.token_out, registry))
+    if token_in is not None and token_out is not None:
+        found.check(lambda: check_distinct(token_in, token_out))
+    amount = found.check(lambda: _amount_field(body))
+    # Without a known tokenIn its decimals are unknown; the token error is reported already.
+    amount_in = None
+    if amount is not None and token_in is not None:
+        amount_in = found.check(lambda: amount_units(*amount, token_in))
+    slippage_bps = found.check(lambda: _slippage_bps(body))
+    key = found.check(lambda: _client_order_id(body.client_order_id))
+    if found.errors:
+        raise InvalidRequest(found.errors)
+    assert order_type is not None and token_in is not None and token_out is not None
+    assert amount_in is not None and slippage_bps is not None
+    return OrderRequest(order_type, token_in, token_out, amount_in, slippage_bps, key)
+
+
+def _order_type(value: str | None) -> OrderType:
+    if value is None:
+        return OrderType.MARKET
+    try:
+        order_type = OrderType(value)
+    except ValueError:
+        expected = ", ".join(member.value for member in OrderType)
+        message = f"unknown order type {shown(value)}; expected {expected}"
+        raise invalid("orderType", message) from None
+    if order_type not in EXECUTABLE_ORDER_TYPES:
+        message = f"{order_type.value} orders are not supported yet; only market orders are"
+        raise invalid("orderType", message)
+    return order_type
+
+
+def _amount_field(body: OrderRequestBody) -> tuple[str, str]:
+    """(the field the client used, its text): exactly one of amountIn and its alias."""
+    given = _given({"amountIn": body.amount_in, "amount": body.amount})
+    if not given:
+        raise invalid("amountIn", 'is required: the amount of tokenIn in human units, e.g. "1.5"')
+    if len(given) > 1:
+        raise invalid("amount", "is an alias of amountIn; give one of them, not both")
+    ((field, text),) = given.items()
+    return field, text
+
+
+def _slippage_bps(body: OrderRequestBody) -> int:
+    given = _given({
+        SLIPPAGE_BPS.name: body.slippage_bps,
+        SLIPPAGE_FRACTION.name: body.slippage,
+        SLIPPAGE_PERCENT.name: body.slippage_tolerance,
+    })
+    if not given:
+        return DEFAULT_SLIPPAGE_BPS
+    if len(given) > 1:
+        first, second, *_ = given
+        raise invalid(second, f"sets the same slippage as {first}, in other units; give only one")
+    ((name, text),) = given.items()
+    spec = next(s for s in (SLIPPAGE_BPS, SLIPPAGE_FRACTION, SLIPPAGE_PERCENT) if s.name == name)
+    return spec.bps(text)
+
+
+def _client_order_id(value: str | None) -> str | None:
+    return None if value is None else check_idempotency_key("clientOrderId", value)
+
+
+def _given(candidates: dict[str, str | None]) -> dict[str, str]:
+    """The fields among `candidates` the client actually set (`null` counts as not set)."""
+    return {name: value for name, value in candidates.items() if value is not None}

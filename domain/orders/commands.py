@@ -1,0 +1,139 @@
+"""Commands: the inputs of the order aggregate, imperative and immutable.
+
+Three families share one topic (`orders.commands`, keyed by order id) and one envelope:
+- edge commands from the HTTP API (`ExecuteOrder`, `CancelOrder`);
+- stage reports: facts the routing and execution stages report back (`RouteFound`, ...);
+- timers fired by the delay tiers (`RetryDue`, `StallCheck`).
+Only the order aggregate turns them into events, so one writer owns each order's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, get_args
+
+from domain.orders.status import AttemptStage, OrderType
+from domain.quotes import RoutingDecision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseCommand:
+    """Fields every command carries. `issued_at` is tz-aware UTC.
+
+    `correlation_id` / `causation_id` are tracing links set by whoever issues the command
+    (a stage sets the order's correlation id and the id of the event it reacts to).
+    """
+
+    command_id: str
+    order_id: str
+    issued_at: datetime
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+# --- edge commands -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecuteOrder(BaseCommand):
+    """Execute a swap of `amount_in` base units of `token_in` (a mint) into `token_out`."""
+
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    token_in_symbol: str
+    token_out_symbol: str
+    token_in_decimals: int
+    token_out_decimals: int
+    amount_in: int
+    slippage_bps: int
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder(BaseCommand):
+    """Cancel the order if it has not started building its transaction."""
+
+    reason: str | None = None
+
+
+# --- stage reports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteFound(BaseCommand):
+    """The routing stage picked a route for `attempt`."""
+
+    attempt: int
+    decision: RoutingDecision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteNotFound(BaseCommand):
+    """The routing stage could not route `attempt` (no pool, venues down...)."""
+
+    attempt: int
+    error_code: str
+    message: str
+    transient: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmissionSucceeded(BaseCommand):
+    """The execution stage submitted the transaction of `attempt`."""
+
+    attempt: int
+    signature: str
+    slot: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFailed(BaseCommand):
+    """A stage failed `attempt`.
+
+    The execution stage must report a submit/confirm failure as transient only once the
+    transaction can no longer land (its blockhash expired): a retry builds a new
+    transaction, and two landed transactions would execute the swap twice.
+    """
+
+    attempt: int
+    stage: AttemptStage
+    error_code: str
+    message: str
+    transient: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SwapConfirmed(BaseCommand):
+    """The chain confirmed the transaction of `attempt`."""
+
+    attempt: int
+    signature: str
+    amount_out: int
+    slot: int
+
+
+# --- timers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryDue(BaseCommand):
+    """The backoff before `attempt` has elapsed."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StallCheck(BaseCommand):
+    """Watchdog: re-drive the order if its last event is still `stalled_seq`."""
+
+    stalled_seq: int
+
+
+EdgeCommand = ExecuteOrder | CancelOrder
+StageReport = RouteFound | RouteNotFound | SubmissionSucceeded | AttemptFailed | SwapConfirmed
+TimerCommand = RetryDue | StallCheck
+Command = EdgeCommand | StageReport | TimerCommand
+
+COMMAND_TYPES: Final[tuple[type[Command], ...]] = get_args(Command)

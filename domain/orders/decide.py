@@ -1,0 +1,369 @@
+"""`decide(state, command) -> events`: the order aggregate's only way to make history.
+
+Pure: the clock (`now`) and the retry policy are passed in; event ids are derived from
+(order id, seq). Every rule tolerates at-least-once delivery: a duplicate, a late report
+for an earlier attempt or a report that does not fit the status decides nothing, and
+nothing is ever decided after a terminal event.
+
+Events are appended one by one (Kafka without transactions), so a crash can leave a
+decision half-written: `OrderAccepted` without `RoutingStarted`, say. Such an order is
+*interrupted*; the redelivered command, or the watchdog's `StallCheck`, decides the rest
+of the decision, with the same ids it would have had.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import assert_never
+
+from domain.orders.amounts import BPS, executed_price, min_amount_out
+from domain.orders.commands import (
+    AttemptFailed,
+    CancelOrder,
+    Command,
+    ExecuteOrder,
+    RetryDue,
+    RouteFound,
+    RouteNotFound,
+    StallCheck,
+    SubmissionSucceeded,
+    SwapConfirmed,
+)
+from domain.orders.errors import (
+    InvalidCommand,
+    InvalidStateTransition,
+    OrderMismatch,
+    UnsupportedOrderType,
+)
+from domain.orders.events import (
+    AttemptError,
+    CancelRejected,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderRedriven,
+    RouteSelected,
+    RoutingStarted,
+    TransactionBuilt,
+    TransactionSubmitted,
+)
+from domain.orders.failures import answer_failure, attempt_failed
+from domain.orders.policy import ExecutionPolicy
+from domain.orders.signatures import transaction_signature
+from domain.orders.stamps import Stamper
+from domain.orders.state import (
+    OrderState,
+    OrderTerms,
+    awaits_stage,
+    is_interrupted,
+    is_terminal,
+    unanswered_failure,
+)
+from domain.orders.status import AttemptStage, OrderStatus, OrderType
+from domain.quotes import RoutingDecision
+
+__all__ = ["ExecutionPolicy", "decide"]  # the policy lives in .policy
+
+_PENDING, _ROUTING = OrderStatus.PENDING, OrderStatus.ROUTING
+_BUILDING, _SUBMITTED = OrderStatus.BUILDING, OrderStatus.SUBMITTED
+# Which statuses a failure report of each stage fits (confirm also while `building`:
+# the submission report may have been lost in a crash).
+_STAGE_STATUSES = {
+    AttemptStage.ROUTING: (_ROUTING,),
+    AttemptStage.SUBMIT: (_BUILDING,),
+    AttemptStage.CONFIRM: (_BUILDING, _SUBMITTED),
+}
+
+
+def decide(
+    state: OrderState, command: Command, *, now: datetime, policy: ExecutionPolicy
+) -> tuple[Event, ...]:
+    """The events `command` causes in `state` (often none). Raises only on bugs/bad input."""
+    if command.order_id != state.order_id:
+        raise OrderMismatch(f"command for order {command.order_id} sent to {state.order_id}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if state.status is None:
+        return _execute(state, command, now) if isinstance(command, ExecuteOrder) else ()
+    if is_terminal(state):
+        return ()
+    stamp = Stamper(
+        state.order_id,
+        state.seq,
+        now=now,
+        correlation_id=_correlation_id(state),
+        causation_id=command.command_id,
+    )
+    if _resumes(state, command):
+        return _finish_interrupted(state, stamp, policy)
+    return _react(state, command, stamp, policy)
+
+
+def _react(
+    state: OrderState, command: Command, stamp: Stamper, policy: ExecutionPolicy
+) -> tuple[Event, ...]:
+    match command:
+        case ExecuteOrder():
+            return ()  # the order exists: a duplicate (redelivery, or a retried POST)
+        case CancelOrder():
+            return _cancel(state, command, stamp)
+        case RouteFound():
+            return _route_found(state, command, stamp, policy)
+        case RouteNotFound():
+            if not _is_current(state, command.attempt, (_ROUTING,)):
+                return ()
+            error = _error(state, AttemptStage.ROUTING, command, stamp)
+            return attempt_failed(state, error, stamp, policy)
+        case AttemptFailed():
+            if not _is_current(state, command.attempt, _STAGE_STATUSES[command.stage]):
+                return ()
+            error = _error(state, command.stage, command, stamp)
+            return attempt_failed(state, error, stamp, policy)
+        case SubmissionSucceeded():
+            if not _is_current(state, command.attempt, (_BUILDING,), command.signature):
+                return ()
+            return (_submitted(state, stamp, command.slot),)
+        case SwapConfirmed():
+            return _swap_confirmed(state, command, stamp)
+        case RetryDue():
+            if state.retry_pending != command.attempt:
+                return ()
+            return (RoutingStarted(**stamp(), attempt=command.attempt),)
+        case StallCheck():
+            if state.seq != command.stalled_seq or not awaits_stage(state):
+                return ()
+            stage = _status(state)
+            return (
+                OrderRedriven(
+                    **stamp(), stage=stage, stalled_seq=command.stalled_seq, attempt=state.attempt
+                ),
+            )
+        case _:
+            assert_never(command)
+
+
+# --- accepting ---------------------------------------------------------------------------
+
+
+def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[Event, ...]:
+    _validate(command)
+    # The order's correlation id is the id of the command that created it.
+    stamp = Stamper(
+        state.order_id,
+        state.seq,
+        now=now,
+        correlation_id=command.command_id,
+        causation_id=command.command_id,
+    )
+    accepted = OrderAccepted(
+        **stamp(),
+        order_type=command.order_type,
+        token_in=command.token_in,
+        token_out=command.token_out,
+        token_in_symbol=command.token_in_symbol,
+        token_out_symbol=command.token_out_symbol,
+        token_in_decimals=command.token_in_decimals,
+        token_out_decimals=command.token_out_decimals,
+        amount_in=command.amount_in,
+        slippage_bps=command.slippage_bps,
+        client_order_id=command.client_order_id,
+    )
+    # A market order starts routing at once: nothing to wait for.
+    return accepted, RoutingStarted(**stamp(), attempt=1)
+
+
+def _validate(command: ExecuteOrder) -> None:
+    """The edge validates requests; this catches an edge bug before it becomes history."""
+    if command.order_type is not OrderType.MARKET:
+        raise UnsupportedOrderType(f"order type {command.order_type} is not supported yet")
+    if command.amount_in <= 0:
+        raise InvalidCommand(f"amount_in must be positive, got {command.amount_in}")
+    if not 0 <= command.slippage_bps <= BPS:
+        raise InvalidCommand(f"slippage_bps must be within 0..{BPS}, got {command.slippage_bps}")
+    if command.token_in == command.token_out:
+        raise InvalidCommand(f"token_in and token_out are both {command.token_in}")
+    for decimals in (command.token_in_decimals, command.token_out_decimals):
+        if not 0 <= decimals <= 255:  # an SPL mint's decimals is a u8
+            raise InvalidCommand(f"token decimals must be within 0..255, got {decimals}")
+
+
+# --- interrupted decisions -----------------------------------------------------------------
+
+
+def _resumes(state: OrderState, command: Command) -> bool:
+    """Is `command` the redelivered cause of an interrupted decision, or its watchdog?"""
+    if not is_interrupted(state):
+        return False
+    match command:
+        case ExecuteOrder():
+            return True
+        case StallCheck():
+            return command.stalled_seq == state.seq
+        case RouteFound() | RouteNotFound() | AttemptFailed() | SubmissionSucceeded() | (
+            SwapConfirmed()
+        ):
+            return command.attempt == state.attempt
+        case CancelOrder() | RetryDue():
+            return False  # not the cause: decided as usual (a cancel may end the order)
+        case _:
+            assert_never(command)
+
+
+def _finish_interrupted(
+    state: OrderState, stamp: Stamper, policy: ExecutionPolicy
+) -> tuple[Event, ...]:
+    """The rest of the interrupted decision, as it would have been decided."""
+    failure = unanswered_failure(state)
+    if failure is not None:
+        return answer_failure(state, failure, state.errors, stamp, policy)
+    if state.status is _PENDING:
+        return (RoutingStarted(**stamp(), attempt=1),)
+    return (_built(state, stamp, _route_floor(state)),)
+
+
+# --- routing and execution ------------------------------------------------------------------
+
+
+def _route_found(
+    state: OrderState, command: RouteFound, stamp: Stamper, policy: ExecutionPolicy
+) -> tuple[Event, ...]:
+    if not _is_current(state, command.attempt, (_ROUTING,)):
+        return ()
+    decision, terms = command.decision, _terms(state)
+    problem = _unusable_route(decision, terms)
+    if problem is not None:
+        error = AttemptError(
+            attempt=state.attempt, stage=AttemptStage.ROUTING, error_code=problem[0],
+            message=problem[1], transient=False, occurred_at=stamp.now,
+        )
+        return attempt_failed(state, error, stamp, policy)
+    floor = min_amount_out(decision.amount_out, terms.slippage_bps)
+    selected = RouteSelected(
+        **stamp(), attempt=command.attempt, decision=decision, min_amount_out=floor
+    )
+    return selected, _built(state, stamp, floor)
+
+
+def _unusable_route(decision: RoutingDecision, terms: OrderTerms) -> tuple[str, str] | None:
+    """(error code, message) if the route must not be executed; retrying will not help."""
+    if decision.amount_out <= 0:
+        return "zero_amount_out", "the best route yields nothing"
+    routed = (decision.token_in, decision.token_out, decision.amount_in)
+    ordered = (terms.token_in, terms.token_out, terms.amount_in)
+    if routed != ordered:
+        # A route for another pair or amount would execute a swap nobody asked for.
+        return "route_mismatch", f"the route swaps {routed}, the order asks {ordered}"
+    return None
+
+
+def _built(state: OrderState, stamp: Stamper, floor: int) -> TransactionBuilt:
+    signature = transaction_signature(state.order_id, state.attempt)
+    return TransactionBuilt(
+        **stamp(), attempt=state.attempt, signature=signature, min_amount_out=floor
+    )
+
+
+def _submitted(state: OrderState, stamp: Stamper, slot: int) -> TransactionSubmitted:
+    signature = state.signature
+    if signature is None:
+        raise InvalidStateTransition(f"order {state.order_id} is building without a signature")
+    return TransactionSubmitted(**stamp(), attempt=state.attempt, signature=signature, slot=slot)
+
+
+def _swap_confirmed(state: OrderState, command: SwapConfirmed, stamp: Stamper) -> tuple[Event, ...]:
+    if not _is_current(state, command.attempt, (_BUILDING, _SUBMITTED), command.signature):
+        return ()
+    events: list[Event] = []
+    if state.status is _BUILDING:
+        # The submission report was lost (e.g. a crash): the confirmation proves it.
+        events.append(_submitted(state, stamp, command.slot))
+    terms = _terms(state)
+    price = executed_price(
+        terms.amount_in,
+        command.amount_out,
+        decimals_in=terms.token_in_decimals,
+        decimals_out=terms.token_out_decimals,
+    )
+    confirmed = OrderConfirmed(
+        **stamp(),
+        attempt=command.attempt,
+        signature=command.signature,
+        amount_out=command.amount_out,
+        executed_price=price,
+        slot=command.slot,
+    )
+    return (*events, confirmed)
+
+
+# --- failures and cancels ----------------------------------------------------------------------
+
+
+def _error(
+    state: OrderState,
+    stage: AttemptStage,
+    report: RouteNotFound | AttemptFailed,
+    stamp: Stamper,
+) -> AttemptError:
+    return AttemptError(
+        attempt=state.attempt,
+        stage=stage,
+        error_code=report.error_code,
+        message=report.message,
+        transient=report.transient,
+        occurred_at=stamp.now,
+    )
+
+
+def _cancel(state: OrderState, command: CancelOrder, stamp: Stamper) -> tuple[Event, ...]:
+    if state.status in (_PENDING, _ROUTING):
+        return (OrderCancelled(**stamp(), reason=command.reason),)
+    if state.status in (_BUILDING, _SUBMITTED):
+        if state.cancel_rejected_attempt == state.attempt:
+            return ()  # this attempt already answered a cancel: same answer, no new fact
+        reason = f"too late to cancel: the transaction is already {_status(state)}"
+        return (CancelRejected(**stamp(), reason=reason),)
+    return ()
+
+
+# --- reading the state -------------------------------------------------------------------------
+
+
+def _is_current(
+    state: OrderState,
+    attempt: int,
+    statuses: tuple[OrderStatus, ...],
+    signature: str | None = None,
+) -> bool:
+    """Does a report fit: the attempt in flight (no backoff running), a fitting status and,
+    for execution reports, the attempt's own transaction?"""
+    return (
+        attempt == state.attempt
+        and state.retry_pending is None
+        and state.status in statuses
+        and (signature is None or signature == state.signature)
+    )
+
+
+def _route_floor(state: OrderState) -> int:
+    if state.min_amount_out is None:
+        raise InvalidStateTransition(f"order {state.order_id} is building without a route")
+    return state.min_amount_out
+
+
+def _correlation_id(state: OrderState) -> str:
+    if state.correlation_id is None:
+        raise InvalidStateTransition(f"order {state.order_id} has a status but no correlation id")
+    return state.correlation_id
+
+
+def _terms(state: OrderState) -> OrderTerms:
+    if state.terms is None:
+        raise InvalidStateTransition(f"order {state.order_id} has a status but no terms")
+    return state.terms
+
+
+def _status(state: OrderState) -> OrderStatus:
+    if state.status is None:
+        raise InvalidStateTransition(f"order {state.order_id} is not accepted")
+    return state.status

@@ -1,0 +1,37 @@
+"""Named errors of the order domain.
+
+They signal bugs or invalid input that must never become an event: business failures
+(no route, a failed swap) are events (`ExecutionAttemptFailed`, `OrderFailed`), not errors.
+"""
+
+from __future__ import annotations
+
+
+class OrderDomainError(Exception):
+    """Base class of every error raised by `domain.orders`."""
+
+
+class InvalidStateTransition(OrderDomainError):
+    """An event that the order cannot accept in its current state (a bug in the writer)."""
+
+
+class SequenceGap(InvalidStateTransition):
+    """An event whose `seq` is not the next one of the order."""
+
+    def __init__(self, order_id: str, expected: int, got: int) -> None:
+        super().__init__(f"order {order_id}: expected event seq {expected}, got {got}")
+        self.order_id = order_id
+        self.expected = expected
+        self.got = got
+
+
+class OrderMismatch(InvalidStateTransition):
+    """A message addressed to another order than the state it is applied to."""
+
+
+class InvalidCommand(OrderDomainError):
+    """A command that the edge should have rejected before producing it."""
+
+
+class UnsupportedOrderType(InvalidCommand):
+    """An order type that the engine cannot execute yet (limit, sniper)."""

@@ -1,0 +1,182 @@
+"""Events: the immutable facts of an order's history, past tense, one class per fact.
+
+Every event carries its id, the order id, the per-order `seq` (1, 2, 3...), when it
+occurred, the order's correlation id (the `ExecuteOrder` command id) and its causation id
+(the command that caused it). The Kafka envelope (key, headers, coordinates) is not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, get_args
+
+from domain.orders.status import AttemptStage, OrderStatus, OrderType
+from domain.quotes import RoutingDecision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseEvent:
+    """Fields every event carries."""
+
+    event_id: str
+    order_id: str
+    seq: int
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptError:
+    """One failed attempt, as kept in the state and in the post-mortem."""
+
+    attempt: int
+    stage: AttemptStage
+    error_code: str
+    message: str
+    transient: bool
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostMortem:
+    """Why an order failed: every attempt's error and the last routing decision."""
+
+    attempts: int
+    errors: tuple[AttemptError, ...]
+    last_decision: RoutingDecision | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderAccepted(BaseEvent):
+    """The order was accepted: status `pending`."""
+
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    token_in_symbol: str
+    token_out_symbol: str
+    token_in_decimals: int
+    token_out_decimals: int
+    amount_in: int
+    slippage_bps: int
+    client_order_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutingStarted(BaseEvent):
+    """Routing of `attempt` began: status `routing`."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSelected(BaseEvent):
+    """A route was chosen; the swap must yield at least `min_amount_out`: `building`."""
+
+    attempt: int
+    decision: RoutingDecision
+    min_amount_out: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionBuilt(BaseEvent):
+    """The transaction of `attempt` was built and signed; its signature is known."""
+
+    attempt: int
+    signature: str
+    min_amount_out: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionSubmitted(BaseEvent):
+    """The transaction was submitted to the chain: status `submitted`."""
+
+    attempt: int
+    signature: str
+    slot: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionAttemptFailed(BaseEvent):
+    """An attempt failed at `stage`; a retry or the order's failure follows."""
+
+    attempt: int
+    stage: AttemptStage
+    error_code: str
+    message: str
+    transient: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryScheduled(BaseEvent):
+    """`next_attempt` will start at `retry_at`: status `routing`."""
+
+    next_attempt: int
+    delay_ms: int
+    retry_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderConfirmed(BaseEvent):
+    """The swap landed. `executed_price` is tokenOut per 1 tokenIn, human units."""
+
+    attempt: int
+    signature: str
+    amount_out: int
+    executed_price: Decimal
+    slot: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFailed(BaseEvent):
+    """The order failed for good: status `failed`."""
+
+    reason_code: str
+    message: str
+    post_mortem: PostMortem
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCancelled(BaseEvent):
+    """The order was cancelled before its transaction was built."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRejected(BaseEvent):
+    """A cancel arrived too late (transaction built or submitted); the order goes on."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRedriven(BaseEvent):
+    """The watchdog found the order stalled at `stalled_seq` and re-drove `stage`."""
+
+    stage: OrderStatus
+    stalled_seq: int
+    attempt: int
+
+
+Event = (
+    OrderAccepted
+    | RoutingStarted
+    | RouteSelected
+    | TransactionBuilt
+    | TransactionSubmitted
+    | ExecutionAttemptFailed
+    | RetryScheduled
+    | OrderConfirmed
+    | OrderFailed
+    | OrderCancelled
+    | CancelRejected
+    | OrderRedriven
+)
+
+EVENT_TYPES: Final[tuple[type[Event], ...]] = get_args(Event)
+# The events that end an order (one of them is always its last event). For isinstance().
+TERMINAL_EVENTS: Final = (OrderConfirmed, OrderFailed, OrderCancelled)

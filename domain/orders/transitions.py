@@ -1,0 +1,87 @@
+"""The order lifecycle, written once: (status, event type) -> next status.
+
+`None` is the status of an order not accepted yet; `SAME` means the event is legal and
+leaves the status as it is. Any pair missing from the table is an `InvalidStateTransition`.
+`waiting` and `expired` (limit / sniper orders, expiry) have no moves yet.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from types import MappingProxyType
+from typing import Final, Literal, Mapping
+
+from domain.orders.errors import InvalidStateTransition
+from domain.orders.events import (
+    CancelRejected,
+    Event,
+    ExecutionAttemptFailed,
+    OrderAccepted,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderFailed,
+    OrderRedriven,
+    RetryScheduled,
+    RouteSelected,
+    RoutingStarted,
+    TransactionBuilt,
+    TransactionSubmitted,
+)
+from domain.orders.status import OrderStatus
+
+
+class Unchanged(Enum):
+    """Sentinel type of `SAME`: the event does not change the status."""
+
+    SAME = "same"
+
+
+SAME: Final = Unchanged.SAME
+Target = OrderStatus | Literal[Unchanged.SAME]
+
+_PENDING, _ROUTING, _BUILDING, _SUBMITTED = (
+    OrderStatus.PENDING,
+    OrderStatus.ROUTING,
+    OrderStatus.BUILDING,
+    OrderStatus.SUBMITTED,
+)
+
+TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, type[Event]], Target]] = MappingProxyType(
+    {
+        (None, OrderAccepted): _PENDING,
+        (_PENDING, RoutingStarted): _ROUTING,
+        (_ROUTING, RoutingStarted): _ROUTING,  # the next attempt after a backoff
+        (_ROUTING, RouteSelected): _BUILDING,
+        (_BUILDING, TransactionBuilt): _BUILDING,
+        (_BUILDING, TransactionSubmitted): _SUBMITTED,
+        (_SUBMITTED, OrderConfirmed): OrderStatus.CONFIRMED,
+        (_ROUTING, ExecutionAttemptFailed): SAME,
+        (_BUILDING, ExecutionAttemptFailed): SAME,
+        (_SUBMITTED, ExecutionAttemptFailed): SAME,
+        (_ROUTING, RetryScheduled): _ROUTING,
+        (_BUILDING, RetryScheduled): _ROUTING,
+        (_SUBMITTED, RetryScheduled): _ROUTING,
+        (_PENDING, OrderFailed): OrderStatus.FAILED,
+        (_ROUTING, OrderFailed): OrderStatus.FAILED,
+        (_BUILDING, OrderFailed): OrderStatus.FAILED,
+        (_SUBMITTED, OrderFailed): OrderStatus.FAILED,
+        (_PENDING, OrderCancelled): OrderStatus.CANCELLED,
+        (_ROUTING, OrderCancelled): OrderStatus.CANCELLED,
+        (_ROUTING, CancelRejected): SAME,
+        (_BUILDING, CancelRejected): SAME,
+        (_SUBMITTED, CancelRejected): SAME,
+        (_ROUTING, OrderRedriven): SAME,
+        (_BUILDING, OrderRedriven): SAME,
+        (_SUBMITTED, OrderRedriven): SAME,
+    }
+)
+
+
+def next_status(status: OrderStatus | None, event_type: type[Event]) -> OrderStatus | None:
+    """The status after an event of `event_type`; raises `InvalidStateTransition`."""
+    target = TRANSITIONS.get((status, event_type))
+    if target is None:
+        raise InvalidStateTransition(
+            f"{event_type.__name__} is not allowed in status {status or 'not accepted'}"
+        )
+    return status if target is SAME else target

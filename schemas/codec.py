@@ -1,0 +1,278 @@
+"""The wire format of the order topics (events, commands, stage work): a 2-byte header +
+Avro binary.
+
+    byte 0   magic 0x0E
+    byte 1   writer schema version (1..255)
+    rest     the record, Avro binary without a container (fastavro's schemaless format)
+
+A record is read with the schema version it was written with and resolved to the current
+schema, so every committed version (schemas/history) stays readable. The caller builds one
+`Codec` at startup (`Codec.load()`): schemas are parsed and the messages mapped once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Final, cast, get_args
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from domain.orders.commands import COMMAND_TYPES, BaseCommand, Command
+from domain.orders.events import EVENT_TYPES, BaseEvent, Event
+from domain.work import Work
+from schemas.errors import (
+    CodecError,
+    SchemaHistoryError,
+    SchemaMismatch,
+    UndecodableRecord,
+    UnencodableMessage,
+    UnknownSchemaVersion,
+)
+from schemas.records import RecordMapping, camel, json_converter, record_mapping
+from schemas.versions import Schema, SchemaHistory, load_history
+
+__all__ = [
+    "MAGIC",
+    "Codec",
+    "CodecError",
+    "SchemaHistoryError",
+    "SchemaMismatch",
+    "UndecodableRecord",
+    "UnencodableMessage",
+    "UnknownSchemaVersion",
+    "event_type_name",
+]
+
+MAGIC: Final = 0x0E
+EVENT_SCHEMA: Final = "order_event"
+COMMAND_SCHEMA: Final = "order_command"
+WORK_SCHEMA: Final = "order_work"
+_EVENT_BASE: Final = frozenset(f.name for f in BaseEvent.__dataclass_fields__.values())
+_COMMAND_BASE: Final = frozenset(f.name for f in BaseCommand.__dataclass_fields__.values())
+_WORK_ENVELOPE: Final = frozenset({"schema_version", "payload"})
+# What fastavro raises on bytes that are not a record of the writer schema.
+_CORRUPT: Final = (EOFError, ValueError, IndexError, OverflowError)
+# What building a domain value raises on a decoded value it rejects (enum, Decimal).
+_REJECTED: Final = (ValueError, ArithmeticError)
+_UNENCODABLE: Final = (ValueError, TypeError, OverflowError)
+
+
+def event_type_name(event: Event) -> str:
+    """The event's type as written in the envelope's `type` field."""
+    return type(event).__name__
+
+
+class Codec:
+    """Encodes and decodes order events and commands; thread-safe once built."""
+
+    def __init__(
+        self,
+        events: SchemaHistory | None = None,
+        commands: SchemaHistory | None = None,
+        work: SchemaHistory | None = None,
+    ) -> None:
+        """A codec of the given schema histories (default: the installed .avsc files)."""
+        events = events or load_history(EVENT_SCHEMA)
+        commands = commands or load_history(COMMAND_SCHEMA)
+        work = work or load_history(WORK_SCHEMA)
+        event_envelope = _EVENT_BASE | {"type", "schema_version", "payload"}
+        command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
+        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope)
+        self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope)
+        # Work items have no envelope of their own: the whole item is the payload.
+        self._work = _Contract(work, get_args(Work), frozenset(), _WORK_ENVELOPE)
+        self._json = {cls: json_converter(cls, skip=_EVENT_BASE) for cls in EVENT_TYPES}
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> Codec:
+        """The codec of the .avsc files in `directory` (default: the installed schemas)."""
+        return cls(
+            load_history(EVENT_SCHEMA, directory),
+            load_history(COMMAND_SCHEMA, directory),
+            load_history(WORK_SCHEMA, directory),
+        )
+
+    @property
+    def event_version(self) -> int:
+        return self._events.version
+
+    @property
+    def command_version(self) -> int:
+        return self._commands.version
+
+    @property
+    def work_version(self) -> int:
+        return self._work.version
+
+    def encode_event(self, event: Event) -> bytes:
+        mapping = self._events.mapping_of(event)
+        return self._events.write(
+            {
+                "eventId": event.event_id,
+                "orderId": event.order_id,
+                "seq": event.seq,
+                "type": mapping.cls.__name__,
+                "occurredAt": event.occurred_at,
+                "correlationId": event.correlation_id,
+                "causationId": event.causation_id,
+                "schemaVersion": self._events.version,
+                "payload": (mapping.fullname, mapping.to_avro(event)),
+            }
+        )
+
+    def decode_event(self, data: bytes) -> Event:
+        record = self._events.read(data)
+        mapping, payload = self._events.payload_of(record)
+        if record["type"] != mapping.cls.__name__:
+            raise UndecodableRecord(f"type {record['type']!r} but payload {mapping.fullname}")
+        return cast(
+            Event,
+            self._events.build(
+                mapping,
+                payload,
+                event_id=record["eventId"],
+                order_id=record["orderId"],
+                seq=record["seq"],
+                occurred_at=record["occurredAt"],
+                correlation_id=record["correlationId"],
+                causation_id=record["causationId"],
+            ),
+        )
+
+    def encode_command(self, command: Command) -> bytes:
+        mapping = self._commands.mapping_of(command)
+        return self._commands.write(
+            {
+                "commandId": command.command_id,
+                "orderId": command.order_id,
+                "issuedAt": command.issued_at,
+                "correlationId": command.correlation_id,
+                "causationId": command.causation_id,
+                "schemaVersion": self._commands.version,
+                "payload": (mapping.fullname, mapping.to_avro(command)),
+            }
+        )
+
+    def decode_command(self, data: bytes) -> Command:
+        record = self._commands.read(data)
+        mapping, payload = self._commands.payload_of(record)
+        return cast(
+            Command,
+            self._commands.build(
+                mapping,
+                payload,
+                command_id=record["commandId"],
+                order_id=record["orderId"],
+                issued_at=record["issuedAt"],
+                correlation_id=record["correlationId"],
+                causation_id=record["causationId"],
+            ),
+        )
+
+    def encode_work(self, work: Work) -> bytes:
+        mapping = self._work.mapping_of(work)
+        return self._work.write(
+            {
+                "schemaVersion": self._work.version,
+                "payload": (mapping.fullname, mapping.to_avro(work)),
+            }
+        )
+
+    def decode_work(self, data: bytes) -> Work:
+        record = self._work.read(data)
+        mapping, payload = self._work.payload_of(record)
+        return cast(Work, self._work.build(mapping, payload))
+
+    def event_to_json(self, event: Event) -> dict[str, Any]:
+        """The payload as a JSON-ready camelCase dict (API, WebSocket): Decimals, amounts
+        and timestamps as strings."""
+        return cast(dict[str, Any], self._json[type(event)](event))
+
+
+class _Contract:
+    """One schema with all its versions, and the mapping of its payload union's branches."""
+
+    def __init__(
+        self,
+        history: SchemaHistory,
+        types: Sequence[type[Any]],
+        base: frozenset[str],
+        envelope: frozenset[str],
+    ) -> None:
+        self.name = history.name
+        self.version = history.current_version
+        self._header = bytes((MAGIC, self.version))
+        named: dict[str, Any] = {}
+        self.schema = cast(Schema, parse_schema(history.current, named_schemas=named))
+        self._readers = {
+            version: self._reader(schema) for version, schema in history.versions.items()
+        }
+        fields = {field["name"]: field["type"] for field in self.schema["fields"]}
+        if set(fields) != {camel(name) for name in envelope}:
+            raise SchemaMismatch(f"{self.name}: envelope fields {sorted(fields)}")
+        branches = {branch["name"].rpartition(".")[2]: branch for branch in fields["payload"]}
+        missing = sorted({cls.__name__ for cls in types} ^ set(branches))
+        if missing:
+            raise SchemaMismatch(f"{self.name}: the payload union and the code differ: {missing}")
+        mappings = [record_mapping(cls, branches[cls.__name__], named, skip=base) for cls in types]
+        self._by_class = {mapping.cls: mapping for mapping in mappings}
+        self._by_name = {mapping.fullname: mapping for mapping in mappings}
+
+    def _reader(self, writer: Schema) -> Callable[[BytesIO], Any]:
+        parsed = cast(Schema, parse_schema(writer))
+        # Resolving schemas costs time on every read: skip it when nothing changed.
+        reader_schema = None if parsed == self.schema else self.schema
+
+        def read(buffer: BytesIO) -> Any:
+            return schemaless_reader(buffer, parsed, reader_schema, True, True)
+
+        return read
+
+    def mapping_of(self, message: Any) -> RecordMapping:
+        mapping = self._by_class.get(type(message))
+        if mapping is None:
+            raise UnencodableMessage(f"{type(message).__name__} is not in {self.name}")
+        return mapping
+
+    def write(self, record: dict[str, Any]) -> bytes:
+        buffer = BytesIO()
+        buffer.write(self._header)
+        try:
+            schemaless_writer(buffer, self.schema, record)
+        except _UNENCODABLE as error:
+            raise UnencodableMessage(f"{self.name}: {error}") from error
+        return buffer.getvalue()
+
+    def read(self, data: bytes) -> dict[str, Any]:
+        if len(data) < 2:
+            raise UndecodableRecord(f"{self.name}: {len(data)} bytes, shorter than the header")
+        if data[0] != MAGIC:
+            raise UndecodableRecord(f"{self.name}: magic byte 0x{data[0]:02x}, not 0x{MAGIC:02x}")
+        reader = self._readers.get(data[1])
+        if reader is None:
+            raise UnknownSchemaVersion(self.name, data[1], self._readers)
+        buffer = BytesIO(data)
+        buffer.seek(2)
+        try:
+            record = reader(buffer)
+        except _CORRUPT as error:
+            raise UndecodableRecord(f"{self.name} v{data[1]}: corrupt record: {error!r}") from error
+        if buffer.tell() != len(data):
+            raise UndecodableRecord(f"{self.name} v{data[1]}: trailing bytes after the record")
+        if record["schemaVersion"] != data[1]:
+            raise UndecodableRecord(
+                f"{self.name}: header v{data[1]} but schemaVersion {record['schemaVersion']}"
+            )
+        return cast(dict[str, Any], record)
+
+    def payload_of(self, record: dict[str, Any]) -> tuple[RecordMapping, dict[str, Any]]:
+        name, payload = record["payload"]
+        return self._by_name[name], payload
+
+    def build(self, mapping: RecordMapping, payload: dict[str, Any], **envelope: Any) -> Any:
+        try:
+            return mapping.cls(**envelope, **mapping.from_avro(payload))
+        except _REJECTED as error:
+            raise UndecodableRecord(f"{self.name}: {mapping.fullname}: {error}") from error

@@ -1,0 +1,215 @@
+"""The .avsc files are the contract: the code matches them, and every committed version of
+them stays readable by the current one."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+import json
+import shutil
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from domain.orders import COMMAND_TYPES, EVENT_TYPES, OrderAccepted, OrderType
+from domain.work import Work
+from schemas.codec import Codec
+from schemas.errors import SchemaHistoryError, SchemaMismatch
+from schemas.versions import SchemaHistory, load_history
+from tests.contract.avro_records import (
+    SCHEMAS,
+    NotInVersion,
+    backward_incompatibilities,
+    parsed,
+    project,
+    raw_schema,
+    read,
+    records,
+    write,
+)
+from tests.contract.strategies import messages
+
+EVENTS, COMMANDS, WORK = "order_event", "order_command", "order_work"
+WORK_TYPES: tuple[type[Any], ...] = get_args(Work)
+CONTRACTS = [(EVENTS, EVENT_TYPES), (COMMANDS, COMMAND_TYPES), (WORK, WORK_TYPES)]
+NAMES = [name for name, _ in CONTRACTS]
+CODEC = Codec.load()
+CODECS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    EVENTS: (CODEC.encode_event, CODEC.decode_event),
+    COMMANDS: (CODEC.encode_command, CODEC.decode_command),
+    WORK: (CODEC.encode_work, CODEC.decode_work),
+}
+
+
+def payload_branches(schema: dict[str, Any]) -> set[str]:
+    (payload,) = [field for field in schema["fields"] if field["name"] == "payload"]
+    return {branch["name"] for branch in payload["type"]}
+
+
+def history_versions(name: str) -> list[int]:
+    paths = SCHEMAS.glob(f"history/{name}.v*.avsc")
+    return sorted(int(path.name.removesuffix(".avsc").rpartition(".v")[2]) for path in paths)
+
+
+# --- the code matches the contract ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "types"), CONTRACTS)
+def test_the_payload_union_holds_exactly_the_python_message_types(
+    name: str, types: tuple[type[Any], ...]
+) -> None:
+    assert payload_branches(raw_schema(name)) == {cls.__name__ for cls in types}
+
+
+def test_every_schema_uses_the_namespace_oee_orders() -> None:
+    for name in NAMES:
+        assert raw_schema(name)["namespace"] == "oee.orders"
+
+
+def test_the_shared_value_records_are_identical_in_both_schemas() -> None:
+    events, commands = records(raw_schema(EVENTS)), records(raw_schema(COMMANDS))
+    for shared in ("RoutingDecision", "VenueQuote", "RouteLeg"):
+        assert events[f"oee.orders.{shared}"] == commands[f"oee.orders.{shared}"]
+    leg = "oee.orders.RouteLeg"
+    assert records(raw_schema(WORK))[leg] == events[leg]
+
+
+def test_a_schema_missing_a_message_type_is_refused() -> None:
+    schema = raw_schema(EVENTS)
+    payload = schema["fields"][-1]
+    payload["type"] = [b for b in payload["type"] if b["name"] != "OrderRedriven"]
+    with pytest.raises(SchemaMismatch, match="OrderRedriven"):
+        Codec(SchemaHistory(EVENTS, {1: schema}), load_history(COMMANDS))
+
+
+def test_a_schema_missing_a_field_is_refused() -> None:
+    schema = raw_schema(EVENTS)
+    accepted = _branch(schema, "OrderAccepted")
+    accepted["fields"] = [f for f in accepted["fields"] if f["name"] != "slippageBps"]
+    with pytest.raises(SchemaMismatch, match="slippageBps"):
+        Codec(SchemaHistory(EVENTS, {1: schema}), load_history(COMMANDS))
+
+
+def test_a_field_of_the_wrong_type_is_refused() -> None:
+    schema = raw_schema(COMMANDS)
+    execute = _branch(schema, "ExecuteOrder")
+    for field in execute["fields"]:
+        if field["name"] == "amountIn":
+            field["type"] = "string"
+    with pytest.raises(SchemaMismatch, match="amount_in"):
+        Codec(load_history(EVENTS), SchemaHistory(COMMANDS, {1: schema}))
+
+
+# --- every committed version stays readable ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_current_schema_is_the_newest_committed_version(name: str) -> None:
+    versions = history_versions(name)
+    assert versions == list(range(1, len(versions) + 1))
+    assert raw_schema(name) == raw_schema(name, versions[-1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_field_added_since_an_older_version_has_a_default(name: str) -> None:
+    current = raw_schema(name)
+    for version in history_versions(name):
+        assert backward_incompatibilities(raw_schema(name, version), current) == [], version
+
+
+VERSIONED = [
+    (name, version, cls)
+    for name, types in CONTRACTS
+    for version in history_versions(name)
+    for cls in types
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "cls"), VERSIONED, ids=[f"{n}.v{v}-{c.__name__}" for n, v, c in VERSIONED]
+)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_records_written_with_every_committed_version_decode_with_the_current_schema(
+    name: str, version: int, cls: type[Any], data: st.DataObject
+) -> None:
+    current, old = raw_schema(name), raw_schema(name, version)
+    encode, decode = CODECS[name]
+    old_schema, old_named = parsed(old)
+    message = data.draw(messages(cls))
+    try:
+        old_record = project(read(current, encode(message)), old_schema, old_named)
+    except NotInVersion:
+        assume(False)  # the type did not exist in that version: nothing old to read
+    decoded = decode(write(old, version, old_record))
+    # Whatever the old version could express survives; newer fields take their defaults.
+    assert project(read(current, encode(decoded)), old_schema, old_named) == old_record
+
+
+# --- the compatibility machinery, on a synthetic evolution ---------------------------------------
+
+
+def test_a_record_of_an_older_version_is_resolved_to_the_current_schema() -> None:
+    current = raw_schema(EVENTS)
+    older = copy.deepcopy(current)
+    accepted = _branch(older, "OrderAccepted")
+    accepted["fields"] = [f for f in accepted["fields"] if f["name"] != "clientOrderId"]
+    assert backward_incompatibilities(older, current) == []
+    codec = Codec(SchemaHistory(EVENTS, {1: older, 2: current}), load_history(COMMANDS))
+
+    old_payload = {
+        "orderType": "market", "tokenIn": "in", "tokenOut": "out", "tokenInSymbol": "IN",
+        "tokenOutSymbol": "OUT", "tokenInDecimals": 9, "tokenOutDecimals": 6,
+        "amountIn": 10**9, "slippageBps": 50,
+    }
+    envelope = _event_envelope("OrderAccepted", old_payload, schema_version=1)
+    event = codec.decode_event(write(older, 1, envelope))
+    assert isinstance(event, OrderAccepted)
+    assert (event.order_type, event.client_order_id) == (OrderType.MARKET, None)
+    assert codec.encode_event(event)[1] == 2  # new records are written with the newest
+
+
+def test_a_field_added_without_a_default_is_reported() -> None:
+    older = raw_schema(EVENTS)
+    newer = copy.deepcopy(older)
+    _branch(newer, "RoutingStarted")["fields"].append({"name": "venueHint", "type": "string"})
+    _branch(newer, "OrderCancelled")["fields"].append(
+        {"name": "by", "type": ["null", "string"], "default": None}
+    )
+    payload = newer["fields"][-1]
+    payload["type"] = [b for b in payload["type"] if b["name"] != "CancelRejected"]
+    assert backward_incompatibilities(older, newer) == [
+        "oee.orders.CancelRejected was removed: old records of it cannot be read",
+        "oee.orders.RoutingStarted.venueHint was added without a default",
+    ]
+
+
+def test_a_current_schema_not_copied_to_history_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    changed = raw_schema(EVENTS)
+    changed["doc"] = "edited without a new version"
+    (root / f"{EVENTS}.avsc").write_text(json.dumps(changed))
+    with pytest.raises(SchemaHistoryError, match=f"history/{EVENTS}.v2.avsc"):
+        load_history(EVENTS, root)
+    (root / "history" / f"{EVENTS}.v2.avsc").write_text(json.dumps(changed))
+    assert load_history(EVENTS, root).current_version == 2
+
+
+def _branch(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    (branch,) = [b for b in schema["fields"][-1]["type"] if b["name"] == name]
+    return branch  # type: ignore[no-any-return]
+
+
+def _event_envelope(name: str, payload: dict[str, Any], schema_version: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {
+        "eventId": "e-1", "orderId": "o-1", "seq": 1, "type": name,
+        "occurredAt": datetime(2025, 1, 1, tzinfo=UTC), "correlationId": "c",
+        "causationId": "c", "schemaVersion": schema_version,
+        "payload": (f"oee.orders.{name}", payload),
+    }

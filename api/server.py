@@ -25,3 +25,7 @@ def run_api(settings: Settings) -> None:
         lifespan="on",
         log_level=settings.log_level.lower(),
     )
+
+
+if __name__ == "__main__":
+    run_api(Settings())

@@ -125,8 +125,45 @@ def commands() -> list[Command]:
                 _topics, _topics_arguments),
         Command("db", "apply pending read-model migrations to DB_SCHEMA",
                 _db, _db_arguments),
-        # --- application entrypoints: oee run / worker / api / projector register here ---
+        # --- application entrypoints -----------------------------------------------------
+        Command("run", "run the whole system in the foreground (Ctrl-C stops it all)", _run),
+        Command("worker", "run a stream worker (order writer, routing, execution)", _worker),
+        Command("api", "run the HTTP/WebSocket edge and the dashboard", _api),
+        Command("projector", "run the read-model projector", _projector),
     ]
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from oee.run import run_system  # imported late: only this command needs the supervisor
+
+    return run_system(settings)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_worker
+
+    run_worker(_with_services(settings))
+    return 0
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from api.server import run_api
+
+    run_api(_with_services(settings))
+    return 0
+
+
+def _projector(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.projector import run_projector
+
+    run_projector(_with_services(settings))
+    return 0
+
+
+def _with_services(settings: Settings) -> Settings:
+    """Point a single process at the configured or local services explicitly."""
+    return settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers(settings),
+                                       "database_url": database_url(settings)})
 
 
 # --- entrypoint -----------------------------------------------------------------------

@@ -1,0 +1,5 @@
+import sys
+
+from oee.cli import main
+
+sys.exit(main())

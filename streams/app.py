@@ -1,0 +1,164 @@
+"""The one Faust app: every topic, agent and consumer group of the stream workers, wired here.
+
+Agents are thin `async for` loops around the stage objects. The only broad `except` is in
+these loops: a record that cannot be processed is dead-lettered with the error, because an
+exception escaping a Faust agent would ack the record and drop it silently (PITFALLS 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from faust.types import TP, Message
+
+from domain.market import Market
+from domain.orders.decide import ExecutionPolicy
+from domain.orders.state import OrderState
+from domain.work import ExecuteSwap, QuoteRoute
+from oee.settings import Settings
+from psycopg_pool import AsyncConnectionPool
+from schemas.codec import Codec
+from streams.chain import ChainPolicy, SimulatedChain
+from streams.consumer_tuning import set_fetch_max_wait
+from streams.event_store import EventStoreReader
+from streams.execution_stage import ExecutionStage
+from streams.in_flight import InFlight
+from streams.market_view import MarketView
+from streams.order_agent import OrderWriter, WriterConfig
+from streams.order_states import OrderStates
+from streams.outbox import Outbox
+from streams.routing_stage import RoutingStage, VenueLatency
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """The worker's composition root: every stage built once, resources opened at start."""
+
+    def __init__(self, app: faust.App, settings: Settings, database_url: str) -> None:
+        s = settings
+        self.app, self.settings, self.codec = app, settings, Codec.load()
+        self.ready = asyncio.Event()
+        self.market = MarketView(Market.default(s.market_seed))
+        self.pool = AsyncConnectionPool(
+            database_url, min_size=1, max_size=8, open=False,
+            kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
+        )
+        self.outbox = Outbox(app.producer, s.topics, self.codec)
+        reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events, self.codec)
+        self.states = OrderStates(reader, on_loaded=self._on_loaded)
+        policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
+        self.writer = OrderWriter(self.codec, self.states, self.outbox,
+                                  WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
+                                  utc_now)
+        latency = VenueLatency(s.venue_latency_min_ms, s.venue_latency_max_ms,
+                               random.Random(s.market_seed))
+        self.routing = RoutingStage(self.market, latency, self.outbox,
+                                    InFlight(s.stage_max_in_flight), utc_now)
+        chain = SimulatedChain(self.pool, ChainPolicy(
+            s.market_seed, s.transient_failure_rate, s.confirm_delay_min_ms,
+            s.confirm_delay_max_ms))
+        self.execution = ExecutionStage(chain, self.market, self.outbox,
+                                        InFlight(s.stage_max_in_flight), utc_now)
+
+    def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
+        self.writer.on_loaded(partition, states)
+
+    async def start(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+        self.ready.set()
+
+    async def decide(self, message: Message) -> None:
+        await self.writer.handle(message.partition, _value(message))
+
+    async def route(self, message: Message) -> None:
+        work = self.codec.decode_work(_value(message))
+        if not isinstance(work, QuoteRoute):
+            raise TypeError(f"routing stage got {type(work).__name__}")
+        await self.routing.accept(work)
+
+    async def execute(self, message: Message) -> None:
+        work = self.codec.decode_work(_value(message))
+        if not isinstance(work, ExecuteSwap):
+            raise TypeError(f"execution stage got {type(work).__name__}")
+        await self.execution.accept(work)
+
+    async def consume(self, stream: Any, handle: Callable[[Message], Awaitable[None]]) -> None:
+        """Run `handle` per record; dead-letter whatever it cannot process."""
+        await self.ready.wait()
+        async for event in stream.events():
+            try:
+                await handle(event.message)
+            except Exception as exc:  # the outermost loop: record it, never drop it silently
+                msg = event.message
+                await self.outbox.dead_letter(msg.topic, msg.partition, msg.offset, msg.key,
+                                              msg.value, exc)
+
+
+def _value(message: Message) -> bytes:
+    if message.value is None:
+        raise ValueError("a record without a value (tombstone) is not a command or work item")
+    return message.value
+
+
+def create_app(settings: Settings, database_url: str) -> faust.App:
+    """The Faust app of the stream workers; nothing connects until the worker starts it."""
+    set_fetch_max_wait(settings.stream_fetch_max_wait_ms)
+    app = faust.App(
+        settings.engine_id,
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,  # PITFALLS 8: Faust's web server binds 0.0.0.0 and serves /table
+        topic_allow_declare=False,  # topics are created by `oee topics create`, never implicitly
+        topic_disable_leader=True,
+        broker_commit_interval=settings.commit_interval_s,
+        producer_linger=0.0,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    engine = Engine(app, settings, database_url)
+    _wire(app, engine)
+    return app
+
+
+def _wire(app: faust.App, engine: Engine) -> None:
+    topics = engine.settings.topics
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, internal=False)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_engine() -> None:
+        await engine.start()
+        await engine.writer.timers.run()
+
+    @app.agent(topic(topics.commands), name="order-writer")
+    async def order_writer(stream: faust.StreamT[bytes]) -> None:
+        await engine.consume(stream, engine.decide)
+
+    @app.agent(topic(topics.routing), name="routing-stage")
+    async def routing_stage(stream: faust.StreamT[bytes]) -> None:
+        await engine.consume(stream, engine.route)
+
+    @app.agent(topic(topics.execution), name="execution-stage")
+    async def execution_stage(stream: faust.StreamT[bytes]) -> None:
+        await engine.consume(stream, engine.execute)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        engine.states.assign(tp.partition for tp in assigned if tp.topic == topics.commands)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        dropped = engine.states.revoke(tp.partition for tp in revoked
+                                       if tp.topic == topics.commands)
+        engine.writer.timers.disarm(dropped)

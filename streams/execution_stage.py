@@ -1,0 +1,92 @@
+"""The execution stage: submits a built transaction to the simulated chain and follows it.
+
+For an ExecuteSwap work item it first asks the chain whether the signature is already known
+(a re-drive after a crash must never submit twice), submits if not, reports the submission,
+waits for the landing time without holding the partition, settles the swap against the
+market of that moment and reports the outcome. An unknown outcome (the database is down, the
+worker dies) is never reported as a failure — the watchdog re-drives and the chain answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from domain.orders.commands import AttemptFailed, Command, SubmissionSucceeded, SwapConfirmed
+from domain.work import ExecuteSwap
+from streams.chain import ChainTransaction, SimulatedChain, TransientChainError, slot_at
+from streams.in_flight import InFlight
+from streams.market_view import MarketView
+from streams.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionStage:
+    def __init__(self, chain: SimulatedChain, market: MarketView, outbox: Outbox,
+                 in_flight: InFlight, clock: Callable[[], datetime]) -> None:
+        self._chain = chain
+        self._market = market
+        self._outbox = outbox
+        self.in_flight = in_flight
+        self._clock = clock
+
+    async def accept(self, work: ExecuteSwap) -> None:
+        await self.in_flight.spawn(self._execute(work))
+
+    async def _execute(self, work: ExecuteSwap) -> None:
+        try:
+            tx = await self._submitted(work)
+            if tx is None:
+                return
+            await self._report(SubmissionSucceeded, work, signature=tx.signature,
+                               slot=tx.slot or slot_at(self._clock()))
+            await self._until(tx.lands_at)
+            settled = await self._chain.settle(tx, work.legs, work.min_amount_out,
+                                               self._market.current(), self._clock())
+            await self._report_outcome(work, settled)
+        except Exception:  # outcome unknown: the watchdog re-drives, the chain remembers
+            log.exception("execution of %s attempt %d interrupted", work.order_id, work.attempt)
+
+    async def _submitted(self, work: ExecuteSwap) -> ChainTransaction | None:
+        """The transaction on chain: found (re-drive) or freshly submitted; None if refused."""
+        known = await self._chain.find(work.signature)
+        if known is not None:
+            return known
+        try:
+            return await self._chain.submit(work.order_id, work.attempt, work.signature,
+                                            work.min_amount_out, self._clock())
+        except TransientChainError as exc:
+            await self._report(AttemptFailed, work, stage="submit", error_code=exc.code,
+                               message=str(exc), transient=True)
+            return None
+
+    async def _report_outcome(self, work: ExecuteSwap, tx: ChainTransaction) -> None:
+        if tx.status == "confirmed":
+            assert tx.amount_out is not None and tx.slot is not None
+            await self._report(SwapConfirmed, work, signature=tx.signature,
+                               amount_out=tx.amount_out, slot=tx.slot)
+        elif tx.status == "dropped":
+            await self._report(AttemptFailed, work, stage="confirm", error_code="BlockhashExpired",
+                               message="transaction expired before it landed",
+                               transient=True)
+        else:
+            await self._report(AttemptFailed, work, stage="confirm",
+                               error_code=tx.error_code or "TransactionFailed",
+                               message=f"swap would pay {tx.amount_out} base units, "
+                                       f"below minAmountOut {work.min_amount_out}",
+                               transient=False)
+
+    async def _until(self, moment: datetime) -> None:
+        delay = (moment - self._clock()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _report(self, kind: type[Command], work: ExecuteSwap, **fields: Any) -> None:
+        report = kind(command_id=str(uuid.uuid4()), order_id=work.order_id,  # type: ignore[call-arg]
+                      issued_at=self._clock(), attempt=work.attempt, **fields)
+        await self._outbox.command(report)

@@ -1,0 +1,77 @@
+"""The order agent: the single writer of `orders.events`.
+
+Consumes `orders.commands` (edge commands, stage reports, timers), decides with the pure core,
+appends the events to the same partition number of `orders.events`, hands the next piece of
+work to a stage, and re-arms the order's timer. Nothing here waits on a venue: one command is
+a few microseconds of pure code plus non-blocking produces that Faust flushes before it commits
+the command's offset (at-least-once; duplicates decide nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain.orders.commands import Command
+from domain.orders.decide import ExecutionPolicy, decide
+from domain.orders.events import Event
+from domain.orders.evolve import evolve
+from domain.orders.state import OrderState
+from domain.work import work_after
+from schemas.codec import Codec
+from streams.order_states import OrderStates
+from streams.outbox import Outbox
+from domain.orders.timers import timers_after, timers_of
+from streams.timers import TimerWheel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    policy: ExecutionPolicy
+    stall_timeout: timedelta
+
+
+class OrderWriter:
+    def __init__(self, codec: Codec, states: OrderStates, outbox: Outbox, config: WriterConfig,
+                 clock: Callable[[], datetime]) -> None:
+        self._codec = codec
+        self._states = states
+        self._outbox = outbox
+        self._config = config
+        self._clock = clock
+        self.timers = TimerWheel(clock, outbox.command)
+
+    async def handle(self, partition: int, value: bytes) -> int:
+        """Decide one command; returns how many events it appended."""
+        command = self._codec.decode_command(value)
+        states = await self._states.ready(partition)
+        state = self._states.get(states, command.order_id)
+        events = decide(state, command, now=self._clock(), policy=self._config.policy)
+        if not events:
+            return 0
+        for event in events:
+            state = evolve(state, event)
+        await self._append(partition, events)
+        for work in work_after(state, events):
+            await self._outbox.work(work)
+        states[state.order_id] = state
+        self.timers.arm(state.order_id, timers_after(state, events,
+                                                     stall_timeout_ms=self._stall_ms))
+        return len(events)
+
+    def on_loaded(self, partition: int, states: list[OrderState]) -> None:
+        """Re-arm the timers of a freshly folded partition (the watchdog after a crash)."""
+        for state in states:
+            self.timers.arm(state.order_id, timers_of(state, stall_timeout_ms=self._stall_ms))
+
+    async def _append(self, partition: int, events: tuple[Event, ...]) -> None:
+        for event in events:
+            await self._outbox.event(partition, event.order_id, self._codec.encode_event(event))
+
+    @property
+    def _stall_ms(self) -> int:
+        return int(self._config.stall_timeout.total_seconds() * 1000)

@@ -1,0 +1,25 @@
+"""`oee worker`: runs the stream workers (order writer, routing and execution stages).
+
+Start as many as you like with the same ENGINE_ID: they form one consumer group and share the
+partitions; a killed one's partitions move to the others, which fold them from the event store.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from oee.settings import Settings
+from streams.app import create_app
+
+
+def run_worker(settings: Settings) -> None:
+    if not settings.kafka_bootstrap_servers or not settings.database_url:
+        raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
+                         "(`oee run` sets both)")
+    app = create_app(settings, settings.database_url)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    run_worker(Settings())

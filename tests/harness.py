@@ -1,0 +1,110 @@
+"""Test harness for the stream workers: real worker processes and a reader of the event store.
+
+Workers run as subprocesses (`python -m streams.worker`) configured only through environment
+variables, exactly as `oee run` starts them, so a test can SIGKILL one for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from domain.orders.events import Event
+from oee.settings import Settings
+from schemas.codec import Codec
+
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, name: str = "worker") -> None:
+        self.settings = settings
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = open(ARTIFACTS / f"{self.settings.engine_id}-{self.name}.log", "ab")
+        env = {**os.environ, **self.settings.as_environment(), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=env,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: what a crash looks like to Kafka."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, what: str,
+                     interval: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class EventLog:
+    """Follows `orders.events` from the beginning and keeps every event per order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._codec = Codec.load()
+        self.by_order: dict[str, list[Event]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EventLog:
+        self._consumer = AIOKafkaConsumer(
+            self._settings.topics.events, bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
+            fetch_max_wait_ms=20)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._follow())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _follow(self) -> None:
+        async for record in self._consumer:
+            event = self._codec.decode_event(record.value)
+            self.by_order[event.order_id].append(event)
+
+    def types(self, order_id: str) -> list[str]:
+        return [type(e).__name__ for e in self.by_order.get(order_id, [])]
+
+    def terminal(self, order_id: str) -> Event | None:
+        from domain.orders.events import TERMINAL_EVENTS
+        events = self.by_order.get(order_id, [])
+        return events[-1] if events and isinstance(events[-1], TERMINAL_EVENTS) else None
+
+    def all_terminal(self, order_ids: Iterable[str]) -> bool:
+        return all(self.terminal(o) is not None for o in order_ids)

@@ -8,6 +8,7 @@ the environment anywhere else. Field names map to upper-case environment variabl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field
@@ -45,16 +46,26 @@ class Topics:
 
     @property
     def prices(self) -> str:
+        """Market data: PoolSnapshot, PriceTick (key: the pair)."""
         return self._name("market.prices")
 
     @property
     def pools(self) -> str:
+        """Market data: PoolCreated, LiquidityChanged (key: the pair)."""
         return self._name("market.pools")
 
     @property
     def dead_letters(self) -> str:
         return self._name("orders.deadletter")
 
+
+
+class FeedMode(StrEnum):
+    """What `python -m producers.feed` publishes to the market topics."""
+
+    RANDOM = "random"  # a seeded random walk of the default market, with listings
+    SCRIPTED = "scripted"  # the events of FEED_SCRIPT, on its timetable
+    OFF = "off"  # nothing: another producer owns the market topics
 
 
 class Settings(BaseSettings):
@@ -98,12 +109,36 @@ class Settings(BaseSettings):
     retry_base_delay_ms: int = Field(1000, ge=1)
     stall_timeout_ms: int = Field(15000, ge=100)
 
+    # --- market data (producers.feed, streams.market_feed) ----------------------------
+    feed_mode: FeedMode = FeedMode.RANDOM
+    feed_interval_ms: int = Field(
+        1000, ge=10, description="Random feed: one walk step (a snapshot of every pool) per interval."
+    )
+    feed_volatility_bps: int = Field(
+        10, ge=0, le=1000, description="Random feed: the most a token's price moves per step."
+    )
+    feed_listing_rate: float = Field(
+        0.02, ge=0.0, le=1.0, description="Random feed: chance per step of a new listing."
+    )
+    feed_liquidity_rate: float = Field(
+        0.1, ge=0.0, le=1.0, description="Random feed: chance per step of a liquidity change."
+    )
+    feed_script: Path | None = Field(
+        None, description="Scripted feed: a JSON-lines file of market events to play."
+    )
+    market_catch_up_records: int = Field(
+        500, ge=1, description="Records per market partition a starting process replays."
+    )
+
     # --- stream workers ---------------------------------------------------------------
     stream_fetch_max_wait_ms: int = Field(
         10, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
     )
     stage_max_in_flight: int = Field(10000, ge=1, description="Concurrent tasks per stage.")
     commit_interval_s: float = Field(1.0, gt=0)
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="How long a silent (killed) worker keeps its partitions."
+    )
     log_level: str = "WARNING"
 
     def as_environment(self) -> dict[str, str]:

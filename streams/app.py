@@ -28,6 +28,7 @@ from streams.consumer_tuning import set_fetch_max_wait
 from streams.event_store import EventStoreReader
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
+from streams.market_feed import MarketFollower
 from streams.market_view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
@@ -47,6 +48,7 @@ class Engine:
         self.app, self.settings, self.codec = app, settings, Codec.load()
         self.ready = asyncio.Event()
         self.market = MarketView(Market.default(s.market_seed))
+        self.market_feed = MarketFollower(settings, self.market, self.codec)
         self.pool = AsyncConnectionPool(
             database_url, min_size=1, max_size=8, open=False,
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
@@ -73,6 +75,7 @@ class Engine:
 
     async def start(self) -> None:
         await self.pool.open(wait=True, timeout=30)
+        await self.market_feed.wait_caught_up()  # never route on the seed market of a restart
         self.ready.set()
 
     async def decide(self, message: Message) -> None:
@@ -120,6 +123,8 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         topic_allow_declare=False,  # topics are created by `oee topics create`, never implicitly
         topic_disable_leader=True,
         broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         producer_linger=0.0,
         producer_acks=-1,
         stream_wait_empty=False,
@@ -140,6 +145,10 @@ def _wire(app: faust.App, engine: Engine) -> None:
     async def start_engine() -> None:
         await engine.start()
         await engine.writer.timers.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_market() -> None:
+        await engine.market_feed.run()
 
     @app.agent(topic(topics.commands), name="order-writer")
     async def order_writer(stream: faust.StreamT[bytes]) -> None:

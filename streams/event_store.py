@@ -35,7 +35,9 @@ class EventStoreReader:
         try:
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
-            await consumer.seek_to_beginning(tp)
+            # An explicit seek: with aiokafka 0.14, seek_to_beginning() after end_offsets()
+            # leaves the position at the end, and the fold would silently see nothing.
+            consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
             return await self._read_until(consumer, tp, end)
         finally:
             await consumer.stop()

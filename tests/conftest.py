@@ -15,8 +15,11 @@ that test's topics (deleted afterwards) and migrates its schema.
 from __future__ import annotations
 
 import random
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -45,18 +48,23 @@ def session_ports() -> tuple[int, int, int]:
 
 
 @pytest.fixture(scope="session")
-def service_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def service_settings() -> Iterator[Settings]:
     """Where the session's services run: the environment's, or local ones on test ports."""
     kafka_port, controller_port, postgres_port = session_ports()
-    return Settings().model_copy(
+    # Not under pytest's tmp_path: that tree is private to root (0700) and pruned by other
+    # pytest sessions, while PostgreSQL runs as its own unprivileged user and must reach it.
+    data_dir = Path(tempfile.mkdtemp(prefix="oee-test-services-"))
+    data_dir.chmod(0o755)
+    yield Settings().model_copy(
         update={
             "kafka_port": kafka_port,
             "kafka_controller_port": controller_port,
             "postgres_port": postgres_port,
-            "data_dir": tmp_path_factory.mktemp("services"),
+            "data_dir": data_dir,
             # cache_dir stays the user's: the broker's jars are downloaded once per machine.
         }
     )
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 
 from domain.orders.events import Event
@@ -31,9 +33,13 @@ class WorkerProcess:
         self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def log_path(self) -> Path:
+        return ARTIFACTS / f"{self.settings.engine_id}-{self.name}.log"
+
     def start(self) -> WorkerProcess:
         ARTIFACTS.mkdir(exist_ok=True)
-        log = open(ARTIFACTS / f"{self.settings.engine_id}-{self.name}.log", "ab")
+        log = open(self.log_path, "ab")
         env = {**os.environ, **self.settings.as_environment(), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=env,
                                      stdout=log, stderr=subprocess.STDOUT,
@@ -108,3 +114,37 @@ class EventLog:
 
     def all_terminal(self, order_ids: Iterable[str]) -> bool:
         return all(self.terminal(o) is not None for o in order_ids)
+
+
+@asynccontextmanager
+async def edge(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One API instance in-process: its lifespan opens (and finally closes) its producer."""
+    from api.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client:
+            yield client
+
+
+@asynccontextmanager
+async def workers(settings: Settings, count: int = 1) -> AsyncIterator[list[WorkerProcess]]:
+    """`count` stream workers in one consumer group, stopped (or reaped) afterwards."""
+    started = [WorkerProcess(settings, f"worker{i}").start() for i in range(count)]
+    try:
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def assert_one_clean_history(log: EventLog, order_id: str) -> None:
+    """seq 1..n with no gap, and exactly one terminal event, which is the last."""
+    events = log.by_order[order_id]
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(events) + 1)), f"{order_id}: seq {seqs}"
+    from domain.orders.events import TERMINAL_EVENTS
+
+    terminal = [e for e in events if isinstance(e, TERMINAL_EVENTS)]
+    assert len(terminal) == 1 and terminal[0] is events[-1], f"{order_id}: {log.types(order_id)}"

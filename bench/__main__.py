@@ -1,0 +1,32 @@
+"""`make bench` / `python -m bench [orders|projection|ws|all] [--quick]`: JSON on stdout.
+
+Every benchmark starts its own throwaway stack (Kafka, PostgreSQL, engine processes) on free
+ports, runs each scenario several times and reports medians next to every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="?", default="orders",
+                        choices=("orders", "projection", "ws", "all"))
+    parser.add_argument("--quick", action="store_true", help="1 run each, smaller N")
+    args = parser.parse_args(argv)
+    report: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if args.which in ("orders", "all"):
+        from bench.orders_bench import run_all
+
+        report["orders"] = run_all(quick=args.quick)
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

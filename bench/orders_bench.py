@@ -1,0 +1,165 @@
+"""End-to-end order benchmark: real HTTP POSTs in, terminal events out of `orders.events`.
+
+Scenarios (each run 3 times on one stack; figures reported as medians, all runs kept):
+- `throughput`: zero venue latency and confirmation delay, closed loop (C concurrent
+  clients) — sustained orders/s end to end, POST p50/p99, POST→terminal p50/p99.
+- `light`: zero latency, open loop at 50 orders/s — POST→terminal p50/p99 at light load.
+- `realistic`: default venue latency (150–250 ms) and confirmation (2–3 s), 5% transient
+  failures, open loop at a fixed rate — orders/s sustained and orders in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from bench.stack import Stack
+from domain.orders.events import TERMINAL_EVENTS
+from oee.settings import Settings
+from schemas.codec import Codec
+
+ZERO_LATENCY = {"venue_latency_min_ms": 0, "venue_latency_max_ms": 0, "confirm_delay_min_ms": 0,
+                "confirm_delay_max_ms": 0, "transient_failure_rate": 0.0}
+
+
+@dataclass
+class Run:
+    posted_at: dict[str, float] = field(default_factory=dict)
+    post_ms: list[float] = field(default_factory=list)
+    finished_at: dict[str, float] = field(default_factory=dict)
+    in_flight: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        e2e = [(self.finished_at[o] - t) * 1000 for o, t in self.posted_at.items()
+               if o in self.finished_at]
+        span = max(self.finished_at.values()) - min(self.posted_at.values())
+        return {
+            "orders": len(self.posted_at), "finished": len(self.finished_at),
+            "orders_per_s": round(len(self.finished_at) / span, 1),
+            "post_p50_ms": pct(self.post_ms, 50), "post_p99_ms": pct(self.post_ms, 99),
+            "e2e_p50_ms": pct(e2e, 50), "e2e_p99_ms": pct(e2e, 99),
+            "in_flight_max": max(self.in_flight, default=0),
+            "in_flight_median": statistics.median(self.in_flight) if self.in_flight else 0,
+        }
+
+
+def pct(values: list[float], q: int) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))], 2)
+
+
+class TerminalWatcher:
+    """Notes when each order's terminal event arrives (bench-process clock)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings, self._codec = settings, Codec.load()
+        self.run = Run()
+
+    async def __aenter__(self) -> TerminalWatcher:
+        self._consumer = AIOKafkaConsumer(
+            self._settings.topics.events, bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=5)
+        await self._consumer.start()
+        await self._consumer.seek_to_end()
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _watch(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    if b"Order" not in record.value:  # cheap skip of non-terminal types
+                        continue
+                    event = self._codec.decode_event(record.value)
+                    if isinstance(event, TERMINAL_EVENTS):
+                        self.run.finished_at.setdefault(event.order_id, now)
+
+
+async def post_one(client: httpx.AsyncClient, run: Run, i: int) -> None:
+    body = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": f"0.{(i % 999) + 1:03d}",
+            "slippageBps": 100, "clientOrderId": str(uuid.uuid4())}
+    started = time.monotonic()
+    response = await client.post("/api/orders/execute", json=body)
+    run.post_ms.append((time.monotonic() - started) * 1000)
+    response.raise_for_status()
+    run.posted_at[response.json()["orderId"]] = started
+
+
+async def closed_loop(client: httpx.AsyncClient, run: Run, orders: int, clients: int) -> None:
+    counter = iter(range(orders))
+
+    async def one_client() -> None:
+        for i in counter:
+            await post_one(client, run, i)
+
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+
+
+async def open_loop(client: httpx.AsyncClient, run: Run, orders: int, rate: float) -> None:
+    start, tasks = time.monotonic(), []
+    for i in range(orders):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(post_one(client, run, i)))
+    await asyncio.gather(*tasks)
+
+
+async def sample_in_flight(run: Run) -> None:
+    while True:
+        run.in_flight.append(len(run.posted_at) - len(run.finished_at))
+        await asyncio.sleep(0.1)
+
+
+async def one_run(stack: Stack, mode: str, orders: int, clients: int, rate: float,
+                  timeout_s: float) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with TerminalWatcher(stack.settings) as watcher, httpx.AsyncClient(
+            base_url=stack.api_url, limits=limits, timeout=30) as client:
+        run = watcher.run
+        sampler = asyncio.create_task(sample_in_flight(run))
+        if mode == "closed":
+            await closed_loop(client, run, orders, clients)
+        else:
+            await open_loop(client, run, orders, rate)
+        deadline = time.monotonic() + timeout_s
+        while len(run.finished_at) < len(run.posted_at) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        sampler.cancel()
+        return run.summary()
+
+
+def scenario(name: str, overrides: dict[str, Any], mode: str, orders: int, clients: int,
+             rate: float, runs: int, timeout_s: float) -> dict[str, Any]:
+    with Stack(overrides) as stack:
+        asyncio.run(one_run(stack, "closed", 200, 16, 0, 60))  # warm-up: group joins, JIT-free
+        results = [asyncio.run(one_run(stack, mode, orders, clients, rate, timeout_s))
+                   for _ in range(runs)]
+    medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    return {"scenario": name, "mode": mode, "rate": rate, "clients": clients,
+            "median": medians, "runs": results}
+
+
+def run_all(quick: bool = False) -> list[dict[str, Any]]:
+    runs = 1 if quick else 3
+    n = 500 if quick else 3000
+    return [
+        scenario("throughput", {**ZERO_LATENCY, "log_level": "WARNING"}, "closed", n, 64, 0,
+                 runs, 120),
+        scenario("light", ZERO_LATENCY, "open", 250 if quick else 500, 50, 50.0, runs, 60),
+        scenario("realistic", {}, "open", 600 if quick else 3000, 400, 150.0, runs, 120),
+    ]

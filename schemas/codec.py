@@ -1,5 +1,5 @@
-"""The wire format of the order topics (events, commands, stage work): a 2-byte header +
-Avro binary.
+"""The wire format of the order topics (events, commands, stage work) and of the market
+topics (market events): a 2-byte header + Avro binary.
 
     byte 0   magic 0x0E
     byte 1   writer schema version (1..255)
@@ -19,6 +19,7 @@ from typing import Any, Final, cast, get_args
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from domain.market_events import MARKET_EVENT_TYPES, BaseMarketEvent, MarketEvent
 from domain.orders.commands import COMMAND_TYPES, BaseCommand, Command
 from domain.orders.events import EVENT_TYPES, BaseEvent, Event
 from domain.work import Work
@@ -49,8 +50,10 @@ MAGIC: Final = 0x0E
 EVENT_SCHEMA: Final = "order_event"
 COMMAND_SCHEMA: Final = "order_command"
 WORK_SCHEMA: Final = "order_work"
+MARKET_SCHEMA: Final = "market_event"
 _EVENT_BASE: Final = frozenset(f.name for f in BaseEvent.__dataclass_fields__.values())
 _COMMAND_BASE: Final = frozenset(f.name for f in BaseCommand.__dataclass_fields__.values())
+_MARKET_BASE: Final = frozenset(f.name for f in BaseMarketEvent.__dataclass_fields__.values())
 _WORK_ENVELOPE: Final = frozenset({"schema_version", "payload"})
 # What fastavro raises on bytes that are not a record of the writer schema.
 _CORRUPT: Final = (EOFError, ValueError, IndexError, OverflowError)
@@ -65,25 +68,33 @@ def event_type_name(event: Event) -> str:
 
 
 class Codec:
-    """Encodes and decodes order events and commands; thread-safe once built."""
+    """Encodes and decodes order events, commands, work items and market events; thread-safe
+    once built."""
 
     def __init__(
         self,
         events: SchemaHistory | None = None,
         commands: SchemaHistory | None = None,
         work: SchemaHistory | None = None,
+        market: SchemaHistory | None = None,
     ) -> None:
         """A codec of the given schema histories (default: the installed .avsc files)."""
         events = events or load_history(EVENT_SCHEMA)
         commands = commands or load_history(COMMAND_SCHEMA)
         work = work or load_history(WORK_SCHEMA)
+        market = market or load_history(MARKET_SCHEMA)
         event_envelope = _EVENT_BASE | {"type", "schema_version", "payload"}
         command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
         self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope)
         self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope)
         # Work items have no envelope of their own: the whole item is the payload.
         self._work = _Contract(work, get_args(Work), frozenset(), _WORK_ENVELOPE)
+        self._market = _Contract(market, MARKET_EVENT_TYPES, _MARKET_BASE,
+                                 _MARKET_BASE | {"schema_version", "payload"})
         self._json = {cls: json_converter(cls, skip=_EVENT_BASE) for cls in EVENT_TYPES}
+        self._market_json = {
+            cls: json_converter(cls, skip=_MARKET_BASE) for cls in MARKET_EVENT_TYPES
+        }
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Codec:
@@ -92,6 +103,7 @@ class Codec:
             load_history(EVENT_SCHEMA, directory),
             load_history(COMMAND_SCHEMA, directory),
             load_history(WORK_SCHEMA, directory),
+            load_history(MARKET_SCHEMA, directory),
         )
 
     @property
@@ -105,6 +117,10 @@ class Codec:
     @property
     def work_version(self) -> int:
         return self._work.version
+
+    @property
+    def market_version(self) -> int:
+        return self._market.version
 
     def encode_event(self, event: Event) -> bytes:
         mapping = self._events.mapping_of(event)
@@ -184,6 +200,32 @@ class Codec:
         record = self._work.read(data)
         mapping, payload = self._work.payload_of(record)
         return cast(Work, self._work.build(mapping, payload))
+
+    def encode_market_event(self, event: MarketEvent) -> bytes:
+        mapping = self._market.mapping_of(event)
+        return self._market.write(
+            {
+                "eventId": event.event_id,
+                "occurredAt": event.occurred_at,
+                "schemaVersion": self._market.version,
+                "payload": (mapping.fullname, mapping.to_avro(event)),
+            }
+        )
+
+    def decode_market_event(self, data: bytes) -> MarketEvent:
+        record = self._market.read(data)
+        mapping, payload = self._market.payload_of(record)
+        return cast(
+            MarketEvent,
+            self._market.build(
+                mapping, payload, event_id=record["eventId"], occurred_at=record["occurredAt"]
+            ),
+        )
+
+    def market_event_to_json(self, event: MarketEvent) -> dict[str, Any]:
+        """The payload as a JSON-ready camelCase dict: base units and Decimals as strings, a
+        pool's state with its `type` (ConstantProductState | BinState)."""
+        return cast(dict[str, Any], self._market_json[type(event)](event))
 
     def event_to_json(self, event: Event) -> dict[str, Any]:
         """The payload as a JSON-ready camelCase dict (API, WebSocket): Decimals, amounts

@@ -1,9 +1,11 @@
-"""Mapping the order messages (frozen dataclasses) to Avro records and to JSON, and back.
+"""Mapping the messages (frozen dataclasses) to Avro records and to JSON, and back.
 
 A mapping is built once per message type by walking the Python type hints and the Avro
 schema side by side, so a field missing on either side, or a type that does not match
 (say a Decimal against a long), is a `SchemaMismatch` when the codec is built, not a
 surprise in production. Python names are snake_case, Avro and JSON names camelCase.
+A field typed as a union of dataclasses (a pool's state) is an Avro union of records, and
+in JSON an object whose `type` names the record.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ Convert = Callable[[Any], Any]
 Named = Mapping[str, Any]  # fastavro's named schemas: full name -> parsed schema
 
 # Base-unit amounts are strings in JSON (as in Jupiter's API): they can exceed 2**53.
-AMOUNT_FIELDS: Final = frozenset({"amount_in", "amount_out", "min_amount_out", "fee"})
+AMOUNT_FIELDS: Final = frozenset({
+    "amount_in", "amount_out", "min_amount_out", "fee",
+    # pool state of the market events
+    "reserve_x", "reserve_y", "active_x", "active_y", "bin_liquidity",
+})
 _TIMESTAMPS: Final = frozenset({"timestamp-micros", "timestamp-millis"})
 
 
@@ -103,6 +109,9 @@ def _converters(
         if to is _identity and back is _identity:
             return _identity, _identity
         return (lambda v: None if v is None else to(v)), (lambda v: None if v is None else back(v))
+    members = record_union(hint)
+    if members:
+        return _union_converters(members, avro, named, attr, owner)
     if get_origin(hint) is tuple:
         item, ellipsis = get_args(hint)
         if ellipsis is not Ellipsis or not (isinstance(avro, dict) and avro["type"] == "array"):
@@ -132,6 +141,42 @@ _PRIMITIVES: Final[Mapping[Any, tuple[str, ...]]] = {
     Decimal: ("string",),  # exact, as text: Avro's bytes-decimal needs a fixed scale
     datetime: ("timestamp",),
 }
+
+
+def _union_converters(
+    members: tuple[type[Any], ...], avro: Any, named: Named, attr: str, owner: type[Any]
+) -> tuple[Convert, Convert]:
+    """A union of records: written as (full name, record), read back by the name it carries."""
+    branches = [_resolve(branch, named) for branch in avro] if isinstance(avro, list) else []
+    by_short = {
+        str(branch["name"]).rpartition(".")[2]: branch
+        for branch in branches
+        if isinstance(branch, dict) and branch.get("type") == "record"
+    }
+    if len(by_short) != len(branches) or set(by_short) != {cls.__name__ for cls in members}:
+        raise _mismatch(owner, attr, members, avro)
+    by_class = {cls: record_mapping(cls, by_short[cls.__name__], named) for cls in members}
+    by_name = {mapping.fullname: mapping for mapping in by_class.values()}
+
+    def to(value: Any) -> tuple[str, dict[str, Any]]:
+        mapping = by_class[type(value)]
+        return mapping.fullname, mapping.to_avro(value)
+
+    def back(value: tuple[str, Mapping[str, Any]]) -> Any:
+        name, record = value  # fastavro reads a union of records as (name, record)
+        mapping = by_name[name]
+        return mapping.cls(**mapping.from_avro(record))
+
+    return to, back
+
+
+def record_union(hint: Any) -> tuple[type[Any], ...]:
+    """The member classes of a union of two or more dataclasses, else ()."""
+    if get_origin(hint) in (Union, types.UnionType):
+        members = get_args(hint)
+        if len(members) > 1 and all(dataclasses.is_dataclass(m) for m in members):
+            return members
+    return ()
 
 
 def _enum_type(hint: Any) -> tuple[str, ...] | None:
@@ -182,6 +227,11 @@ def _json_value(hint: Any, attr: str) -> Convert:
     if inner is not None:
         to = _json_value(inner, attr)
         return lambda v: None if v is None else to(v)
+    members = record_union(hint)
+    if members:
+        # The branch's name says which record it is, as Avro's union does.
+        branches = {cls: json_converter(cls) for cls in members}
+        return lambda v: {"type": type(v).__name__, **branches[type(v)](v)}
     if get_origin(hint) is tuple:
         item = _json_value(get_args(hint)[0], attr)
         return lambda v: [item(x) for x in v]

@@ -1,0 +1,121 @@
+"""`python -m producers.feed` (`oee run` starts it): the market-data producer.
+
+Consumes the Settings (FEED_MODE, FEED_INTERVAL_MS, FEED_VOLATILITY_BPS, FEED_LISTING_RATE,
+FEED_LIQUIDITY_RATE, FEED_SCRIPT, MARKET_SEED); produces market events on `market.prices`
+and `market.pools`:
+
+- random: a seeded random walk from `Market.default(MARKET_SEED)`, one step per interval,
+  publishing a snapshot of every pool and now and then a listing or a liquidity change;
+- scripted: the events of FEED_SCRIPT on its timetable (see `producers.script`);
+- off: nothing.
+
+After a script (or with the feed off) the process stays up until it is stopped, because
+`oee run` reads a child that exits as a failure and stops the whole system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import signal
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka.errors import KafkaError
+
+from domain.market import Market
+from domain.tokens import TokenRegistry
+from oee.settings import FeedMode, Settings
+from producers.publisher import MarketPublisher
+from producers.random_walk import Walk, WalkConfig
+from producers.script import parse_script, play
+
+log = logging.getLogger(__name__)
+
+
+async def run_feed(settings: Settings, stop: asyncio.Event) -> None:
+    """Publish what `settings.feed_mode` says until `stop` is set."""
+    if settings.feed_mode is FeedMode.OFF:
+        log.info("market feed off: publishing nothing")
+        await stop.wait()
+        return
+    async with MarketPublisher.of(settings) as publisher:
+        if settings.feed_mode is FeedMode.RANDOM:
+            await random_walk(settings, publisher, stop)
+        else:
+            await scripted(settings, publisher)
+            await stop.wait()
+
+
+async def random_walk(settings: Settings, publisher: MarketPublisher,
+                      stop: asyncio.Event, clock: Callable[[], datetime] | None = None) -> None:
+    """One walk step per `feed_interval_ms`, on a fixed cadence, until `stop` is set."""
+    now = clock or _utc_now
+    config = WalkConfig(settings.feed_volatility_bps, settings.feed_listing_rate,
+                        settings.feed_liquidity_rate)
+    # Its own stream of the seed: Market.default(seed) already drew from Random(seed).
+    rng = random.Random(f"oee-feed/{settings.market_seed}")
+    walk = Walk(Market.default(settings.market_seed))
+    new_id = _ids()
+    loop = asyncio.get_running_loop()
+    interval_s = settings.feed_interval_ms / 1000
+    due = loop.time()
+    while not stop.is_set():
+        walk, events = walk.step(rng, config, now(), new_id)
+        try:
+            await publisher.send(events)
+        except KafkaError as exc:
+            # Market data is superseded by the next step: no retry, a fresh producer instead.
+            log.warning("market step not published (%r); renewing the producer", exc)
+            await publisher.renew()
+        # Fixed cadence; after a stall (a broker away) start afresh rather than burst.
+        due = max(due + interval_s, loop.time())
+        try:  # the cadence, not a synchronisation: wake at the next step or at `stop`
+            await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
+        except TimeoutError:
+            pass
+
+
+async def scripted(settings: Settings, publisher: MarketPublisher,
+                   clock: Callable[[], datetime] | None = None) -> int:
+    """Play FEED_SCRIPT once; return how many events it published."""
+    if settings.feed_script is None:
+        raise SystemExit("FEED_MODE=scripted needs FEED_SCRIPT (a JSON-lines file)")
+    now = clock or _utc_now
+    text = settings.feed_script.read_text(encoding="utf-8")
+    script = parse_script(text, TokenRegistry.default(), now(), _ids())
+    count = await play(script, publisher, now)
+    log.info("market script %s played: %d events", settings.feed_script, count)
+    return count
+
+
+def _ids() -> Callable[[], str]:
+    """Event ids unique across restarts of the feed: a run id and a counter."""
+    run, counter = uuid.uuid4().hex[:12], itertools.count(1)
+    return lambda: f"feed-{run}-{next(counter)}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)  # stop cleanly: the producer flushes
+    await run_feed(settings, stop)
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main(settings))
+
+
+if __name__ == "__main__":
+    main()

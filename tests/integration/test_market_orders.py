@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import psycopg
@@ -21,7 +23,10 @@ from domain.orders.events import (
     RetryScheduled,
     RouteSelected,
 )
+from domain.market_events import PriceTick
+from domain.tokens import SOL, USDC, USDT
 from oee.settings import Settings
+from producers.publisher import publish
 from tests.harness import EventLog, assert_one_clean_history, edge, wait_until, workers
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5", "slippageBps": 100}
@@ -165,3 +170,30 @@ async def test_a_worker_killed_mid_load_loses_no_order_and_submits_no_swap_twice
                         WHERE status = 'confirmed' GROUP BY order_id) c USING (order_id)"""
         ).fetchone() or (None, None)
     assert duplicates == 0 and landed_twice == 0
+
+
+async def test_a_price_move_before_landing_breaches_slippage_and_fails_with_a_clear_reason(
+    provisioned: Settings,
+) -> None:
+    landing_later = provisioned.model_copy(update={"confirm_delay_min_ms": 2000,
+                                                   "confirm_delay_max_ms": 2000})
+    async with workers(landing_later), EventLog(landing_later) as log, \
+            edge(landing_later) as client:
+        order_id = await submit(client, {**ORDER, "slippageBps": 100})
+        await wait_until(lambda: "TransactionSubmitted" in log.types(order_id), 60,
+                         "the swap to be submitted")
+        # SOL falls 5% against both stablecoins while the transaction is in flight
+        now = datetime.now(UTC)
+        await publish(landing_later, [
+            PriceTick(event_id=str(uuid.uuid4()), occurred_at=now, venue=None,
+                      base_mint=SOL.mint, quote_mint=quote.mint, price=Decimal("175.75"))
+            for quote in (USDC, USDT)])
+        await wait_until(lambda: log.terminal(order_id) is not None, 60, "the order to end")
+
+    assert_one_clean_history(log, order_id)
+    failed = log.terminal(order_id)
+    assert isinstance(failed, OrderFailed)
+    assert failed.reason_code == "SlippageToleranceExceeded"
+    assert "minAmountOut" in failed.message
+    attempt = next(e for e in log.by_order[order_id] if isinstance(e, ExecutionAttemptFailed))
+    assert attempt.stage == "confirm" and not attempt.transient

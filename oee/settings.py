@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # --- market data (producers.feed, streams.market_feed) ----------------------------
     feed_mode: FeedMode = FeedMode.RANDOM
     feed_interval_ms: int = Field(
-        1000, ge=10, description="Random feed: one walk step (a snapshot of every pool) per interval."
+        1000, ge=10, description="Random feed: one walk step (every pool's snapshot) per interval."
     )
     feed_volatility_bps: int = Field(
         10, ge=0, le=1000, description="Random feed: the most a token's price moves per step."
@@ -132,9 +132,13 @@ class Settings(BaseSettings):
 
     # --- stream workers ---------------------------------------------------------------
     stream_fetch_max_wait_ms: int = Field(
-        10, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
+        5, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
     )
     stage_max_in_flight: int = Field(10000, ge=1, description="Concurrent tasks per stage.")
+    best_price_interval_s: float = Field(
+        5.0, ge=0, description="Least time between two bestPrice updates (PriceObserved) of a "
+        "waiting limit order; 0 turns them off (benchmarks)."
+    )
     commit_interval_s: float = Field(1.0, gt=0)
     session_timeout_s: float = Field(
         10.0, gt=0, description="How long a silent (killed) worker keeps its partitions."

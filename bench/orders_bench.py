@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 
+from bench.http_client import ConnectionPool
 from bench.stack import Stack
 from domain.orders.events import TERMINAL_EVENTS
 from oee.settings import Settings
@@ -89,17 +89,18 @@ class TerminalWatcher:
                         self.run.finished_at.setdefault(event.order_id, now)
 
 
-async def post_one(client: httpx.AsyncClient, run: Run, i: int) -> None:
+async def post_one(client: ConnectionPool, run: Run, i: int) -> None:
     body = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": f"0.{(i % 999) + 1:03d}",
             "slippageBps": 100, "clientOrderId": str(uuid.uuid4())}
     started = time.monotonic()
-    response = await client.post("/api/orders/execute", json=body)
+    response = await client.post("/api/orders/execute", body)
     run.post_ms.append((time.monotonic() - started) * 1000)
-    response.raise_for_status()
-    run.posted_at[response.json()["orderId"]] = started
+    if response.status != 201:
+        raise RuntimeError(f"POST answered {response.status}: {response.body[:200]!r}")
+    run.posted_at[str(response.json()["orderId"])] = started  # type: ignore[index]
 
 
-async def closed_loop(client: httpx.AsyncClient, run: Run, orders: int, clients: int) -> None:
+async def closed_loop(client: ConnectionPool, run: Run, orders: int, clients: int) -> None:
     counter = iter(range(orders))
 
     async def one_client() -> None:
@@ -109,7 +110,7 @@ async def closed_loop(client: httpx.AsyncClient, run: Run, orders: int, clients:
     await asyncio.gather(*(one_client() for _ in range(clients)))
 
 
-async def open_loop(client: httpx.AsyncClient, run: Run, orders: int, rate: float) -> None:
+async def open_loop(client: ConnectionPool, run: Run, orders: int, rate: float) -> None:
     start, tasks = time.monotonic(), []
     for i in range(orders):
         delay = start + i / rate - time.monotonic()
@@ -127,9 +128,9 @@ async def sample_in_flight(run: Run) -> None:
 
 async def one_run(stack: Stack, mode: str, orders: int, clients: int, rate: float,
                   timeout_s: float) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with TerminalWatcher(stack.settings) as watcher, httpx.AsyncClient(
-            base_url=stack.api_url, limits=limits, timeout=30) as client:
+    settings = stack.settings
+    async with TerminalWatcher(settings) as watcher, ConnectionPool(
+            settings.api_host, settings.api_port, clients) as client:
         run = watcher.run
         sampler = asyncio.create_task(sample_in_flight(run))
         if mode == "closed":

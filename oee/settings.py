@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     stream_fetch_max_wait_ms: int = Field(
         5, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
     )
+    stream_linger_ms: int = Field(
+        1, ge=0, description="Workers' producer linger: batches many small records per request."
+    )
     stage_max_in_flight: int = Field(10000, ge=1, description="Concurrent tasks per stage.")
     best_price_interval_s: float = Field(
         5.0, ge=0, description="Least time between two bestPrice updates (PriceObserved) of a "

@@ -125,7 +125,7 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        producer_linger=0.0,
+        producer_linger=settings.stream_linger_ms / 1000,
         producer_acks=-1,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",

@@ -1,0 +1,187 @@
+"""Metrics and readiness: what the read model and Kafka say about the engine right now.
+
+Consumes the read model (`orders`, `projection_offsets`, `projection_rejects`) through the
+pool dependency and Kafka through `KafkaOffsets`; produces
+- `GET /api/metrics`: orders by status and by type, venue share, success rate (confirmed
+  out of confirmed + failed), lifecycle duration p50/p99 (created -> terminal, over the most
+  recent `LIFECYCLE_SAMPLE` orders), the lag of every consumer group that commits to Kafka
+  (the stream workers) and the projector's lag (its offsets in PostgreSQL);
+- `GET /metrics`: the same figures in the Prometheus text exposition format (written here:
+  a handful of gauges need no client library);
+- `GET /ready`: 200 when Kafka and PostgreSQL answer and the projector is at most
+  `max_projection_lag` events behind, else 503 with the failing checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from oee.settings import Settings
+from projections.kafka_offsets import KafkaOffsets
+from projections.status import projection_lag
+
+LIFECYCLE_SAMPLE: Final = 10_000
+READY_TIMEOUT_S: Final = 3.0
+
+
+def metrics_router(
+    settings: Settings,
+    get_pool: Callable[..., AsyncConnectionPool],
+    get_kafka: Callable[..., KafkaOffsets],
+    *,
+    max_projection_lag: int = 10_000,
+) -> APIRouter:
+    router = APIRouter(tags=["metrics"])
+    queries = _Queries(settings.db_schema)
+
+    async def collect(pool: AsyncConnectionPool, kafka: KafkaOffsets) -> dict[str, Any]:
+        async with pool.connection() as conn:
+            orders = await queries.orders(conn)
+            projector = (await projection_lag(conn, kafka, settings)).as_json()
+        groups = await kafka.group_lags()
+        projector.pop("partitions")
+        return {**orders, "consumerLag": [
+            {"group": g.group, "topic": g.topic, "lag": g.lag, "partitions": g.partitions}
+            for g in groups], "projector": projector}
+
+    @router.get("/api/metrics", summary="Engine metrics as JSON")
+    async def api_metrics(
+        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
+        kafka: KafkaOffsets = Depends(get_kafka),  # noqa: B008
+    ) -> dict[str, Any]:
+        return await collect(pool, kafka)
+
+    @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def prometheus(
+        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
+        kafka: KafkaOffsets = Depends(get_kafka),  # noqa: B008
+    ) -> PlainTextResponse:
+        text = exposition(await collect(pool, kafka))
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @router.get("/ready", summary="Readiness: Kafka, PostgreSQL, projector lag",
+                responses={503: {"description": "Not ready; `checks` says why."}})
+    async def ready(
+        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
+        kafka: KafkaOffsets = Depends(get_kafka),  # noqa: B008
+    ) -> JSONResponse:
+        checks = await readiness(settings, pool, kafka, max_projection_lag)
+        ok = all(check["ok"] for check in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    return router
+
+
+async def readiness(
+    settings: Settings, pool: AsyncConnectionPool, kafka: KafkaOffsets, max_lag: int
+) -> dict[str, dict[str, Any]]:
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        ends = await asyncio.wait_for(kafka.end_offsets(settings.topics.events), READY_TIMEOUT_S)
+        checks["kafka"] = {"ok": bool(ends), "partitions": len(ends)}
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready", with its reason
+        checks["kafka"] = {"ok": False, "error": repr(error)}
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S), pool.connection() as conn:
+            await conn.execute("select 1")
+            checks["postgres"] = {"ok": True}
+            if checks["kafka"]["ok"]:
+                lag = (await projection_lag(conn, kafka, settings)).lag
+                checks["projector"] = {"ok": lag <= max_lag, "lag": lag, "maxLag": max_lag}
+    except Exception as error:  # noqa: BLE001
+        checks.setdefault("postgres", {"ok": False, "error": repr(error)})
+        checks.setdefault("projector", {"ok": False, "error": repr(error)})
+    checks.setdefault("projector", {"ok": False, "error": "Kafka is not reachable"})
+    return checks
+
+
+class _Queries:
+    def __init__(self, schema: str) -> None:
+        orders = sql.Identifier(schema, "orders")
+        self.counts = sql.SQL(
+            "select status, order_type, venue, count(*) from {} group by 1, 2, 3"
+        ).format(orders)
+        # The newest orders by the created_at index: bounded work however big the table.
+        self.lifecycle = sql.SQL(
+            "select percentile_cont(array[0.5, 0.99]) within group (order by seconds), count(*)"
+            " from (select extract(epoch from ended - created_at)::float8 as seconds"
+            "  from (select created_at,"
+            "        coalesce(confirmed_at, failed_at, cancelled_at, expired_at) as ended"
+            "        from {} order by created_at desc limit %s) newest"
+            "  where ended is not null) done"
+        ).format(orders)
+
+    async def orders(self, conn: Any) -> dict[str, Any]:
+        cur = await conn.execute(self.counts)
+        by_status: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        by_venue: dict[str, int] = {}
+        for status, order_type, venue, count in await cur.fetchall():
+            by_status[status] = by_status.get(status, 0) + count
+            by_type[order_type] = by_type.get(order_type, 0) + count
+            if venue is not None:
+                by_venue[venue] = by_venue.get(venue, 0) + count
+        cur = await conn.execute(self.lifecycle, (LIFECYCLE_SAMPLE,))
+        quantiles, sampled = await cur.fetchone()
+        p50, p99 = quantiles if quantiles else (None, None)
+        confirmed, failed = by_status.get("confirmed", 0), by_status.get("failed", 0)
+        routed = sum(by_venue.values())
+        return {
+            "orders": {"total": sum(by_status.values()), "byStatus": by_status,
+                       "byType": by_type},
+            "venues": {venue: {"orders": count, "share": round(count / routed, 4)}
+                       for venue, count in sorted(by_venue.items())},
+            "successRate": round(confirmed / (confirmed + failed), 4)
+            if confirmed + failed else None,
+            "lifecycleSeconds": {"p50": p50, "p99": p99, "sampled": sampled},
+        }
+
+
+def exposition(metrics: dict[str, Any]) -> str:
+    """The metrics in the Prometheus text format, version 0.0.4."""
+    lines: list[str] = []
+    orders = metrics["orders"]
+    _gauge(lines, "oee_orders", "Orders in the read model by status.",
+           (({"status": k}, v) for k, v in sorted(orders["byStatus"].items())))
+    _gauge(lines, "oee_orders_by_type", "Orders in the read model by order type.",
+           (({"order_type": k}, v) for k, v in sorted(orders["byType"].items())))
+    _gauge(lines, "oee_venue_orders", "Routed orders by winning venue.",
+           (({"venue": k}, v["orders"]) for k, v in metrics["venues"].items()))
+    _gauge(lines, "oee_order_success_ratio", "Confirmed out of confirmed + failed orders.",
+           [({}, metrics["successRate"])])
+    life = metrics["lifecycleSeconds"]
+    _gauge(lines, "oee_order_lifecycle_seconds",
+           "Created to terminal, over the most recent orders.",
+           [({"quantile": "0.5"}, life["p50"]), ({"quantile": "0.99"}, life["p99"])])
+    _gauge(lines, "oee_consumer_group_lag", "Records behind the end, per Kafka consumer group.",
+           (({"group": g["group"], "topic": g["topic"]}, g["lag"])
+            for g in metrics["consumerLag"]))
+    projector = metrics["projector"]
+    _gauge(lines, "oee_projection_lag", "Events the read model is behind orders.events.",
+           [({"schema": projector["schema"]}, projector["lag"])])
+    _gauge(lines, "oee_projection_rejects", "Records the projector could not apply.",
+           [({"schema": projector["schema"]}, projector["rejects"])])
+    return "\n".join(lines) + "\n"
+
+
+def _gauge(lines: list[str], name: str, help_text: str,
+           samples: Iterable[tuple[dict[str, str], float | int | None]]) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} gauge")
+    for labels, value in samples:
+        if value is None:
+            continue  # no data: the series is absent rather than a made-up 0
+        body = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items())
+        lines.append(f"{name}{{{body}}} {value}" if body else f"{name} {value}")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -1,0 +1,154 @@
+"""The public shape of an order as the read model knows it, built from an `orders` row.
+
+Consumes `orders` rows (column -> value, as psycopg returns them; numeric amounts come back
+as Decimal) and `order_events` rows; produces the camelCase models the query endpoints
+answer with. Every amount is given twice, as an exact human decimal string and as integer
+base units in a string (`Amount`, the same shape as the quote endpoint's), never as a JSON
+number: base units exceed 2**53.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from domain.orders.status import OrderStatus
+from domain.tokens import Token, format_amount
+from projections.rows import STATUS_COLUMNS
+
+
+class _Public(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class TokenInfo(_Public):
+    symbol: str
+    mint: str
+    decimals: int
+
+
+class Amount(_Public):
+    amount: str  # exact, human units: "1.5"
+    base_units: str  # exact, integer base units: "1500000000"
+
+
+class OrderView(_Public):
+    order_id: str
+    status: str
+    order_type: str
+    seq: int  # the last event applied
+    token_in: TokenInfo
+    token_out: TokenInfo
+    amount_in: Amount
+    slippage_bps: int
+    client_order_id: str | None
+    venue: str | None  # raydium | meteora | split, once routed
+    expected_amount_out: Amount | None  # what the chosen route quoted
+    min_amount_out: Amount | None  # the slippage floor of the current attempt
+    amount_out: Amount | None  # what the swap yielded, once confirmed
+    executed_price: str | None  # tokenOut per 1 tokenIn, human units
+    signature: str | None
+    attempts: int
+    failure_code: str | None
+    reason: str | None  # why it failed, or the reason given to cancel it
+    routing: dict[str, Any] | None  # the routing decision: every quote and why the winner won
+    created_at: datetime
+    updated_at: datetime
+    status_times: dict[str, datetime | None]  # when the order last entered each status
+    as_of: datetime | None = None  # set on `?asOf=` answers: the state at that time
+
+
+class OrderPage(_Public):
+    orders: list[OrderView]
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last page
+
+
+class AuditEvent(_Public):
+    event_id: str
+    order_id: str
+    seq: int
+    type: str  # the event class
+    status: str  # the order's status after this event
+    timestamp: datetime  # when it occurred
+    data: dict[str, Any]  # the payload, as on the WebSocket
+    topic: str  # where the event is in Kafka: the proof of where it came from
+    partition: int
+    offset: int
+
+
+class AuditTrail(_Public):
+    order_id: str
+    events: list[AuditEvent]
+
+
+def order_view(row: Mapping[str, Any], as_of: datetime | None = None) -> OrderView:
+    """The view of one `orders` row (or of a folded state's row, with `as_of`)."""
+    token_in = Token(row["token_in_symbol"], row["token_in"], row["token_in_decimals"])
+    token_out = Token(row["token_out_symbol"], row["token_out"], row["token_out_decimals"])
+    price = row["executed_price"]
+    return OrderView(
+        order_id=row["order_id"],
+        status=row["status"],
+        order_type=row["order_type"],
+        seq=row["seq"],
+        token_in=_token(token_in),
+        token_out=_token(token_out),
+        amount_in=_amount(row["amount_in"], token_in),
+        slippage_bps=row["slippage_bps"],
+        client_order_id=row["client_order_id"],
+        venue=row["venue"],
+        expected_amount_out=_amount_or_none(row["expected_amount_out"], token_out),
+        min_amount_out=_amount_or_none(row["min_amount_out"], token_out),
+        amount_out=_amount_or_none(row["amount_out"], token_out),
+        executed_price=None if price is None else format(Decimal(price), "f"),
+        signature=row["signature"],
+        attempts=row["attempts"],
+        failure_code=row["failure_code"],
+        reason=row["failure_reason"],
+        routing=_json(row["routing"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        status_times={status.value: row[column] for status, column in STATUS_COLUMNS.items()},
+        as_of=as_of,
+    )
+
+
+def audit_event(row: Mapping[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        event_id=row["event_id"],
+        order_id=row["order_id"],
+        seq=row["seq"],
+        type=row["type"],
+        status=OrderStatus(row["status"]).value,
+        timestamp=row["occurred_at"],
+        data=_json(row["payload"]) or {},
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+    )
+
+
+def _json(value: Any) -> Any:
+    """jsonb arrives parsed from PostgreSQL; a row built in memory carries JSON text."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _token(token: Token) -> TokenInfo:
+    return TokenInfo(symbol=token.symbol, mint=token.mint, decimals=token.decimals)
+
+
+def _amount(base_units: int | Decimal, token: Token) -> Amount:
+    units = int(base_units)
+    return Amount(amount=format_amount(units, token), base_units=str(units))
+
+
+def _amount_or_none(base_units: int | Decimal | None, token: Token) -> Amount | None:
+    return None if base_units is None else _amount(base_units, token)

@@ -1,0 +1,268 @@
+"""The projector: a plain aiokafka consumer that folds `orders.events` into PostgreSQL.
+
+Consumes `settings.topics.events` (every partition, or the ones it is given) from the offsets
+stored in the read-model schema's `projection_offsets` (0 where none are stored); produces the
+`orders` and `order_events` rows of that schema, exactly once: each `getmany` batch is folded
+with the pure `evolve` and written in ONE transaction together with the batch's next offsets
+(see `projections.store`). Not a Faust agent: an agent acks a message whose handler raised
+(PITFALLS, "The projector"), which would skip rows on a PostgreSQL error.
+
+A PostgreSQL outage is waited out: the projector retries with a capped backoff and, once the
+database answers again, seeks back to the stored offsets, so nothing is skipped or doubled.
+A rebuild's swap is noticed inside the batch transaction (the schema is another one now):
+the projector then re-reads the offsets of the swapped-in schema and carries on from there.
+
+`run_projector(settings)` is what `oee projector` runs; `python -m projections.projector`
+runs it in its own process (settings from the environment), which the rebuild uses for its
+shadow workers (`--schema`, `--partitions`, `--until-end`) and the crash tests kill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from infra.services import bootstrap_servers, database_url
+from oee.settings import Settings
+from projections.kafka_offsets import KafkaOffsets
+from projections.batch import BatchRows, decode_batch, fold_batch
+from projections.store import ProjectionStore, SchemaMissing, SchemaSwapped, connect
+from schemas.codec import Codec
+
+log = logging.getLogger(__name__)
+
+FETCH_BYTES = 64 * 1024 * 1024
+PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
+MAX_RECORDS = 20_000
+
+
+def projection_group(settings: Settings) -> str:
+    """The projection's name in `projection_offsets.consumer_group` (one per engine)."""
+    return f"{settings.engine_id}.projector"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorOptions:
+    """What to project where. The defaults are the live projector's."""
+
+    schema: str | None = None  # default: settings.db_schema
+    partitions: tuple[int, ...] | None = None  # default: every partition of the topic
+    until_end: bool = False  # stop once the end offsets seen at start are projected
+    max_records: int = MAX_RECORDS  # per batch (= per transaction)
+    fetch_max_wait_ms: int = 20  # the broker's long-poll: bounds the added latency when idle
+
+
+@dataclass(slots=True)
+class ProjectorStats:
+    events: int = 0
+    duplicates: int = 0
+    rejects: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, rows: BatchRows) -> None:
+        self.events += len(rows.events)
+        self.duplicates += rows.duplicates
+        self.rejects += len(rows.rejects)
+        self.batches += 1
+
+    def rate(self) -> float:
+        return self.events / max(time.monotonic() - self.started, 1e-9)
+
+
+def run_projector(settings: Settings, options: ProjectorOptions | None = None) -> ProjectorStats:
+    """Project in the foreground until SIGTERM / SIGINT (or, with `until_end`, caught up).
+
+    What `oee projector` and `python -m projections.projector` run.
+    """
+    return asyncio.run(_until_signalled(settings, options or ProjectorOptions()))
+
+
+async def _until_signalled(settings: Settings, options: ProjectorOptions) -> ProjectorStats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stats = await project(settings, options, stop=stop)
+    log.info("projector stopped after %d events (%d duplicates, %d rejects)",
+             stats.events, stats.duplicates, stats.rejects)
+    return stats
+
+
+async def project(
+    settings: Settings,
+    options: ProjectorOptions | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> ProjectorStats:
+    """Project until `stop` is set (or, with `until_end`, until caught up)."""
+    options = options or ProjectorOptions()
+    stop = stop or asyncio.Event()
+    runner = _Runner(settings, options, Codec.load(), stop)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings),
+        group_id=None,  # offsets live in PostgreSQL, next to the rows
+        enable_auto_commit=False,
+        # Every partition is sought explicitly; an offset out of range means the topic was
+        # recreated or truncated: fail loudly (a rebuild is due) rather than skip or repeat.
+        auto_offset_reset="none",
+        fetch_max_wait_ms=options.fetch_max_wait_ms,
+        fetch_max_bytes=FETCH_BYTES,
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+    )
+    await consumer.start()
+    try:
+        return await runner.run(consumer)
+    finally:
+        await consumer.stop()
+
+
+class _Runner:
+    """One projector's loop: connect, seek to the stored offsets, fold batches; on a lost
+    connection wait and start over, on a swap start over at once."""
+
+    def __init__(
+        self, settings: Settings, options: ProjectorOptions, codec: Codec, stop: asyncio.Event
+    ) -> None:
+        self.topic = settings.topics.events
+        self.schema = options.schema or settings.db_schema
+        self.group = projection_group(settings)
+        self.dsn = database_url(settings)
+        self.bootstrap = bootstrap_servers(settings)
+        self.options = options
+        self.codec = codec
+        self.stop = stop
+        self.stats = ProjectorStats()
+        self._last_log = time.monotonic()
+
+    async def run(self, consumer: AIOKafkaConsumer) -> ProjectorStats:
+        tps = await self._assign(consumer)
+        targets = await consumer.end_offsets(tps) if self.options.until_end else None
+        delay = RETRY_MIN_S
+        while not self.stop.is_set():
+            try:
+                conn = await connect(self.dsn, self.schema)
+            except psycopg.OperationalError as error:
+                delay = await self._wait_out(error, delay)
+                continue
+            try:
+                async with conn:
+                    store = ProjectionStore(conn, self.schema, self.group, self.topic)
+                    await store.open()
+                    positions = await self._seek(consumer, store, tps)
+                    delay = RETRY_MIN_S
+                    if await self._project(consumer, store, positions, targets):
+                        break
+            except SchemaSwapped as swapped:
+                log.info("%s; reloading its offsets", swapped)
+            except (psycopg.OperationalError, SchemaMissing) as error:
+                delay = await self._wait_out(error, delay)
+        return self.stats
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Assign the wanted partitions of the topic, waiting for the topic to exist."""
+        delay = RETRY_MIN_S
+        async with KafkaOffsets(self.bootstrap) as kafka:
+            while not (partitions := set(await kafka.partitions(self.topic))):
+                log.warning("topic %s does not exist yet; waiting", self.topic)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        wanted = self.options.partitions
+        chosen = sorted(partitions if wanted is None else set(wanted) & partitions)
+        tps = [TopicPartition(self.topic, p) for p in chosen]
+        consumer.assign(tps)
+        return tps
+
+    async def _seek(
+        self, consumer: AIOKafkaConsumer, store: ProjectionStore, tps: list[TopicPartition]
+    ) -> dict[int, int]:
+        """Seek every partition to its stored offset: what was never committed is re-read."""
+        positions = await store.offsets(tp.partition for tp in tps)
+        for tp in tps:
+            consumer.seek(tp, positions[tp.partition])
+        return positions
+
+    async def _project(
+        self,
+        consumer: AIOKafkaConsumer,
+        store: ProjectionStore,
+        positions: dict[int, int],
+        targets: dict[TopicPartition, int] | None,
+    ) -> bool:
+        """Fold batches until `stop`; True once caught up with `targets` (if any)."""
+        codec, options = self.codec, self.options
+        while not self.stop.is_set():
+            if targets is not None and all(positions[tp.partition] >= end
+                                           for tp, end in targets.items()):
+                return True
+            records = await consumer.getmany(timeout_ms=200, max_records=options.max_records)
+            if not records:
+                continue
+            batch = decode_batch(codec, self.topic, records)
+            rows = await store.apply(
+                batch.max_seqs, lambda snapshots: fold_batch(codec, batch, snapshots)
+            )
+            positions.update(rows.next_offsets)
+            self.stats.add(rows)
+            self._log_progress()
+        return False
+
+    async def _wait_out(self, error: Exception, delay: float) -> float:
+        """Log, sleep (or return early on stop), and return the next, longer delay."""
+        log.warning("read model unavailable (%s); retrying in %.1fs", error, delay)
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+        return min(delay * 2, RETRY_MAX_S)
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= 10:
+            self._last_log = now
+            stats = self.stats
+            log.info("projected %d events (%.0f/s), %d duplicates, %d rejects into %s",
+                     stats.events, stats.rate(), stats.duplicates, stats.rejects, self.schema)
+
+
+# --- `python -m projections.projector` --------------------------------------------------------
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m projections.projector",
+        description="Fold orders.events into the read model (settings from the environment).",
+    )
+    parser.add_argument("--schema", help="read-model schema (default: DB_SCHEMA)")
+    parser.add_argument("--partitions", help="comma-separated partitions (default: all)")
+    parser.add_argument("--until-end", action="store_true",
+                        help="exit once the end offsets seen at start are projected")
+    parser.add_argument("--max-records", type=int, default=MAX_RECORDS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    partitions = (tuple(int(p) for p in args.partitions.split(",") if p)
+                  if args.partitions else None)
+    options = ProjectorOptions(schema=args.schema, partitions=partitions,
+                               until_end=args.until_end, max_records=args.max_records)
+    run_projector(settings, options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

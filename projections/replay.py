@@ -1,0 +1,162 @@
+"""Replay for audits: events straight from Kafka, in order, with their coordinates, checked.
+
+Consumes `orders.events` (never PostgreSQL: the audit must not depend on the projection it
+audits) for one order, a time range or everything; produces each event with its topic,
+partition, offset and record time, and the `SeqAudit` findings: a gap, an event out of
+order, two events with one seq or an event after the end makes the replay fail.
+
+- `--order ID` reads only the partition the order id hashes to (aiokafka's default murmur2
+  partitioner of the key, which the edge uses and the event store follows), and falls back
+  to every partition if the order is not there (a producer with another partitioner).
+- `--from T [--to T]` starts each partition at `offsets_for_times(T)` and stops at the
+  offset for `--to` (or the end seen at start); records outside [from, to) are left out.
+- `--all` reads every partition from 0 to the end seen at start.
+Events come partition by partition, in offset order: one order's events share a partition,
+so each order reads in seq order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from domain.orders.events import Event
+from projections.audit import Coordinates, SeqAudit
+from projections.kafka_offsets import KafkaOffsets
+from schemas.codec import Codec, CodecError
+
+FETCH_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What to replay: one order, a time range [start, end) or everything."""
+
+    order_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def from_start(self) -> bool:
+        """Does the selection hold whole histories (so the first seq must be 1)?"""
+        return self.start is None
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    at: Coordinates
+    timestamp_ms: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    partition: int
+    first: int  # offset of the first record to read
+    stop: int  # offset after the last record to read
+
+
+class Replayer:
+    """Reads a selection from one cluster; `audit` collects the findings as it goes."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, codec: Codec) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._codec = codec
+
+    async def replay(self, selection: Selection, audit: SeqAudit) -> AsyncIterator[Replayed]:
+        async with KafkaOffsets(self._bootstrap) as kafka:
+            partitions = await kafka.partitions(self._topic)
+            ends = await kafka.end_offsets(self._topic, partitions)
+            ranges = await self._ranges(kafka, selection, partitions, ends)
+        if selection.order_id is None:
+            async for replayed in self._read(ranges, selection, audit):
+                yield replayed
+            return
+        home = _partition_of(selection.order_id, partitions)
+        found = False
+        async for replayed in self._read([r for r in ranges if r.partition == home],
+                                         selection, audit):
+            found = True
+            yield replayed
+        if not found:  # not where the default partitioner puts it: look everywhere
+            async for replayed in self._read([r for r in ranges if r.partition != home],
+                                             selection, audit):
+                yield replayed
+
+    async def _ranges(
+        self, kafka: KafkaOffsets, selection: Selection, partitions: list[int],
+        ends: dict[int, int],
+    ) -> list[_Range]:
+        starts = dict.fromkeys(partitions, 0)
+        stops = dict(ends)
+        if selection.start is not None:
+            found = await kafka.offsets_for_time(self._topic, partitions, _ms(selection.start))
+            starts = {p: ends[p] if offset is None else offset for p, offset in found.items()}
+        if selection.end is not None:
+            found = await kafka.offsets_for_time(self._topic, partitions, _ms(selection.end))
+            stops = {p: ends[p] if offset is None else offset for p, offset in found.items()}
+        return [_Range(p, starts[p], stops[p]) for p in partitions if starts[p] < stops[p]]
+
+    async def _read(
+        self, ranges: Iterable[_Range], selection: Selection, audit: SeqAudit
+    ) -> AsyncIterator[Replayed]:
+        ranges = list(ranges)
+        if not ranges:
+            return  # (and aiokafka 0.14 raises CancelledError on a start quickly followed by stop)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+            fetch_max_bytes=FETCH_BYTES, max_partition_fetch_bytes=FETCH_BYTES,
+        )
+        await consumer.start()
+        try:
+            for selected in ranges:
+                async for replayed in self._read_range(consumer, selected, selection, audit):
+                    yield replayed
+        finally:
+            await consumer.stop()
+
+    async def _read_range(
+        self, consumer: AIOKafkaConsumer, selected: _Range, selection: Selection,
+        audit: SeqAudit,
+    ) -> AsyncIterator[Replayed]:
+        tp = TopicPartition(self._topic, selected.partition)
+        consumer.assign([tp])
+        consumer.seek(tp, selected.first)
+        key = selection.order_id.encode() if selection.order_id is not None else None
+        low = _ms(selection.start) if selection.start is not None else None
+        high = _ms(selection.end) if selection.end is not None else None
+        while await consumer.position(tp) < selected.stop:
+            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+            for record in batches.get(tp, []):
+                if record.offset >= selected.stop:
+                    break
+                if key is not None and record.key != key:
+                    continue
+                if (low is not None and record.timestamp < low) or (
+                        high is not None and record.timestamp >= high):
+                    continue
+                at = Coordinates(self._topic, record.partition, record.offset)
+                try:
+                    event = self._codec.decode_event(record.value or b"")
+                except CodecError as error:
+                    audit.undecodable(at, str(error))
+                    continue
+                if selection.order_id is not None and event.order_id != selection.order_id:
+                    continue
+                audit.add(event, at)
+                yield Replayed(at, record.timestamp, event)
+
+
+def _partition_of(order_id: str, partitions: list[int]) -> int:
+    """Where aiokafka's default partitioner puts records keyed by `order_id`."""
+    ordered = sorted(partitions)
+    return int(DefaultPartitioner()(order_id.encode(), ordered, ordered))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

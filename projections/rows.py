@@ -1,0 +1,94 @@
+"""The read model's rows as values: an order's folded state as its `orders` row, an event as
+its `order_events` row. Pure: no I/O.
+
+Consumes `OrderState`s (from the pure `evolve`) and events with their Kafka coordinates;
+produces tuples in the column order of migration 0003, ready for COPY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from domain.orders.events import Event
+from domain.orders.state import OrderState
+from domain.orders.status import OrderStatus
+from domain.quotes import RoutingDecision
+from schemas.records import json_converter
+
+# The per-status columns in table order (pending_at ... expired_at, waiting_at last).
+_ROW_STATUS_ORDER: Final = (
+    OrderStatus.PENDING, OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED,
+    OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED,
+    OrderStatus.WAITING,
+)  # fmt: skip
+STATUS_COLUMNS: Final = {status: f"{status.value}_at" for status in _ROW_STATUS_ORDER}
+
+ORDER_COLUMNS: Final = (
+    "order_id", "seq", "status", "order_type", "token_in", "token_out",
+    "token_in_symbol", "token_out_symbol", "token_in_decimals", "token_out_decimals",
+    "amount_in", "slippage_bps", "client_order_id", "venue", "expected_amount_out",
+    "min_amount_out", "amount_out", "executed_price", "signature", "attempts",
+    "failure_code", "failure_reason", "routing", "created_at", "updated_at",
+    "pending_at", "routing_at", "building_at", "submitted_at", "confirmed_at",
+    "failed_at", "cancelled_at", "expired_at", "waiting_at",
+)  # fmt: skip
+EVENT_COLUMNS: Final = (
+    "event_id", "order_id", "seq", "type", "status", "payload", "occurred_at",
+    "topic", "partition", "offset",
+)  # fmt: skip
+
+OrderRow = tuple[Any, ...]
+EventRow = tuple[Any, ...]
+_DECISION_JSON: Final = json_converter(RoutingDecision)
+
+
+class IncompleteState(ValueError):
+    """A state without terms or status cannot be a row (the order was never accepted)."""
+
+
+def decision_json(decision: RoutingDecision) -> str:
+    """The decision as stored in `orders.routing`: the same JSON view as in RouteSelected."""
+    return orjson.dumps(_DECISION_JSON(decision)).decode()
+
+
+def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
+    """The `orders` row of `state` in ORDER_COLUMNS order; `routing` is the decision's JSON
+    when the caller has it already (it is the one costly column)."""
+    terms, status = state.terms, state.status
+    if terms is None or status is None or not state.status_history:
+        raise IncompleteState(f"order {state.order_id} has not been accepted")
+    decision = state.decision
+    if decision is not None and routing is None:
+        routing = decision_json(decision)
+    entered = {s: at for s, at in state.status_history}  # the last time each was entered
+    return (
+        state.order_id, state.seq, status.value, terms.order_type.value,
+        terms.token_in, terms.token_out, terms.token_in_symbol, terms.token_out_symbol,
+        terms.token_in_decimals, terms.token_out_decimals, terms.amount_in,
+        terms.slippage_bps, terms.client_order_id,
+        decision.venue if decision else None,
+        decision.amount_out if decision else None,
+        state.min_amount_out, state.amount_out, state.executed_price, state.signature,
+        state.attempt, state.reason_code, state.reason, routing,
+        state.status_history[0][1], state.updated_at,
+        *(entered.get(s) for s in _ROW_STATUS_ORDER),
+    )  # fmt: skip
+
+
+def event_row(
+    event: Event, status: OrderStatus, payload: str, topic: str, partition: int, offset: int
+) -> EventRow:
+    """The `order_events` row of `event` (`payload` is `Codec.event_to_json` as JSON text)."""
+    return (
+        event.event_id, event.order_id, event.seq, type(event).__name__, status.value,
+        payload, event.occurred_at, topic, partition, offset,
+    )  # fmt: skip
+
+
+def row_mapping(row: Sequence[Any]) -> dict[str, Any]:
+    """An `orders` tuple as a column -> value mapping."""
+    return dict(zip(ORDER_COLUMNS, row, strict=True))
+

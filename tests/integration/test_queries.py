@@ -1,0 +1,224 @@
+"""The query API over a read model projected from real Kafka into real PostgreSQL: one order,
+its audit trail, its state as of a time, the filtered and paginated list, and a 422 naming
+every bad parameter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.order_views import order_view
+from api.read_model import read_model_router
+from bench.order_histories import HistoryMaker, interleaved
+from domain.orders import Event, fold
+from domain.tokens import SOL, USDC
+from oee.settings import Settings
+from projections.projector import ProjectorOptions, project
+from projections.rows import order_row, row_mapping
+from tests.integration.projection_support import produce
+
+ORDERS = 240
+
+
+@pytest.fixture
+async def client(provisioned: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(read_model_router(provisioned))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://test"
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def histories(provisioned: Settings) -> dict[str, list[Event]]:
+    made = list(HistoryMaker(seed=31).orders(ORDERS))
+    await produce(provisioned, interleaved(made))
+    await project(provisioned, ProjectorOptions(until_end=True))
+    return {history[0].order_id: history for history in made}
+
+
+def view_json(history: list[Event], **extra: Any) -> dict[str, Any]:
+    """What the API must answer for a history: the view of its fold, as JSON."""
+    view = order_view(row_mapping(order_row(fold(history))), **extra)
+    return view.model_dump(mode="json", by_alias=True)
+
+
+def created(history: list[Event]) -> Any:
+    return history[0].occurred_at
+
+
+async def test_an_order_is_the_fold_of_its_events(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]]
+) -> None:
+    for order_id, history in list(histories.items())[:25]:
+        answer = await client.get(f"/api/orders/{order_id}")
+        assert answer.status_code == 200
+        assert answer.json() == view_json(history)
+
+
+async def test_amounts_are_exact_strings_in_human_and_base_units(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]]
+) -> None:
+    sol_order = next(h for h in histories.values() if h[0].token_in == SOL.mint)
+    body = (await client.get(f"/api/orders/{sol_order[0].order_id}")).json()
+    assert body["amountIn"] == {"amount": "1.5", "baseUnits": "1500000000"}
+    assert body["tokenIn"] == {"symbol": "SOL", "mint": SOL.mint, "decimals": 9}
+    assert body["tokenOut"]["mint"] == USDC.mint
+    assert isinstance(body["expectedAmountOut"]["baseUnits"], str)
+
+
+async def test_an_unknown_order_is_404_and_a_malformed_id_is_422(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]]
+) -> None:
+    unknown = await client.get("/api/orders/00000000-0000-4000-8000-000000000000")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found"
+    for path in ("/api/orders/not-an-id", "/api/orders/not-an-id/events"):
+        malformed = await client.get(path)
+        assert malformed.status_code == 422
+        assert malformed.json()["detail"][0]["field"] == "orderId"
+    assert (await client.get("/api/orders/00000000-0000-4000-8000-000000000000/events")
+            ).status_code == 404
+
+
+async def test_the_audit_trail_lists_every_event_in_seq_order_with_its_coordinates(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]], provisioned: Settings
+) -> None:
+    order_id, history = next((k, h) for k, h in histories.items() if len(h) > 8)
+    trail = (await client.get(f"/api/orders/{order_id}/events")).json()
+    events = trail["events"]
+    assert [e["seq"] for e in events] == list(range(1, len(history) + 1))
+    assert [e["type"] for e in events] == [type(e).__name__ for e in history]
+    assert [e["eventId"] for e in events] == [e.event_id for e in history]
+    assert {e["topic"] for e in events} == {provisioned.topics.events}
+    assert len({e["partition"] for e in events}) == 1  # one order, one partition
+    offsets = [e["offset"] for e in events]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    assert events[-1]["status"] == view_json(history)["status"]
+
+
+async def test_as_of_a_time_the_order_is_the_fold_of_its_events_until_then(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]]
+) -> None:
+    order_id, history = next((k, h) for k, h in histories.items() if len(h) > 8)
+    for index, event in enumerate(history):
+        if index + 1 < len(history) and history[index + 1].occurred_at == event.occurred_at:
+            continue  # two events at one instant: "as of" that instant includes both
+        moment = event.occurred_at + timedelta(microseconds=1)
+        answer = await client.get(f"/api/orders/{order_id}",
+                                  params={"asOf": moment.isoformat()})
+        assert answer.status_code == 200
+        assert answer.json() == view_json(history[:index + 1], as_of=moment)
+    before = created(history) - timedelta(seconds=1)
+    early = await client.get(f"/api/orders/{order_id}", params={"asOf": before.isoformat()})
+    assert early.status_code == 404
+    assert early.json()["detail"][0]["field"] == "asOf"
+
+
+async def test_the_list_is_newest_first_and_pages_through_every_order_once(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]]
+) -> None:
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "37", **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/orders", params=params)).json()
+        seen += [order["orderId"] for order in page["orders"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    newest_first = sorted(histories, key=lambda k: (created(histories[k]), k), reverse=True)
+    assert seen == newest_first
+
+
+@pytest.mark.parametrize(
+    ("params", "keep"),
+    [
+        ({"status": "confirmed"}, lambda v: v["status"] == "confirmed"),
+        ({"status": "failed,cancelled"}, lambda v: v["status"] in ("failed", "cancelled")),
+        ({"orderType": "market"}, lambda v: v["orderType"] == "market"),
+        ({"tokenIn": "sol"}, lambda v: v["tokenIn"]["symbol"] == "SOL"),
+        ({"tokenIn": SOL.mint}, lambda v: v["tokenIn"]["symbol"] == "SOL"),
+        ({"tokenOut": "USDC"}, lambda v: v["tokenOut"]["symbol"] == "USDC"),
+        ({"venue": "meteora"}, lambda v: v["venue"] == "meteora"),
+        ({"status": "confirmed", "tokenIn": "USDT"},
+         lambda v: v["status"] == "confirmed" and v["tokenIn"]["symbol"] == "USDT"),
+    ],
+)
+async def test_filters_keep_exactly_the_matching_orders(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]], params: dict[str, str],
+    keep: Any,
+) -> None:
+    views = [view_json(h) for h in histories.values()]
+    expected = {v["orderId"] for v in views if keep(v)}
+    assert expected, "the generated orders must exercise the filter"
+    page = (await client.get("/api/orders", params={**params, "limit": "500"})).json()
+    assert {order["orderId"] for order in page["orders"]} == expected
+
+
+async def test_a_time_window_keeps_orders_created_in_it(
+    client: httpx.AsyncClient, histories: dict[str, list[Event]]
+) -> None:
+    times = sorted(created(h) for h in histories.values())
+    start, end = times[50], times[150]
+    params = {"createdFrom": start.isoformat(), "createdTo": end.isoformat(), "limit": "500"}
+    page = (await client.get("/api/orders", params=params)).json()
+    assert len(page["orders"]) == sum(start <= t < end for t in times)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"status": "confirmed,nope"}, "status"),
+        ({"orderType": "twap"}, "orderType"),
+        ({"tokenIn": "NOPE"}, "tokenIn"),
+        ({"tokenOut": "So1111"}, "tokenOut"),
+        ({"venue": "orca"}, "venue"),
+        ({"createdFrom": "yesterday"}, "createdFrom"),
+        ({"createdTo": "2025-13-01"}, "createdTo"),
+        ({"createdFrom": "2025-01-02", "createdTo": "2025-01-01"}, "createdTo"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"stauts": "confirmed"}, "stauts"),
+    ],
+)
+async def test_a_bad_list_parameter_is_422_naming_it(
+    client: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    answer = await client.get("/api/orders", params=params)
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["error"] == "invalid_request"
+    assert [error["field"] for error in body["detail"]] == [field]
+
+
+async def test_every_bad_parameter_is_named_in_one_answer(client: httpx.AsyncClient) -> None:
+    params = {"status": "x", "venue": "y", "limit": "0", "foo": "1"}
+    answer = await client.get("/api/orders", params=params)
+    assert answer.status_code == 422
+    assert sorted(e["field"] for e in answer.json()["detail"]) == ["foo", "limit", "status",
+                                                                   "venue"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"asOf": "last tuesday"}, "asOf"), ({"as_of": "2025-01-01"}, "as_of")],
+)
+async def test_a_bad_order_parameter_is_422_naming_it(
+    client: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    answer = await client.get("/api/orders/00000000-0000-4000-8000-000000000000", params=params)
+    assert answer.status_code == 422
+    assert [error["field"] for error in answer.json()["detail"]] == [field]

@@ -1,0 +1,125 @@
+"""Metrics and readiness from the read model and Kafka: the JSON summary, the Prometheus
+text, consumer-group lag, and `/ready` turning 503 when the projector falls behind."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.read_model import read_model_router
+from bench.order_histories import HistoryMaker, interleaved
+from domain.orders import fold
+from oee.settings import Settings
+from projections.projector import ProjectorOptions, project
+from tests.integration.projection_support import produce
+
+MAX_LAG = 100
+
+
+@pytest.fixture
+async def client(provisioned: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(read_model_router(provisioned, max_projection_lag=MAX_LAG))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://test"
+    ) as http:
+        yield http
+
+
+async def test_the_summary_counts_the_read_model(
+    client: httpx.AsyncClient, provisioned: Settings
+) -> None:
+    histories = list(HistoryMaker(seed=61).orders(300))
+    total = await produce(provisioned, interleaved(histories))
+    await project(provisioned, ProjectorOptions(until_end=True))
+    states = [fold(history) for history in histories]
+    statuses = Counter(str(state.status) for state in states)
+
+    metrics = (await client.get("/api/metrics")).json()
+
+    assert metrics["orders"] == {"total": 300, "byStatus": dict(statuses),
+                                 "byType": {"market": 300}}
+    confirmed, failed = statuses["confirmed"], statuses["failed"]
+    assert metrics["successRate"] == round(confirmed / (confirmed + failed), 4)
+    venues = Counter(s.decision.venue for s in states if s.decision is not None)
+    assert {v: m["orders"] for v, m in metrics["venues"].items()} == dict(venues)
+    assert sum(m["share"] for m in metrics["venues"].values()) == pytest.approx(1, abs=1e-3)
+    life = metrics["lifecycleSeconds"]
+    assert life["sampled"] == 300 and 0 < life["p50"] <= life["p99"]
+    assert metrics["projector"]["lag"] == 0 and metrics["projector"]["projected"] == total
+
+
+async def test_prometheus_text_carries_the_same_figures(
+    client: httpx.AsyncClient, provisioned: Settings
+) -> None:
+    histories = list(HistoryMaker(seed=62).orders(100))
+    await produce(provisioned, interleaved(histories))
+    await project(provisioned, ProjectorOptions(until_end=True))
+
+    answer = await client.get("/metrics")
+
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = dict(line.rsplit(" ", 1) for line in answer.text.splitlines()
+                   if line and not line.startswith("#"))
+    confirmed = sum(str(fold(h).status) == "confirmed" for h in histories)
+    assert float(samples['oee_orders{status="confirmed"}']) == confirmed
+    assert float(samples[f'oee_projection_lag{{schema="{provisioned.db_schema}"}}']) == 0
+    assert "# TYPE oee_order_lifecycle_seconds gauge" in answer.text
+
+
+async def test_consumer_group_lag_is_end_minus_committed(
+    client: httpx.AsyncClient, provisioned: Settings
+) -> None:
+    total = await produce(provisioned, interleaved(HistoryMaker(seed=63).orders(50)))
+    group = f"{provisioned.engine_id}-reader"
+    tp = TopicPartition(provisioned.topics.events, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=provisioned.kafka_bootstrap_servers,
+                                group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: OffsetAndMetadata(1, "")})
+    finally:
+        await consumer.stop()
+
+    lags = (await client.get("/api/metrics")).json()["consumerLag"]
+
+    ours = [lag for lag in lags if lag["group"] == group]
+    ends = await _end_offsets(provisioned)
+    assert ours == [{"group": group, "topic": provisioned.topics.events,
+                     "lag": ends[0] - 1, "partitions": 1}]
+    assert sum(ends.values()) == total
+
+
+async def test_ready_turns_503_when_the_projector_falls_behind(
+    client: httpx.AsyncClient, provisioned: Settings
+) -> None:
+    ready = await client.get("/ready")
+    assert ready.status_code == 200
+    assert {name: check["ok"] for name, check in ready.json()["checks"].items()} == {
+        "kafka": True, "postgres": True, "projector": True}
+
+    await produce(provisioned, interleaved(HistoryMaker(seed=64).orders(40)))  # > MAX_LAG
+
+    behind = await client.get("/ready")
+    assert behind.status_code == 503
+    checks = behind.json()["checks"]
+    assert checks["projector"]["ok"] is False and checks["projector"]["lag"] > MAX_LAG
+    await project(provisioned, ProjectorOptions(until_end=True))
+    assert (await client.get("/ready")).status_code == 200
+
+
+async def _end_offsets(settings: Settings) -> dict[int, int]:
+    from projections.kafka_offsets import KafkaOffsets
+
+    assert settings.kafka_bootstrap_servers
+    async with KafkaOffsets(settings.kafka_bootstrap_servers) as kafka:
+        return await kafka.end_offsets(settings.topics.events)

@@ -1,0 +1,123 @@
+"""`WS /api/orders/{id}/stream[?afterSeq=N]`: one order's events, each once, in seq order.
+
+Consumes the fan-out (live) and the read model (catch-up); produces the order's messages
+after `afterSeq` (default 0: all of them) and closes 1000 after the terminal one, whenever
+the client connects: before the first event, in the middle, or after the end.
+
+The merge is gapless because the live subscription is opened FIRST (everything produced from
+then on is buffered), and only then are the recent cache and the read model read. The read
+model is re-read, on a schedule, only while it may hold events the live feed cannot bring:
+  - while a gap separates what was delivered from what is buffered (the projector lags);
+  - while the order is unknown (the edge answers 201 before OrderAccepted is written);
+  - while the last event delivered predates this process's feed (an order begun earlier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+from api.live.config import LiveConfig
+from api.live.connection import (
+    BAD_REQUEST,
+    NORMAL,
+    NOT_FOUND,
+    SERVER_ERROR,
+    Closing,
+    Connection,
+    StreamClosed,
+)
+from api.live.fanout import Fanout, Feed
+from api.live.history import OrderHistory, ReadModelUnavailable
+from api.live.timeline import OrderTimeline
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStream:
+    """One client's stream of one order."""
+
+    fanout: Fanout
+    history: OrderHistory
+    config: LiveConfig
+    order_id: str
+    after_seq: int
+
+    @classmethod
+    def parse(cls, fanout: Fanout, history: OrderHistory, config: LiveConfig, order_id: str,
+              after_seq: str | None) -> OrderStream:
+        """Validate the path and query; raises `StreamClosed` (4400) with the reason."""
+        try:
+            canonical = str(UUID(order_id))
+        except ValueError:
+            raise StreamClosed(BAD_REQUEST, f"not an order id: {order_id[:60]!r}") from None
+        if after_seq is None:
+            return cls(fanout, history, config, canonical, 0)
+        if not after_seq.isascii() or not after_seq.isdigit() or len(after_seq) > 12:
+            raise StreamClosed(BAD_REQUEST, "afterSeq must be a non-negative integer")
+        return cls(fanout, history, config, canonical, int(after_seq))
+
+    async def __call__(self, connection: Connection) -> Closing:
+        await self.fanout.ready()
+        timeline = OrderTimeline(self.after_seq)
+        with self.fanout.order_feed(self.order_id) as feed:  # live first, buffered
+            connection.watch(feed)
+            timeline.add(self.fanout.recent(self.order_id))
+            await self._catch_up(timeline)
+            await self._follow(connection, feed, timeline)
+        status = timeline.status.value if timeline.status else "finished"
+        return Closing(NORMAL, f"order {status}")
+
+    async def _follow(self, connection: Connection, feed: Feed, timeline: OrderTimeline) -> None:
+        started = time.monotonic()
+        next_poll = started + self.config.catch_up_poll_s
+        gap_since: float | None = None
+        while True:
+            for message in timeline.take_ready():
+                await connection.send(message.text)
+            if timeline.finished:
+                return
+            now = time.monotonic()
+            gap_since = (gap_since or now) if timeline.has_gap else None
+            self._check_deadlines(timeline, now - started, now - (gap_since or now))
+            if not self._needs_read_model(timeline):
+                timeline.add([await feed.take(), *feed.drain()])
+            elif not await _take_until(feed, timeline, next_poll - now):
+                await self._catch_up(timeline)
+                next_poll = time.monotonic() + self.config.catch_up_poll_s
+
+    def _needs_read_model(self, timeline: OrderTimeline) -> bool:
+        last = timeline.last
+        return (timeline.has_gap or not timeline.known or last is None
+                or not self.fanout.is_live(last.partition, last.offset))
+
+    def _check_deadlines(self, timeline: OrderTimeline, waited: float, gap_for: float) -> None:
+        if not timeline.known and waited > self.config.unknown_order_wait_s:
+            where = f" at or after seq {self.after_seq}" if self.after_seq else ""
+            raise StreamClosed(NOT_FOUND, f"order {self.order_id} not found{where}")
+        if gap_for > self.config.gap_deadline_s:
+            resume = timeline.next_seq - 1
+            raise StreamClosed(SERVER_ERROR, f"the read model lags: seq {resume + 1} is missing; "
+                                             f"reconnect with afterSeq={resume}")
+
+    async def _catch_up(self, timeline: OrderTimeline) -> None:
+        # From the seq before the next one: that row gives a resumed stream its status.
+        first = max(timeline.next_seq - 1, 1)
+        try:
+            timeline.add(await self.history.events_from(self.order_id, first))
+        except ReadModelUnavailable as error:
+            raise StreamClosed(SERVER_ERROR, "the read model is unavailable") from error
+
+
+async def _take_until(feed: Feed, timeline: OrderTimeline, timeout: float) -> bool:
+    """Add what the live feed brings within `timeout` seconds; False if it brought nothing."""
+    if timeout <= 0:
+        return False
+    try:
+        async with asyncio.timeout(timeout):
+            first = await feed.take()
+    except TimeoutError:
+        return False
+    timeline.add([first, *feed.drain()])
+    return True

@@ -1,0 +1,64 @@
+"""The fan-out's memory of recently active orders: their last events, status and tokens.
+
+Consumes every live event once; serves (1) the status before an event, to fold the status
+after it, (2) the order's tokens, for the all-orders stream's token filter (only
+OrderAccepted names them), and (3) the last few messages of an order, so a stream that
+connects while the projector lags can close the gap without waiting for PostgreSQL.
+Bounded twice: least-recently-active orders are evicted, and each order keeps only its last
+`per_order` messages. Nothing here is authoritative: the read model is.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from api.live.messages import OrderMessage
+from domain.orders.status import OrderStatus
+
+
+@dataclass(slots=True)
+class _Order:
+    status: OrderStatus | None = None
+    tokens: frozenset[str] = frozenset()
+    messages: deque[OrderMessage] = field(default_factory=deque)
+
+
+class RecentEvents:
+    """An LRU of orders, each with its last messages."""
+
+    def __init__(self, max_orders: int, per_order: int) -> None:
+        self._orders: OrderedDict[str, _Order] = OrderedDict()
+        self._max_orders = max_orders
+        self._per_order = per_order
+
+    def status_of(self, order_id: str) -> OrderStatus | None:
+        order = self._orders.get(order_id)
+        return None if order is None else order.status
+
+    def tokens_of(self, order_id: str) -> frozenset[str]:
+        order = self._orders.get(order_id)
+        return frozenset() if order is None else order.tokens
+
+    def remember(self, message: OrderMessage, tokens: frozenset[str] = frozenset()) -> None:
+        """Record `message` as the order's latest; `tokens` when the event names them."""
+        order = self._orders.get(message.order_id)
+        if order is None:
+            order = self._orders[message.order_id] = _Order(
+                messages=deque(maxlen=self._per_order))
+            if len(self._orders) > self._max_orders:
+                self._orders.popitem(last=False)
+        else:
+            self._orders.move_to_end(message.order_id)
+        order.messages.append(message)
+        if message.status is not None:
+            order.status = message.status
+        if tokens:
+            order.tokens = tokens
+
+    def messages_of(self, order_id: str) -> list[OrderMessage]:
+        order = self._orders.get(order_id)
+        return [] if order is None else list(order.messages)
+
+    def __len__(self) -> int:
+        return len(self._orders)

@@ -1,0 +1,403 @@
+// The dashboard: submit orders, watch every order live, inspect one order's timeline and
+// routing decision, and see throughput and lifecycle latency at a glance.
+//
+// Sources: POST /api/orders/execute (the form), WS /api/orders/stream/all (the table, the
+// counters and the charts), WS /api/orders/{id}/stream (the detail panel: every event of the
+// order once, in seq order, then a normal close), GET /dashboard/tokens.json (the form's
+// tokens). Every message is {orderId, status, type, seq, timestamp, data}.
+"use strict";
+
+const TERMINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
+const MAX_ROWS = 200;
+const WINDOW_S = 60;
+
+const state = {
+  tokens: new Map(),        // mint or upper-case symbol -> {symbol, mint, decimals}
+  orders: new Map(),        // order id -> row model (insertion order = first seen)
+  selected: null,           // order id shown in the detail panel
+  detailSocket: null,
+  perSecond: new Map(),     // epoch second -> {events, finished}
+  latencies: [],            // {at: epoch ms, ms: lifecycle latency}
+  counts: { confirmed: 0, failed: 0 },
+};
+
+// --- small DOM helpers -------------------------------------------------------------------
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function chip(status) {
+  return el("span", { class: `chip ${status || ""}` }, status || "unknown");
+}
+
+function wsUrl(path) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${path}`;
+}
+
+// --- amounts (base units as strings: never through floating point) ------------------------
+
+function token(mintOrSymbol) {
+  return state.tokens.get(mintOrSymbol) || state.tokens.get(String(mintOrSymbol).toUpperCase());
+}
+
+function formatUnits(baseUnits, decimals, shown = 6) {
+  if (baseUnits === null || baseUnits === undefined || decimals === undefined) return "";
+  const digits = String(baseUnits).padStart(decimals + 1, "0");
+  const whole = digits.slice(0, digits.length - decimals) || "0";
+  const fraction = digits.slice(digits.length - decimals).slice(0, shown).replace(/0+$/, "");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return fraction ? `${grouped}.${fraction}` : grouped;
+}
+
+function shortDecimal(text, shown = 6) {
+  // Prices are exact decimal strings; show a few decimals without going through a float.
+  const [whole, fraction = ""] = String(text).split(".");
+  const kept = fraction.slice(0, shown).replace(/0+$/, "");
+  return kept ? `${whole}.${kept}` : whole;
+}
+
+function symbolOf(mint) {
+  const known = token(mint);
+  return known ? known.symbol : `${String(mint).slice(0, 4)}...`;
+}
+
+function timeOf(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour12: false });
+}
+
+// --- the orders table ----------------------------------------------------------------------
+
+function orderRow(orderId) {
+  let order = state.orders.get(orderId);
+  if (!order) {
+    order = { id: orderId, status: null, updated: null };
+    state.orders.set(orderId, order);
+    while (state.orders.size > MAX_ROWS) state.orders.delete(state.orders.keys().next().value);
+  }
+  return order;
+}
+
+function applyEvent(order, message) {
+  const data = message.data || {};
+  if (message.status) order.status = message.status;
+  order.updated = message.timestamp;
+  switch (message.type) {
+    case "OrderAccepted":
+      Object.assign(order, {
+        tokenIn: data.tokenInSymbol, tokenOut: data.tokenOutSymbol, amountIn: data.amountIn,
+        decimalsIn: data.tokenInDecimals, decimalsOut: data.tokenOutDecimals,
+        acceptedAt: Date.parse(message.timestamp),
+      });
+      break;
+    case "RouteSelected": {
+      const venues = new Set((data.decision.legs || []).map((leg) => leg.venue));
+      order.venue = venues.size === 1 ? [...venues][0] : "split";
+      order.expectedOut = data.decision.amountOut;
+      break;
+    }
+    case "OrderConfirmed":
+      order.amountOut = data.amountOut;
+      break;
+  }
+  if (TERMINAL.has(message.status) && order.acceptedAt && order.latencyMs === undefined) {
+    order.latencyMs = Date.parse(message.timestamp) - order.acceptedAt;
+  }
+}
+
+function renderOrders() {
+  const body = document.querySelector("#orders tbody");
+  const rows = [...state.orders.values()].reverse().map((order) => {
+    const out = order.amountOut ?? order.expectedOut;
+    const row = el("tr", { "data-order-id": order.id },
+      el("td", {}, el("code", {}, order.id.slice(0, 8))),
+      el("td", {}, order.tokenIn ? `${order.tokenIn} > ${order.tokenOut}` : ""),
+      el("td", { class: "num" }, formatUnits(order.amountIn, order.decimalsIn)),
+      el("td", {}, chip(order.status)),
+      el("td", {}, order.venue || ""),
+      el("td", { class: "num" }, out ? formatUnits(out, order.decimalsOut) : ""),
+      el("td", { class: "num" }, order.latencyMs !== undefined ? `${order.latencyMs} ms` : ""),
+      el("td", {}, order.updated ? timeOf(order.updated) : ""));
+    if (order.id === state.selected) row.classList.add("selected");
+    row.addEventListener("click", () => openDetail(order.id));
+    return row;
+  });
+  body.replaceChildren(...rows);
+  $("orders-empty").hidden = rows.length > 0;
+  $("stat-orders").textContent = String(state.orders.size);
+  $("stat-confirmed").textContent = String(state.counts.confirmed);
+  $("stat-failed").textContent = String(state.counts.failed);
+}
+
+let renderQueued = false;
+function scheduleRender() {
+  // Many events can arrive per frame: draw the table at most once per frame.
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; renderOrders(); });
+}
+
+// --- the live feed of every order --------------------------------------------------------------
+
+function countForCharts(message) {
+  const second = Math.floor(Date.now() / 1000);
+  const bucket = state.perSecond.get(second) || { events: 0, finished: 0 };
+  bucket.events += 1;
+  if (TERMINAL.has(message.status)) {
+    bucket.finished += 1;
+    if (message.status === "confirmed") state.counts.confirmed += 1;
+    if (message.status === "failed") state.counts.failed += 1;
+  }
+  state.perSecond.set(second, bucket);
+}
+
+function connectFeed(delayMs = 500) {
+  const socket = new WebSocket(wsUrl("/api/orders/stream/all"));
+  const feed = $("feed-state");
+  socket.onopen = () => { feed.textContent = "live"; feed.className = "feed feed-on"; delayMs = 500; };
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    const order = orderRow(message.orderId);
+    const wasTerminal = TERMINAL.has(order.status);
+    applyEvent(order, message);
+    countForCharts(message);
+    if (!wasTerminal && order.latencyMs !== undefined && TERMINAL.has(order.status)) {
+      state.latencies.push({ at: Date.now(), ms: order.latencyMs });
+    }
+    scheduleRender();
+  };
+  socket.onclose = (event) => {
+    feed.textContent = event.code === 1008 ? "too slow, reconnecting" : "reconnecting";
+    feed.className = "feed feed-off";
+    setTimeout(() => connectFeed(Math.min(delayMs * 2, 10000)), delayMs);
+  };
+}
+
+// --- the detail panel: one order's own stream -----------------------------------------------
+
+function openDetail(orderId) {
+  if (state.detailSocket) state.detailSocket.close(1000);
+  state.selected = orderId;
+  $("detail-panel").hidden = false;
+  $("detail-id").textContent = orderId;
+  setDetailStatus(state.orders.get(orderId)?.status);
+  $("timeline").replaceChildren();
+  $("routing").replaceChildren(el("p", { class: "empty" }, "No route selected yet."));
+  scheduleRender();
+  let previous = null, terms = {};  // terms: the order's OrderAccepted data
+  const socket = new WebSocket(wsUrl(`/api/orders/${encodeURIComponent(orderId)}/stream`));
+  state.detailSocket = socket;
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "OrderAccepted") terms = message.data;
+    $("timeline").append(timelineItem(message, previous, terms));
+    previous = message;
+    if (message.status) setDetailStatus(message.status);
+    if (message.type === "RouteSelected") renderRouting(message.data);
+  };
+  socket.onclose = (event) => {
+    if (state.detailSocket !== socket) return;
+    if (event.code !== 1000) {
+      $("timeline").append(el("li", {}, el("span"), el("span", { class: "info" },
+        `stream closed ${event.code}: ${event.reason || "connection lost"}`)));
+    }
+  };
+}
+
+function setDetailStatus(status) {
+  const node = $("detail-status");
+  node.className = `chip ${status || ""}`;
+  node.textContent = status || "waiting for the first event";
+}
+
+function timelineItem(message, previous, terms) {
+  const delta = previous ? Date.parse(message.timestamp) - Date.parse(previous.timestamp) : null;
+  return el("li", {},
+    el("span", { class: "seq" }, String(message.seq)),
+    el("span", { class: "type" }, message.type, " ", chip(message.status)),
+    el("span", { class: "when" }, timeOf(message.timestamp) + (delta !== null ? `  +${delta} ms` : "")),
+    el("span", { class: "info" }, eventSummary(message, terms)));
+}
+
+function eventSummary(message, terms) {
+  const d = message.data || {};
+  switch (message.type) {
+    case "OrderAccepted":
+      return `${formatUnits(d.amountIn, d.tokenInDecimals)} ${d.tokenInSymbol} for ${d.tokenOutSymbol}, slippage ${d.slippageBps} bps`;
+    case "OrderWaiting": return `waiting for ${d.trigger || "its trigger"}`;
+    case "PriceObserved": return `best price now ${shortDecimal(d.bestPrice)}`;
+    case "OrderTriggered": return `triggered at ${shortDecimal(d.observedPrice)}`;
+    case "OrderExpired": return `expired (good till ${d.expiresAt})`;
+    case "RoutingStarted": return `attempt ${d.attempt}`;
+    case "RouteSelected": return `${d.decision.reason}`;
+    case "TransactionBuilt": return `signature ${String(d.signature).slice(0, 16)}...`;
+    case "TransactionSubmitted": return `slot ${d.slot}`;
+    case "OrderConfirmed":
+      return `received ${formatUnits(d.amountOut, terms.tokenOutDecimals)} ${terms.tokenOutSymbol || ""}` +
+        `, price ${shortDecimal(d.executedPrice)}, slot ${d.slot}`;
+    case "ExecutionAttemptFailed": return `attempt ${d.attempt} at ${d.stage}: ${d.message}`;
+    case "RetryScheduled": return `attempt ${d.nextAttempt} in ${d.delayMs} ms`;
+    case "OrderFailed": return `${d.reasonCode}: ${d.message}`;
+    case "OrderCancelled": return d.reason || "cancelled";
+    case "CancelRejected": return d.reason;
+    case "OrderRedriven": return `re-driven at ${d.stage}`;
+    default: return "";
+  }
+}
+
+function renderRouting(data) {
+  const decision = data.decision;
+  const tIn = token(decision.tokenIn), tOut = token(decision.tokenOut);
+  const winners = new Set((decision.legs || []).map((leg) => `${leg.venue}|${leg.path.join(">")}`));
+  const venue = winners.size === 1 ? decision.legs[0].venue : "split";
+  const quotes = el("table", {},
+    el("thead", {}, el("tr", {}, ...["Venue", "Route", "Amount out", "Fee", "Impact (bps)"]
+      .map((text, i) => el("th", { class: i >= 2 ? "num" : "" }, text)))),
+    el("tbody", {}, ...decision.quotes.map((quote) => el("tr",
+      { class: winners.has(`${quote.venue}|${quote.path.join(">")}`) ? "winner" : "" },
+      el("td", {}, quote.venue),
+      el("td", {}, quote.path.map(symbolOf).join(" > ")),
+      el("td", { class: "num" }, formatUnits(quote.amountOut, tOut?.decimals)),
+      el("td", { class: "num" }, formatUnits(quote.fee, tIn?.decimals)),
+      el("td", { class: "num" }, quote.priceImpactBps)))));
+  const legs = (decision.legs || []).map((leg) =>
+    `${leg.venue} ${formatUnits(leg.amountIn, tIn?.decimals)} ${tIn?.symbol || ""} > ` +
+    `${formatUnits(leg.amountOut, tOut?.decimals)} ${tOut?.symbol || ""}`);
+  $("routing").replaceChildren(
+    el("dl", { class: "kv" },
+      el("dt", {}, "Winner"), el("dd", {}, el("b", {}, venue)),
+      el("dt", {}, "Split"), el("dd", {}, legs.join("; ")),
+      el("dt", {}, "Expected out"), el("dd", {}, `${formatUnits(decision.amountOut, tOut?.decimals)} ${tOut?.symbol || ""}`),
+      el("dt", {}, "Minimum out"), el("dd", {}, `${formatUnits(data.minAmountOut, tOut?.decimals)} ${tOut?.symbol || ""}`)),
+    quotes,
+    el("p", { class: "reason" }, decision.reason));
+}
+
+// --- the order form ------------------------------------------------------------------------
+
+async function loadTokens() {
+  const response = await fetch("/dashboard/tokens.json");
+  const tokens = await response.json();
+  for (const t of tokens) {
+    state.tokens.set(t.mint, t);
+    state.tokens.set(t.symbol.toUpperCase(), t);
+  }
+  for (const [id, preferred] of [["token-in", "SOL"], ["token-out", "USDC"]]) {
+    $(id).replaceChildren(...tokens.map((t) => el("option", { value: t.symbol }, t.symbol)));
+    $(id).value = preferred;
+  }
+}
+
+async function submitOrder(event) {
+  event.preventDefault();
+  const message = $("form-message"), button = $("submit-order");
+  const body = {
+    tokenIn: $("token-in").value, tokenOut: $("token-out").value,
+    amount: $("amount").value.trim(), slippageBps: Number($("slippage").value),
+  };
+  button.disabled = true;
+  try {
+    const response = await fetch("/api/orders/execute", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.message || `HTTP ${response.status}`);
+    message.className = "message ok";
+    message.textContent = `Accepted: order ${answer.orderId}`;
+    const order = orderRow(answer.orderId);
+    order.status = order.status || "pending";
+    openDetail(answer.orderId);
+  } catch (error) {
+    message.className = "message error";
+    message.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- charts ----------------------------------------------------------------------------------
+
+function percentile(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+function drawCharts() {
+  const now = Math.floor(Date.now() / 1000);
+  const seconds = [...Array(WINDOW_S).keys()].map((i) => now - WINDOW_S + 1 + i);
+  for (const second of state.perSecond.keys()) if (second <= now - WINDOW_S) state.perSecond.delete(second);
+  const labels = [[0, "-60 s"], [29, "-30 s"], [WINDOW_S - 1, "now"]];
+  Plot.plotSeries($("throughput"), [
+    { kind: "bar", color: "#9db4ec", values: seconds.map((s) => state.perSecond.get(s)?.events || 0) },
+    { kind: "line", color: "#1f8a4c", values: seconds.map((s) => state.perSecond.get(s)?.finished || 0) },
+  ], { labels, emptyText: "waiting for events" });
+
+  const cutoff = Date.now() - WINDOW_S * 1000;
+  state.latencies = state.latencies.filter((l) => l.at >= cutoff);
+  const windows = 30, span = (WINDOW_S * 1000) / windows;
+  const groups = [...Array(windows).keys()].map((i) => state.latencies
+    .filter((l) => l.at >= cutoff + i * span && l.at < cutoff + (i + 1) * span)
+    .map((l) => l.ms).sort((a, b) => a - b));
+  Plot.plotSeries($("latency"), [
+    { kind: "line", color: "#2f5bd3", values: groups.map((g) => percentile(g, 0.5)) },
+    { kind: "line", color: "#b7791f", values: groups.map((g) => percentile(g, 0.99)) },
+  ], { labels: [[0, "-60 s"], [14, "-30 s"], [29, "now"]], emptyText: "no finished orders yet" });
+}
+
+// --- initial state ----------------------------------------------------------------------------
+
+async function loadRecentOrders() {
+  // The read model's list, when this deployment serves it; the live feed fills in the rest.
+  try {
+    const response = await fetch("/api/orders?limit=50");
+    if (!response.ok) return;
+    const body = await response.json();
+    const items = body.items || body.orders || body.data || [];
+    for (const item of [...items].reverse()) {
+      if (!item.orderId) continue;
+      const order = orderRow(item.orderId);
+      Object.assign(order, {
+        status: item.status, tokenIn: item.tokenInSymbol || item.tokenIn,
+        tokenOut: item.tokenOutSymbol || item.tokenOut, venue: item.venue,
+        updated: item.updatedAt || item.createdAt,
+      });
+    }
+    scheduleRender();
+  } catch (error) {
+    console.warn("no order list:", error);
+  }
+}
+
+function start() {
+  $("order-form").addEventListener("submit", submitOrder);
+  $("swap-tokens").addEventListener("click", () => {
+    const a = $("token-in").value;
+    $("token-in").value = $("token-out").value;
+    $("token-out").value = a;
+  });
+  $("detail-close").addEventListener("click", () => {
+    if (state.detailSocket) state.detailSocket.close(1000);
+    state.selected = null; state.detailSocket = null;
+    $("detail-panel").hidden = true;
+    scheduleRender();
+  });
+  loadTokens().catch((error) => { $("form-message").textContent = `tokens: ${error.message}`; });
+  loadRecentOrders();
+  connectFeed();
+  drawCharts();
+  setInterval(drawCharts, 1000);
+  renderOrders();
+}
+
+start();

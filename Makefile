@@ -31,7 +31,7 @@ test: install browser
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench all
 
 lint: install
 	$(BIN)/mypy domain schemas streams projections api producers infra oee

@@ -15,7 +15,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="?", default="orders",
-                        choices=("orders", "projection", "ws", "all"))
+                        choices=("orders", "projection", "ws", "limits", "all"))
     parser.add_argument("--quick", action="store_true", help="1 run each, smaller N")
     args = parser.parse_args(argv)
     report: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.orders_bench import run_all
 
         report["orders"] = run_all(quick=args.quick)
+    if args.which in ("projection", "all"):
+        from bench.projection_bench import run_all as projection_bench
+
+        report["projection"] = projection_bench(quick=args.quick)
+    if args.which in ("ws", "all"):
+        from bench.ws_bench import run_all as ws_bench
+
+        report["ws"] = ws_bench(["--runs", "1"] if args.quick else [])
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -312,11 +312,16 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for kind in ("order_streams", "all_streams")}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_all(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The delivery-latency benchmark; what `python -m bench ws` reports."""
     args = _arguments(argv)
     with bench_settings() as settings:
-        result = asyncio.run(_bench(settings, args))
-    print(json.dumps(result, indent=2))
+        result: dict[str, Any] = asyncio.run(_bench(settings, args))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    print(json.dumps(run_all(argv), indent=2))
     return 0
 
 

@@ -130,7 +130,35 @@ def commands() -> list[Command]:
         Command("worker", "run a stream worker (order writer, routing, execution)", _worker),
         Command("api", "run the HTTP/WebSocket edge and the dashboard", _api),
         Command("projector", "run the read-model projector", _projector),
+        Command("replay", "print events straight from Kafka for audits (checks seq)",
+                _replay, _replay_arguments),
+        Command("projections", "rebuild the read model without downtime, or show its lag",
+                _projections, _projections_arguments),
     ]
+
+
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    from projections.cli import add_replay_arguments
+
+    add_replay_arguments(parser)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.cli import replay_main
+
+    return replay_main(_with_services(settings), args)
+
+
+def _projections_arguments(parser: argparse.ArgumentParser) -> None:
+    from projections.cli import add_projections_arguments
+
+    add_projections_arguments(parser)
+
+
+def _projections(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.cli import projections_main
+
+    return projections_main(_with_services(settings), args)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,7 +3,8 @@
 Consumes one `Settings` (plus optional replacements for tests and later changes: another
 market source, the read model's statuses, another command sender); produces a FastAPI app
 whose lifespan opens the one command bus (an idempotent Kafka producer) before the first
-request and closes it, flushing, after the last. Nothing is opened at import time.
+request and closes it, flushing, after the last, and keeps the quote endpoint's market
+current with a `MarketFollower` of the market topics. Nothing is opened at import time.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from api import health, orders, quotes
+from api import health, live, orders, quotes
 from api.command_bus import CommandBus, CommandSender, idempotent_producer
 from api.deps import Edge, MarketSource, OrderStatuses, UnknownStatuses
 from api.errors import install_error_handlers
 from api.idempotency import RecentKeys
+from api.read_model import read_model_router
 from domain.market import Market
 from domain.tokens import TokenRegistry
 from infra.services import bootstrap_servers
 from oee.settings import Settings
 from schemas.codec import Codec
+from streams.market_feed import MarketFollower
 from streams.market_view import MarketView
 
 OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
@@ -38,15 +41,13 @@ def create_app(
     registry: TokenRegistry | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The API app. Defaults: the settings' Kafka, the seeded default market, no read model."""
+    """The API app. Defaults: the settings' Kafka, the market as the market topics say it is."""
     tokens = registry or TokenRegistry.default()
-    # A fixed snapshot for now; a later change feeds this view from market.* topics.
-    view = market or MarketView(Market.default(settings.market_seed))
     opener = open_commands or (lambda: _command_bus(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with opener() as commands:
+        async with opener() as commands, _live_market(settings, market) as view:
             app.state.edge = Edge(
                 commands=commands,
                 registry=tokens,
@@ -70,7 +71,22 @@ def create_app(
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(quotes.router)
+    app.include_router(live.live_router(settings))
+    app.include_router(read_model_router(settings))
     return app
+
+
+@asynccontextmanager
+async def _live_market(
+    settings: Settings, given: MarketSource | None
+) -> AsyncIterator[MarketSource]:
+    """`given` as is (a test's fixed market), else a view that follows the market topics."""
+    if given is not None:
+        yield given
+        return
+    view = MarketView(Market.default(settings.market_seed))
+    async with MarketFollower(settings, view, client_id="oee-api-market"):
+        yield view
 
 
 def _command_bus(settings: Settings) -> CommandBus:

@@ -17,9 +17,10 @@ from fastapi import FastAPI
 
 from api import health, live, orders, quotes
 from api.command_bus import CommandBus, CommandSender, idempotent_producer
-from api.deps import Edge, MarketSource, OrderStatuses, UnknownStatuses
+from api.deps import Edge, MarketSource, OrderStatuses
 from api.errors import install_error_handlers
 from api.idempotency import RecentKeys
+from api.order_statuses import read_model_statuses
 from api.read_model import read_model_router
 from domain.market import Market
 from domain.tokens import TokenRegistry
@@ -41,18 +42,20 @@ def create_app(
     registry: TokenRegistry | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The API app. Defaults: the settings' Kafka, the market as the market topics say it is."""
+    """The API app. Defaults: the settings' Kafka, the market as the market topics say it is,
+    order statuses from the read model (for cancels)."""
     tokens = registry or TokenRegistry.default()
     opener = open_commands or (lambda: _command_bus(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with opener() as commands, _live_market(settings, market) as view:
+        async with opener() as commands, _live_market(settings, market) as view, \
+                _read_model_statuses(settings, statuses) as known:
             app.state.edge = Edge(
                 commands=commands,
                 registry=tokens,
                 market=view,
-                statuses=statuses or UnknownStatuses(),
+                statuses=known,
                 recent_keys=RecentKeys(),
                 clock=clock or _utc_now,
             )
@@ -87,6 +90,18 @@ async def _live_market(
     view = MarketView(Market.default(settings.market_seed))
     async with MarketFollower(settings, view, client_id="oee-api-market"):
         yield view
+
+
+@asynccontextmanager
+async def _read_model_statuses(
+    settings: Settings, given: OrderStatuses | None
+) -> AsyncIterator[OrderStatuses]:
+    """`given` as is (a test's), else the read model's `orders` table (cancel answers 409)."""
+    if given is not None:
+        yield given
+        return
+    async with read_model_statuses(settings) as statuses:
+        yield statuses
 
 
 def _command_bus(settings: Settings) -> CommandBus:

@@ -34,7 +34,8 @@ class OrderStatuses(Protocol):
 
 
 class UnknownStatuses:
-    """Until the read model is wired in, the edge knows no order's status (see `cancel_order`)."""
+    """An edge without a read model: it knows no order's status, so the order agent alone
+    answers every cancel (see `cancel_order`; `api.order_statuses` is the read model's)."""
 
     async def status_of(self, order_id: str) -> OrderStatus | None:
         return None

@@ -15,7 +15,7 @@ the command bus, and answers only once Kafka has acknowledged the command (acks=
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Header, Request, Response
@@ -34,13 +34,13 @@ from api.requests import (
     parse_order_request,
 )
 from domain.orders.commands import CancelOrder, EdgeCommand, ExecuteOrder
-from domain.orders.status import OrderStatus
+from domain.orders.status import CANCELLABLE, TERMINAL, OrderStatus
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
-# Where a cancel can still win: before the transaction is built (SPEC 3). Anything later is
-# answered 409 once the read model tells the edge the status (see `cancel_order`).
-CANCELLABLE: Final = frozenset({OrderStatus.PENDING, OrderStatus.ROUTING, OrderStatus.WAITING})
+# Where a cancel can still win (`domain.orders.status.CANCELLABLE`): before the transaction
+# exists, so before it can be submitted. Anything later is answered 409 once the read model
+# tells the edge the status (see `cancel_order`).
 
 
 class ExecuteOrderResponse(BaseModel):
@@ -75,7 +75,7 @@ async def execute_order(
 ) -> ExecuteOrderResponse:
     # The body is read raw, not declared as a model parameter: FastAPI would parse JSON
     # numbers through float before we could see them (money, see `api.requests`).
-    order = parse_order_request(await read_body(request), edge.registry)
+    order = parse_order_request(await read_body(request), edge.registry, now=edge.clock())
     key = _idempotency_key(order.client_order_id, idempotency_key)
     order_id = order_id_for(key) if key is not None else str(uuid4())
     answer = ExecuteOrderResponse(orderId=order_id, websocketUrl=_stream_url(request, order_id))
@@ -102,19 +102,26 @@ async def execute_order(
 async def cancel_order(order_id: str, request: Request, edge: EdgeDep) -> CancelOrderResponse:
     canonical_id = _parse_order_id(order_id)
     body = parse_cancel_request(await read_body(request))
-    # Seam for the read model: today `edge.statuses` knows nothing and every cancel goes to
-    # the order agent, which rejects it (CancelRejected) once building has started. With the
-    # read model plugged in, a cancel that can no longer win is refused here with 409. An
-    # unknown order is still accepted: the read model may simply not have caught up yet.
+    # The read model (`edge.statuses`) refuses a cancel that can no longer win with 409; the
+    # order agent stays the judge of the rest (OrderCancelled or CancelRejected). An order the
+    # read model does not know (yet) is accepted: it may simply not have caught up.
     status = await edge.statuses.status_of(canonical_id)
     if status is not None and status not in CANCELLABLE:
-        raise ApiError(409, "too_late_to_cancel", f"the order is already {status.value}; it can "
-                       "only be cancelled before its transaction is built",
-                       (FieldError("orderId", f"order is {status.value}"),))
+        raise _too_late(status)
     command = CancelOrder(command_id=str(uuid4()), order_id=canonical_id, issued_at=edge.clock(),
                           reason=body.reason)
     await _produce(edge, command)
     return CancelOrderResponse(orderId=canonical_id)
+
+
+def _too_late(status: OrderStatus) -> ApiError:
+    if status in TERMINAL:
+        why = "it has ended"
+    else:
+        why = ("its transaction exists and may land; an order can only be cancelled while it "
+               "is pending, waiting or routing")
+    return ApiError(409, "too_late_to_cancel", f"the order is already {status.value}: {why}",
+                    (FieldError("orderId", f"order is {status.value}"),))
 
 
 def _idempotency_key(client_order_id: str | None, header: str | None) -> str | None:
@@ -145,6 +152,12 @@ def _execute_command(
         amount_in=order.amount_in,
         slippage_bps=order.slippage_bps,
         client_order_id=key,
+        limit_price=order.conditions.limit_price,
+        time_in_force=order.conditions.time_in_force,
+        expires_at=order.conditions.expires_at,
+        trigger=order.conditions.trigger,
+        min_liquidity_usd=order.conditions.min_liquidity_usd,
+        max_price=order.conditions.max_price,
     )
 
 

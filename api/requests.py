@@ -12,17 +12,24 @@ Consumes a raw request body (bytes) and the token registry; produces an `OrderRe
 Money is read exactly: numbers are kept as their source text (`api.exact_json`), so `1.1` SOL
 is 1100000000 lamports, not whatever the nearest float is, and `"5_000"`, `" 5 "`, `"-0"`,
 `"1e400"` or `NaN` are rejected instead of "helpfully" parsed. Unknown fields are rejected.
+
+Limit and sniper orders add conditional terms (see `api.conditions`). A sniper may want a
+token that no pool lists yet, so its `tokenOut` may be a mint the registry does not know, given
+with `tokenOutDecimals` (read from the mint account, as a wallet does).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from api.bodies import read_object, validated
+from api.conditions import ConditionFields, Conditions, parse_conditions
 from api.errors import InvalidRequest, invalid
 from api.exact_json import JsonNumber
 from api.fields import (
@@ -42,9 +49,8 @@ from domain.orders.status import OrderType
 from domain.tokens import Token, TokenRegistry
 
 DEFAULT_SLIPPAGE_BPS: Final = 50
-# The order types the engine can execute today. limit and sniper are part of the vocabulary
-# (SPEC 3) but need the trigger stage: add them here when it lands.
-EXECUTABLE_ORDER_TYPES: Final = frozenset({OrderType.MARKET})
+# A base58 mint address: what a token not yet in the registry must be spelled as.
+_MINT = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}", re.ASCII)
 
 
 # --- the body as sent -------------------------------------------------------------------------
@@ -80,6 +86,16 @@ FRACTION_EXAMPLE: Final[dict[str, JsonValue]] = {
 PERCENT_EXAMPLE: Final[dict[str, JsonValue]] = {
     "tokenIn": "USDC", "tokenOut": "SOL", "amount": "250", "slippageTolerance": 0.5
 }
+LIMIT_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2",
+    "limitPrice": "190", "slippageBps": 50, "timeInForce": "GTD",
+    "expiresAt": "2030-01-01T00:00:00Z",
+}
+SNIPER_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "orderType": "sniper", "tokenIn": "USDC", "tokenOut": "BONK", "amountIn": "100",
+    "trigger": "liquidity", "minLiquidityUsd": "50000", "maxPrice": "0.00003",
+    "slippageBps": 300,
+}
 
 
 class OrderRequestBody(BaseModel):
@@ -93,11 +109,12 @@ class OrderRequestBody(BaseModel):
         extra="forbid",
         strict=True,
         frozen=True,
-        json_schema_extra={"examples": [CANONICAL_EXAMPLE, FRACTION_EXAMPLE, PERCENT_EXAMPLE]},
+        json_schema_extra={"examples": [CANONICAL_EXAMPLE, FRACTION_EXAMPLE, PERCENT_EXAMPLE,
+                                        LIMIT_EXAMPLE, SNIPER_EXAMPLE]},
     )
 
     order_type: str | None = Field(
-        None, alias="orderType", description="market (the default); limit and sniper: not yet."
+        None, alias="orderType", description="market (the default), limit or sniper."
     )
     token_in: str = Field(alias="tokenIn", description="Symbol (SOL, USDC, ...) or mint address.")
     token_out: str = Field(alias="tokenOut", description="Symbol or mint address.")
@@ -123,6 +140,37 @@ class OrderRequestBody(BaseModel):
         description="Idempotency key: the same key always names the same order "
         "(1-128 printable ASCII characters, no leading or trailing blank).",
     )
+    limit_price: NumberText | None = Field(
+        None, alias="limitPrice",
+        description='limit: execute once the order\'s own size fetches at least this many '
+        'tokenOut per 1 tokenIn, net of fees and impact (e.g. SOL->USDC "185.5").',
+    )
+    time_in_force: str | None = Field(
+        None, alias="timeInForce", description="GTC (default) or GTD (needs expiresAt)."
+    )
+    expires_at: str | None = Field(
+        None, alias="expiresAt",
+        description="GTD: ISO 8601 time in the future (UTC without an offset); alone it means GTD.",
+    )
+    trigger: str | None = Field(
+        None, description="sniper: pool_created (a pool of tokenOut is listed) or liquidity "
+        "(a pool of tokenOut crosses minLiquidityUsd).",
+    )
+    min_liquidity_usd: NumberText | None = Field(
+        None, alias="minLiquidityUsd", description="sniper: pool liquidity in USD to wait for."
+    )
+    max_price: NumberText | None = Field(
+        None, alias="maxPrice",
+        description='sniper: the most tokenIn one tokenOut may cost (e.g. USDC->WIF "0.002").',
+    )
+    token_out_decimals: NumberText | None = Field(
+        None, alias="tokenOutDecimals",
+        description="sniper: the decimals (0-18) of a tokenOut mint the registry does not know.",
+    )
+
+    def conditions(self) -> ConditionFields:
+        return ConditionFields(self.limit_price, self.time_in_force, self.expires_at,
+                               self.trigger, self.min_liquidity_usd, self.max_price)
 
 
 # How the route documents its body: it reads the body raw (see `parse_order_request`), so
@@ -143,6 +191,10 @@ EXECUTE_BODY_OPENAPI: Final[dict[str, Any]] = {
                         "summary": "Older clients: slippageTolerance as a percent",
                         "value": PERCENT_EXAMPLE,
                     },
+                    "limit": {"summary": "A limit order, good till a date",
+                              "value": LIMIT_EXAMPLE},
+                    "sniper": {"summary": "A sniper order on a liquidity threshold",
+                               "value": SNIPER_EXAMPLE},
                 },
             }
         },
@@ -171,8 +223,9 @@ class OrderRequest:
     amount_in: int
     slippage_bps: int
     client_order_id: str | None = None
+    conditions: Conditions = field(default_factory=Conditions)
 
-    def fingerprint(self) -> tuple[str, str, str, int, int]:
+    def fingerprint(self) -> tuple[object, ...]:
         """What makes two requests "the same order" under one idempotency key.
 
         The key itself is left out (it is what is being compared), and spelling does not
@@ -184,15 +237,17 @@ class OrderRequest:
             self.token_out.mint,
             self.amount_in,
             self.slippage_bps,
+            *self.conditions.fingerprint(),
         )
 
 
 # --- parsing ----------------------------------------------------------------------------------
 
 
-def parse_order_request(body: bytes, registry: TokenRegistry) -> OrderRequest:
-    """Validate the body of an execute request; raise an `ApiError` naming every bad field."""
-    return _interpret(validated(OrderRequestBody, read_object(body)), registry)
+def parse_order_request(body: bytes, registry: TokenRegistry, *, now: datetime) -> OrderRequest:
+    """Validate the body of an execute request (`now`: to refuse an expiry in the past);
+    raise an `ApiError` naming every bad field."""
+    return _interpret(validated(OrderRequestBody, read_object(body)), registry, now)
 
 
 def parse_cancel_request(body: bytes) -> CancelRequestBody:
@@ -201,11 +256,11 @@ def parse_cancel_request(body: bytes) -> CancelRequestBody:
     return validated(CancelRequestBody, document)
 
 
-def _interpret(body: OrderRequestBody, registry: TokenRegistry) -> OrderRequest:
+def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -> OrderRequest:
     found = Collector()
     order_type = found.check(lambda: _order_type(body.order_type))
     token_in = found.check(lambda: resolve_token("tokenIn", body.token_in, registry))
-    token_out = found.check(lambda: resolve_token("tokenOut", body.token_out, registry))
+    token_out = found.check(lambda: _token_out(body, order_type, registry))
     if token_in is not None and token_out is not None:
         found.check(lambda: check_distinct(token_in, token_out))
     amount = found.check(lambda: _amount_field(body))
@@ -215,11 +270,12 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry) -> OrderRequest:
         amount_in = found.check(lambda: amount_units(*amount, token_in))
     slippage_bps = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
+    conditions = parse_conditions(order_type, body.conditions(), now, found)
     if found.errors:
         raise InvalidRequest(found.errors)
     assert order_type is not None and token_in is not None and token_out is not None
-    assert amount_in is not None and slippage_bps is not None
-    return OrderRequest(order_type, token_in, token_out, amount_in, slippage_bps, key)
+    assert amount_in is not None and slippage_bps is not None and conditions is not None
+    return OrderRequest(order_type, token_in, token_out, amount_in, slippage_bps, key, conditions)
 
 
 def _order_type(value: str | None) -> OrderType:
@@ -231,10 +287,32 @@ def _order_type(value: str | None) -> OrderType:
         expected = ", ".join(member.value for member in OrderType)
         message = f"unknown order type {shown(value)}; expected {expected}"
         raise invalid("orderType", message) from None
-    if order_type not in EXECUTABLE_ORDER_TYPES:
-        message = f"{order_type.value} orders are not supported yet; only market orders are"
-        raise invalid("orderType", message)
     return order_type
+
+
+def _token_out(body: OrderRequestBody, order_type: OrderType | None,
+               registry: TokenRegistry) -> Token:
+    """A registered token; for a sniper also a mint not listed yet, given with its decimals."""
+    decimals = _decimals(body.token_out_decimals)
+    if body.token_out not in registry and order_type is OrderType.SNIPER and decimals is not None:
+        if not _MINT.fullmatch(body.token_out):
+            raise invalid("tokenOut", f"{shown(body.token_out)} is not a mint address (base58, "
+                          "32 to 44 characters)")
+        # Until a pool lists it, the mint's head stands in for a symbol nobody has told us.
+        return Token(body.token_out[:6], body.token_out, decimals)
+    token = resolve_token("tokenOut", body.token_out, registry)
+    if decimals is not None and decimals != token.decimals:
+        raise invalid("tokenOutDecimals", f"{token.symbol} has {token.decimals} decimals, "
+                      f"not {decimals}")
+    return token
+
+
+def _decimals(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 2 and int(text) <= 18):
+        raise invalid("tokenOutDecimals", f"{shown(text)} is not a whole number from 0 to 18")
+    return int(text)
 
 
 def _amount_field(body: OrderRequestBody) -> tuple[str, str]:

@@ -51,8 +51,14 @@ def json_reader(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Fields
         if field.name not in skip and field.init
     )
     known = frozenset(key for _, key, _ in fields)
+    # A field with a default may be missing, as in Avro: JSON written before the field was
+    # added (an audit row of an older event version) reads with that default.
+    defaulted = frozenset(camel(field.name) for field in dataclasses.fields(cls)
+                          if field.default is not dataclasses.MISSING
+                          or field.default_factory is not dataclasses.MISSING)
     required = frozenset(camel(name) for name, hint in hints.items()
-                         if camel(name) in known and _optional(hint) is None)
+                         if camel(name) in known and _optional(hint) is None
+                         and camel(name) not in defaulted)
 
     def read(data: Mapping[str, Any], where: str = cls.__name__) -> dict[str, Any]:
         if not isinstance(data, Mapping):
@@ -60,7 +66,8 @@ def json_reader(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Fields
         unknown, missing = sorted(set(data) - known), sorted(required - set(data))
         if unknown or missing:
             raise UnreadableJson(f"{where}: unknown field(s) {unknown}, missing {missing}")
-        return {attr: to(data.get(key), f"{where}.{key}") for attr, key, to in fields}
+        return {attr: to(data.get(key), f"{where}.{key}") for attr, key, to in fields
+                if key in data or key not in defaulted}
 
     return read
 

@@ -34,6 +34,7 @@ from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
 from streams.outbox import Outbox
 from streams.routing_stage import RoutingStage, VenueLatency
+from streams.trigger_stage import TriggerStage
 
 
 def utc_now() -> datetime:
@@ -56,10 +57,15 @@ class Engine:
         self.outbox = Outbox(app.producer, s.topics, self.codec)
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events, self.codec)
         self.states = OrderStates(reader, on_loaded=self._on_loaded)
+        # The trigger stage's book is fed by the writer (the states of this worker's
+        # partitions) and evaluated on the market changes the follower reports.
+        self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
+                                     best_price_interval_s=s.best_price_interval_s)
+        self.market_feed.subscribe(self.triggers.on_market_change)
         policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
         self.writer = OrderWriter(self.codec, self.states, self.outbox,
                                   WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
-                                  utc_now)
+                                  utc_now, observe=self.triggers.track)
         latency = VenueLatency(s.venue_latency_min_ms, s.venue_latency_max_ms,
                                random.Random(s.market_seed))
         self.routing = RoutingStage(self.market, latency, self.outbox,
@@ -150,6 +156,11 @@ def _wire(app: faust.App, engine: Engine) -> None:
     async def follow_market() -> None:
         await engine.market_feed.run()
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def fire_triggers() -> None:
+        await engine.ready.wait()  # never fire on the seed market of a restart
+        await engine.triggers.run()
+
     @app.agent(topic(topics.commands), name="order-writer")
     async def order_writer(stream: faust.StreamT[bytes]) -> None:
         await engine.consume(stream, engine.decide)
@@ -171,3 +182,4 @@ def _wire(app: faust.App, engine: Engine) -> None:
         dropped = engine.states.revoke(tp.partition for tp in revoked
                                        if tp.topic == topics.commands)
         engine.writer.timers.disarm(dropped)
+        engine.triggers.forget(dropped)

@@ -1,19 +1,25 @@
 """Commands: the inputs of the order aggregate, imperative and immutable.
 
-Three families share one topic (`orders.commands`, keyed by order id) and one envelope:
+Four families share one topic (`orders.commands`, keyed by order id) and one envelope:
 - edge commands from the HTTP API (`ExecuteOrder`, `CancelOrder`);
 - stage reports: facts the routing and execution stages report back (`RouteFound`, ...);
-- timers fired by the delay tiers (`RetryDue`, `StallCheck`).
+- trigger reports: what the trigger stage saw in the market for a waiting conditional order
+  (`PriceReached`, `PoolTriggerFired`, `ObservePrice`);
+- timers fired by the order agent's timer wheel (`RetryDue`, `StallCheck`, `ExpiryDue`).
 Only the order aggregate turns them into events, so one writer owns each order's history.
+
+Prices are Decimals in human units, tokenOut received per 1 tokenIn (as limit prices are
+written), except a sniper's `max_price`: the most tokenIn paid per 1 tokenOut.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Final, get_args
 
-from domain.orders.status import AttemptStage, OrderType
+from domain.orders.status import AttemptStage, OrderType, TimeInForce, Trigger
 from domain.quotes import RoutingDecision
 
 
@@ -49,11 +55,18 @@ class ExecuteOrder(BaseCommand):
     amount_in: int
     slippage_bps: int
     client_order_id: str | None = None
+    # Conditional orders; the defaults are a market order's (and a v1 record's).
+    limit_price: Decimal | None = None  # limit: execute once the net price reaches this
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expires_at: datetime | None = None  # GTD: expire if not executing by then
+    trigger: Trigger | None = None  # sniper: pool_created | liquidity
+    min_liquidity_usd: Decimal | None = None  # sniper: the pool liquidity to wait for
+    max_price: Decimal | None = None  # sniper: the most tokenIn paid per 1 tokenOut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelOrder(BaseCommand):
-    """Cancel the order if it has not started building its transaction."""
+    """Cancel the order if no transaction of it exists yet (pending, waiting, routing)."""
 
     reason: str | None = None
 
@@ -114,6 +127,37 @@ class SwapConfirmed(BaseCommand):
     slot: int
 
 
+# --- trigger reports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceReached(BaseCommand):
+    """A waiting limit order's own size now fetches `observed_price`, net of fees and impact,
+    at or above its limit (`market_event_id`: the market record that moved it there)."""
+
+    observed_price: Decimal
+    market_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolTriggerFired(BaseCommand):
+    """A pool event met a waiting sniper order's `trigger`: a pool of its token on `venue`,
+    worth `liquidity_usd`, where the order's size fetches `observed_price`."""
+
+    trigger: Trigger
+    venue: str
+    liquidity_usd: Decimal
+    observed_price: Decimal
+    market_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservePrice(BaseCommand):
+    """Record the best net executable price for a waiting order's size (throttled)."""
+
+    best_price: Decimal
+
+
 # --- timers ----------------------------------------------------------------------------
 
 
@@ -131,9 +175,17 @@ class StallCheck(BaseCommand):
     stalled_seq: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpiryDue(BaseCommand):
+    """A GTD order's `expires_at` has come."""
+
+    expires_at: datetime
+
+
 EdgeCommand = ExecuteOrder | CancelOrder
 StageReport = RouteFound | RouteNotFound | SubmissionSucceeded | AttemptFailed | SwapConfirmed
-TimerCommand = RetryDue | StallCheck
-Command = EdgeCommand | StageReport | TimerCommand
+TriggerReport = PriceReached | PoolTriggerFired | ObservePrice
+TimerCommand = RetryDue | StallCheck | ExpiryDue
+Command = EdgeCommand | StageReport | TriggerReport | TimerCommand
 
 COMMAND_TYPES: Final[tuple[type[Command], ...]] = get_args(Command)

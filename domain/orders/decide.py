@@ -9,6 +9,9 @@ Events are appended one by one (Kafka without transactions), so a crash can leav
 decision half-written: `OrderAccepted` without `RoutingStarted`, say. Such an order is
 *interrupted*; the redelivered command, or the watchdog's `StallCheck`, decides the rest
 of the decision, with the same ids it would have had.
+
+Conditional orders (limit, sniper) are decided in `waiting`; their validation is in
+`validation`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
-from domain.orders.amounts import BPS, executed_price, min_amount_out
+from domain.orders.amounts import executed_price, min_amount_out
 from domain.orders.commands import (
     AttemptFailed,
     CancelOrder,
     Command,
     ExecuteOrder,
+    ExpiryDue,
+    ObservePrice,
+    PoolTriggerFired,
+    PriceReached,
     RetryDue,
     RouteFound,
     RouteNotFound,
@@ -29,12 +36,7 @@ from domain.orders.commands import (
     SubmissionSucceeded,
     SwapConfirmed,
 )
-from domain.orders.errors import (
-    InvalidCommand,
-    InvalidStateTransition,
-    OrderMismatch,
-    UnsupportedOrderType,
-)
+from domain.orders.errors import InvalidStateTransition, OrderMismatch
 from domain.orders.events import (
     AttemptError,
     CancelRejected,
@@ -60,7 +62,9 @@ from domain.orders.state import (
     is_terminal,
     unanswered_failure,
 )
-from domain.orders.status import AttemptStage, OrderStatus, OrderType
+from domain.orders.status import CANCELLABLE, AttemptStage, OrderStatus
+from domain.orders.validation import validate
+from domain.orders.waiting import first_steps, on_expiry, on_observed, on_trigger
 from domain.quotes import RoutingDecision
 
 __all__ = ["ExecutionPolicy", "decide"]  # the policy lives in .policy
@@ -139,6 +143,12 @@ def _react(
                     **stamp(), stage=stage, stalled_seq=command.stalled_seq, attempt=state.attempt
                 ),
             )
+        case PriceReached() | PoolTriggerFired():
+            return on_trigger(state, command, stamp)
+        case ObservePrice():
+            return on_observed(state, command, stamp)
+        case ExpiryDue():
+            return on_expiry(state, stamp)
         case _:
             assert_never(command)
 
@@ -147,7 +157,7 @@ def _react(
 
 
 def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[Event, ...]:
-    _validate(command)
+    validate(command)
     # The order's correlation id is the id of the command that created it.
     stamp = Stamper(
         state.order_id,
@@ -168,24 +178,15 @@ def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[E
         amount_in=command.amount_in,
         slippage_bps=command.slippage_bps,
         client_order_id=command.client_order_id,
+        limit_price=command.limit_price,
+        time_in_force=command.time_in_force,
+        expires_at=command.expires_at,
+        trigger=command.trigger,
+        min_liquidity_usd=command.min_liquidity_usd,
+        max_price=command.max_price,
     )
-    # A market order starts routing at once: nothing to wait for.
-    return accepted, RoutingStarted(**stamp(), attempt=1)
-
-
-def _validate(command: ExecuteOrder) -> None:
-    """The edge validates requests; this catches an edge bug before it becomes history."""
-    if command.order_type is not OrderType.MARKET:
-        raise UnsupportedOrderType(f"order type {command.order_type} is not supported yet")
-    if command.amount_in <= 0:
-        raise InvalidCommand(f"amount_in must be positive, got {command.amount_in}")
-    if not 0 <= command.slippage_bps <= BPS:
-        raise InvalidCommand(f"slippage_bps must be within 0..{BPS}, got {command.slippage_bps}")
-    if command.token_in == command.token_out:
-        raise InvalidCommand(f"token_in and token_out are both {command.token_in}")
-    for decimals in (command.token_in_decimals, command.token_out_decimals):
-        if not 0 <= decimals <= 255:  # an SPL mint's decimals is a u8
-            raise InvalidCommand(f"token decimals must be within 0..255, got {decimals}")
+    # A market order starts routing at once; a conditional one waits for its trigger.
+    return accepted, *first_steps(OrderTerms.of(accepted), stamp)
 
 
 # --- interrupted decisions -----------------------------------------------------------------
@@ -204,7 +205,9 @@ def _resumes(state: OrderState, command: Command) -> bool:
             SwapConfirmed()
         ):
             return command.attempt == state.attempt
-        case CancelOrder() | RetryDue():
+        case PriceReached() | PoolTriggerFired():
+            return _triggered_only(state)  # the redelivered trigger of OrderTriggered
+        case CancelOrder() | RetryDue() | ObservePrice() | ExpiryDue():
             return False  # not the cause: decided as usual (a cancel may end the order)
         case _:
             assert_never(command)
@@ -218,8 +221,15 @@ def _finish_interrupted(
     if failure is not None:
         return answer_failure(state, failure, state.errors, stamp, policy)
     if state.status is _PENDING:
+        return first_steps(_terms(state), stamp)
+    if _triggered_only(state):
         return (RoutingStarted(**stamp(), attempt=1),)
     return (_built(state, stamp, _route_floor(state)),)
+
+
+def _triggered_only(state: OrderState) -> bool:
+    """OrderTriggered was appended but its RoutingStarted was not."""
+    return state.status is _ROUTING and state.attempt == 0
 
 
 # --- routing and execution ------------------------------------------------------------------
@@ -316,7 +326,8 @@ def _error(
 
 
 def _cancel(state: OrderState, command: CancelOrder, stamp: Stamper) -> tuple[Event, ...]:
-    if state.status in (_PENDING, _ROUTING):
+    # Until the transaction exists (pending, waiting, routing) nothing of the order can land.
+    if state.status in CANCELLABLE:
         return (OrderCancelled(**stamp(), reason=command.reason),)
     if state.status in (_BUILDING, _SUBMITTED):
         if state.cancel_rejected_attempt == state.attempt:

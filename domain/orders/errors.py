@@ -31,7 +31,3 @@ class OrderMismatch(InvalidStateTransition):
 
 class InvalidCommand(OrderDomainError):
     """A command that the edge should have rejected before producing it."""
-
-
-class UnsupportedOrderType(InvalidCommand):
-    """An order type that the engine cannot execute yet (limit, sniper)."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, get_args
 
-from domain.orders.status import AttemptStage, OrderStatus, OrderType
+from domain.orders.status import AttemptStage, OrderStatus, OrderType, TimeInForce, Trigger
 from domain.quotes import RoutingDecision
 
 
@@ -51,7 +51,8 @@ class PostMortem:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderAccepted(BaseEvent):
-    """The order was accepted: status `pending`."""
+    """The order was accepted: status `pending`. The conditional terms (see
+    `commands.ExecuteOrder`) default to a market order's, as in a v1 record."""
 
     order_type: OrderType
     token_in: str
@@ -63,6 +64,42 @@ class OrderAccepted(BaseEvent):
     amount_in: int
     slippage_bps: int
     client_order_id: str | None
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expires_at: datetime | None = None
+    trigger: Trigger | None = None
+    min_liquidity_usd: Decimal | None = None
+    max_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderWaiting(BaseEvent):
+    """A conditional order waits for `trigger` (price, pool_created, liquidity): `waiting`."""
+
+    trigger: Trigger
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceObserved(BaseEvent):
+    """The best net executable price for the waiting order's size is now `best_price`
+    (tokenOut per 1 tokenIn): the throttled `bestPrice` update; status unchanged."""
+
+    best_price: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderTriggered(BaseEvent):
+    """The order's condition was met; routing of attempt 1 starts next: status `routing`.
+
+    `observed_price` is what the order's size fetched when it fired (tokenOut per 1 tokenIn);
+    a sniper's also names the pool event's `venue` and the pool's `liquidity_usd`.
+    """
+
+    trigger: Trigger
+    observed_price: Decimal
+    venue: str | None = None
+    liquidity_usd: Decimal | None = None
+    market_event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +184,13 @@ class OrderCancelled(BaseEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OrderExpired(BaseEvent):
+    """A GTD order's time ran out before any transaction of it existed: status `expired`."""
+
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelRejected(BaseEvent):
     """A cancel arrived too late (transaction built or submitted); the order goes on."""
 
@@ -175,8 +219,12 @@ Event = (
     | OrderCancelled
     | CancelRejected
     | OrderRedriven
+    | OrderWaiting
+    | PriceObserved
+    | OrderTriggered
+    | OrderExpired
 )
 
 EVENT_TYPES: Final[tuple[type[Event], ...]] = get_args(Event)
 # The events that end an order (one of them is always its last event). For isinstance().
-TERMINAL_EVENTS: Final = (OrderConfirmed, OrderFailed, OrderCancelled)
+TERMINAL_EVENTS: Final = (OrderConfirmed, OrderFailed, OrderCancelled, OrderExpired)

@@ -20,8 +20,12 @@ from domain.orders.events import (
     OrderAccepted,
     OrderCancelled,
     OrderConfirmed,
+    OrderExpired,
     OrderFailed,
     OrderRedriven,
+    OrderTriggered,
+    OrderWaiting,
+    PriceObserved,
     RetryScheduled,
     RouteSelected,
     RoutingStarted,
@@ -131,7 +135,11 @@ def _fold_payload(state: OrderState, event: Event) -> OrderState:
             return replace(state, reason=event.reason)
         case CancelRejected():
             return replace(state, cancel_rejected_attempt=state.attempt)
-        case OrderRedriven():
+        case OrderRedriven() | OrderWaiting() | OrderExpired():
             return state
+        case PriceObserved():
+            return replace(state, best_price=event.best_price, best_price_at=event.occurred_at)
+        case OrderTriggered():
+            return replace(state, triggered_price=event.observed_price)
         case _:
             assert_never(event)

@@ -26,3 +26,8 @@ def retry_due_id(order_id: str, attempt: int) -> str:
 def stall_check_id(order_id: str, stalled_seq: int) -> str:
     """The command id of the watchdog timer armed when event `stalled_seq` was appended."""
     return str(uuid5(NAMESPACE, f"{order_id}/stall-check/{stalled_seq}"))
+
+
+def expiry_due_id(order_id: str) -> str:
+    """The command id of the timer that expires a GTD order (it has one expiry, ever)."""
+    return str(uuid5(NAMESPACE, f"{order_id}/expiry-due"))

@@ -10,7 +10,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from domain.orders.events import AttemptError, OrderAccepted
-from domain.orders.status import IN_FLIGHT, TERMINAL, OrderStatus, OrderType
+from domain.orders.status import (
+    IN_FLIGHT,
+    TERMINAL,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    Trigger,
+)
 from domain.quotes import RoutingDecision
 
 
@@ -28,6 +35,26 @@ class OrderTerms:
     amount_in: int
     slippage_bps: int
     client_order_id: str | None
+    # Conditional terms (see `commands.ExecuteOrder`); the defaults are a market order's.
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expires_at: datetime | None = None
+    trigger: Trigger | None = None
+    min_liquidity_usd: Decimal | None = None
+    max_price: Decimal | None = None
+
+    @property
+    def waits_for(self) -> Trigger | None:
+        """What the order waits for before it executes; None for a market order."""
+        if self.order_type is OrderType.LIMIT:
+            return Trigger.PRICE
+        if self.order_type is OrderType.SNIPER:
+            return self.trigger
+        return None
+
+    def expired_at(self, now: datetime) -> bool:
+        """Has a GTD order's time run out by `now`?"""
+        return self.expires_at is not None and now >= self.expires_at
 
     @classmethod
     def of(cls, event: OrderAccepted) -> OrderTerms:
@@ -42,6 +69,12 @@ class OrderTerms:
             amount_in=event.amount_in,
             slippage_bps=event.slippage_bps,
             client_order_id=event.client_order_id,
+            limit_price=event.limit_price,
+            time_in_force=event.time_in_force,
+            expires_at=event.expires_at,
+            trigger=event.trigger,
+            min_liquidity_usd=event.min_liquidity_usd,
+            max_price=event.max_price,
         )
 
 
@@ -67,6 +100,9 @@ class OrderState:
     executed_price: Decimal | None = None
     reason_code: str | None = None  # why the order failed
     reason: str | None = None  # failure message or cancel reason
+    best_price: Decimal | None = None  # the latest PriceObserved of a waiting order
+    best_price_at: datetime | None = None
+    triggered_price: Decimal | None = None  # what the order's size fetched when it fired
     status_history: tuple[tuple[OrderStatus, datetime], ...] = ()  # every status change
     updated_at: datetime | None = None
 
@@ -94,7 +130,9 @@ def awaits_stage(state: OrderState) -> bool:
 def is_interrupted(state: OrderState) -> bool:
     """Did a crash cut the order's last decision short (only part of it was appended)?"""
     if state.status is OrderStatus.PENDING:
-        return True  # OrderAccepted without RoutingStarted
+        return True  # OrderAccepted without RoutingStarted (or OrderWaiting)
+    if state.status is OrderStatus.ROUTING and state.attempt == 0:
+        return True  # OrderTriggered without RoutingStarted
     if state.status is OrderStatus.BUILDING and state.signature is None:
         return True  # RouteSelected without TransactionBuilt
     # ExecutionAttemptFailed without the RetryScheduled / OrderFailed that follows it.

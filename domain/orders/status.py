@@ -19,17 +19,33 @@ class OrderStatus(StrEnum):
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
     FAILED = "failed"
-    WAITING = "waiting"  # conditional orders (limit, sniper): not reachable yet
+    WAITING = "waiting"  # conditional orders (limit, sniper) until their trigger fires
     CANCELLED = "cancelled"
-    EXPIRED = "expired"  # GTC / GTD expiry: not reachable yet
+    EXPIRED = "expired"  # a GTD order whose time ran out before it was executing
 
 
 class OrderType(StrEnum):
-    """How an order decides when to execute. Only `market` is executable for now."""
+    """How an order decides when to execute: now (market), at a price (limit), or on a pool
+    event (sniper)."""
 
     MARKET = "market"
     LIMIT = "limit"
     SNIPER = "sniper"
+
+
+class TimeInForce(StrEnum):
+    """How long an order may wait: until cancelled, or until its `expires_at`."""
+
+    GTC = "GTC"  # good till cancelled
+    GTD = "GTD"  # good till date
+
+
+class Trigger(StrEnum):
+    """What a conditional order waits for (and, in `OrderTriggered`, what fired it)."""
+
+    PRICE = "price"  # limit: the net executable price for the order's size reached the limit
+    POOL_CREATED = "pool_created"  # sniper: a pool of the wanted token was listed
+    LIQUIDITY = "liquidity"  # sniper: a pool of the wanted token crossed a liquidity threshold
 
 
 class AttemptStage(StrEnum):
@@ -42,6 +58,14 @@ class AttemptStage(StrEnum):
 
 TERMINAL: Final[frozenset[OrderStatus]] = frozenset(
     {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+)
+
+SNIPER_TRIGGERS: Final[frozenset[Trigger]] = frozenset({Trigger.POOL_CREATED, Trigger.LIQUIDITY})
+
+# Where a cancel or an expiry can still end an order: no transaction of it exists yet, so none
+# can land. From `building` on, the swap may reach the chain and the order must see it through.
+CANCELLABLE: Final[frozenset[OrderStatus]] = frozenset(
+    {OrderStatus.PENDING, OrderStatus.WAITING, OrderStatus.ROUTING}
 )
 
 # Statuses in which the order waits on a routing or execution stage to report back.

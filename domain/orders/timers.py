@@ -1,8 +1,10 @@
 """Which timers an order needs: a function of its folded state alone.
 
-Timers are commands delivered back to the order later (through the delay tiers): a
-`RetryDue` when a backoff ends, and a `StallCheck` watchdog whenever the order waits on a
-stage, so an order whose stage died in a crash is re-driven instead of hanging forever.
+Timers are commands delivered back to the order later (by the order agent's timer wheel): a
+`RetryDue` when a backoff ends, a `StallCheck` watchdog whenever the order waits on a stage,
+so an order whose stage died in a crash is re-driven instead of hanging forever, and an
+`ExpiryDue` at a GTD order's `expires_at` while a cancel could still end it (pending,
+waiting, routing). A waiting GTC order has no timer: the market wakes it.
 Because they derive from the state, a worker that takes over a partition re-arms every
 timer by folding the events (`timers_of`); no timer needs to be durable on its own.
 Command ids are deterministic, so arming a timer twice still delivers one logical timer.
@@ -14,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.orders.commands import RetryDue, StallCheck
+from domain.orders.commands import ExpiryDue, RetryDue, StallCheck, TimerCommand
 from domain.orders.events import Event
-from domain.orders.ids import event_id, retry_due_id, stall_check_id
+from domain.orders.ids import event_id, expiry_due_id, retry_due_id, stall_check_id
 from domain.orders.state import OrderState, awaits_stage, is_interrupted, is_terminal
+from domain.orders.status import CANCELLABLE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,7 +29,7 @@ class Timer:
 
     delay_ms: int
     due_at: datetime
-    command: RetryDue | StallCheck
+    command: TimerCommand
 
 
 def timers_after(
@@ -46,13 +49,19 @@ def timers_after(
 
 def timers_of(state: OrderState, *, stall_timeout_ms: int) -> tuple[Timer, ...]:
     """Every timer `state` needs: a `RetryDue` while a backoff runs, a `StallCheck` while
-    the order waits on a stage or a crash interrupted its last decision, nothing once it is
-    terminal or not accepted."""
+    the order waits on a stage or a crash interrupted its last decision, an `ExpiryDue`
+    while a GTD order can still expire; nothing once it is terminal or not accepted."""
     if state.status is None or is_terminal(state) or state.updated_at is None:
         return ()
+    expiry = _expiry(state, state.updated_at)
+    return (*_progress(state, state.updated_at, stall_timeout_ms), *expiry)
+
+
+def _progress(state: OrderState, armed_at: datetime, stall_timeout_ms: int) -> tuple[Timer, ...]:
+    """The timer that moves the order on: the end of a backoff, or the watchdog."""
     last_event_id = event_id(state.order_id, state.seq)
     if state.retry_pending is not None and state.retry_at is not None:
-        command: RetryDue | StallCheck = RetryDue(
+        command: TimerCommand = RetryDue(
             command_id=retry_due_id(state.order_id, state.retry_pending),
             order_id=state.order_id,
             issued_at=state.retry_at,
@@ -60,9 +69,9 @@ def timers_of(state: OrderState, *, stall_timeout_ms: int) -> tuple[Timer, ...]:
             causation_id=last_event_id,
             attempt=state.retry_pending,
         )
-        return (_timer(state.updated_at, state.retry_at, command),)
+        return (_timer(armed_at, state.retry_at, command),)
     if awaits_stage(state) or is_interrupted(state):
-        due_at = state.updated_at + timedelta(milliseconds=stall_timeout_ms)
+        due_at = armed_at + timedelta(milliseconds=stall_timeout_ms)
         command = StallCheck(
             command_id=stall_check_id(state.order_id, state.seq),
             order_id=state.order_id,
@@ -71,10 +80,25 @@ def timers_of(state: OrderState, *, stall_timeout_ms: int) -> tuple[Timer, ...]:
             causation_id=last_event_id,
             stalled_seq=state.seq,
         )
-        return (_timer(state.updated_at, due_at, command),)
+        return (_timer(armed_at, due_at, command),)
     return ()
 
 
-def _timer(armed_at: datetime, due_at: datetime, command: RetryDue | StallCheck) -> Timer:
+def _expiry(state: OrderState, armed_at: datetime) -> tuple[Timer, ...]:
+    expires_at = state.terms.expires_at if state.terms is not None else None
+    if expires_at is None or state.status not in CANCELLABLE:
+        return ()
+    command = ExpiryDue(
+        command_id=expiry_due_id(state.order_id),
+        order_id=state.order_id,
+        issued_at=expires_at,
+        correlation_id=state.correlation_id,
+        causation_id=event_id(state.order_id, state.seq),
+        expires_at=expires_at,
+    )
+    return (_timer(armed_at, expires_at, command),)
+
+
+def _timer(armed_at: datetime, due_at: datetime, command: TimerCommand) -> Timer:
     delay_ms = (due_at - armed_at) // timedelta(milliseconds=1)
     return Timer(delay_ms=delay_ms, due_at=due_at, command=command)

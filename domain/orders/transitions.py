@@ -2,7 +2,12 @@
 
 `None` is the status of an order not accepted yet; `SAME` means the event is legal and
 leaves the status as it is. Any pair missing from the table is an `InvalidStateTransition`.
-`waiting` and `expired` (limit / sniper orders, expiry) have no moves yet.
+
+Conditional orders (limit, sniper) go pending -> waiting; when their trigger fires,
+`OrderTriggered` moves them to routing and the first attempt starts exactly as a market
+order's does (`RoutingStarted`, routing -> routing), so everything from routing on is shared.
+A cancel or an expiry ends an order only while no transaction of it exists (pending, waiting,
+routing: `status.CANCELLABLE`); later the swap may land, so the order is seen through.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from domain.orders.events import (
     OrderAccepted,
     OrderCancelled,
     OrderConfirmed,
+    OrderExpired,
     OrderFailed,
     OrderRedriven,
+    OrderTriggered,
+    OrderWaiting,
+    PriceObserved,
     RetryScheduled,
     RouteSelected,
     RoutingStarted,
@@ -45,6 +54,7 @@ _PENDING, _ROUTING, _BUILDING, _SUBMITTED = (
     OrderStatus.BUILDING,
     OrderStatus.SUBMITTED,
 )
+_WAITING = OrderStatus.WAITING
 
 TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, type[Event]], Target]] = MappingProxyType(
     {
@@ -66,6 +76,7 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, type[Event]], Target]] = Ma
         (_BUILDING, OrderFailed): OrderStatus.FAILED,
         (_SUBMITTED, OrderFailed): OrderStatus.FAILED,
         (_PENDING, OrderCancelled): OrderStatus.CANCELLED,
+        (_WAITING, OrderCancelled): OrderStatus.CANCELLED,
         (_ROUTING, OrderCancelled): OrderStatus.CANCELLED,
         (_ROUTING, CancelRejected): SAME,
         (_BUILDING, CancelRejected): SAME,
@@ -73,6 +84,13 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, type[Event]], Target]] = Ma
         (_ROUTING, OrderRedriven): SAME,
         (_BUILDING, OrderRedriven): SAME,
         (_SUBMITTED, OrderRedriven): SAME,
+        # conditional orders
+        (_PENDING, OrderWaiting): _WAITING,
+        (_WAITING, PriceObserved): SAME,
+        (_WAITING, OrderTriggered): _ROUTING,  # RoutingStarted(attempt 1) follows
+        (_PENDING, OrderExpired): OrderStatus.EXPIRED,
+        (_WAITING, OrderExpired): OrderStatus.EXPIRED,
+        (_ROUTING, OrderExpired): OrderStatus.EXPIRED,
     }
 )
 

@@ -125,6 +125,8 @@ VERSIONED = [
     for name, types in CONTRACTS
     for version in history_versions(name)
     for cls in types
+    # a type added later has no old records to read
+    if cls.__name__ in payload_branches(raw_schema(name, version))
 ]
 
 
@@ -141,12 +143,19 @@ def test_records_written_with_every_committed_version_decode_with_the_current_sc
     old_schema, old_named = parsed(old)
     message = data.draw(messages(cls))
     try:
-        old_record = project(read(current, encode(message)), old_schema, old_named)
+        old_record = as_version(project(read(current, encode(message)), old_schema, old_named),
+                                version)
     except NotInVersion:
-        assume(False)  # the type did not exist in that version: nothing old to read
+        assume(False)  # a nested type did not exist in that version: nothing old to read
     decoded = decode(write(old, version, old_record))
     # Whatever the old version could express survives; newer fields take their defaults.
-    assert project(read(current, encode(decoded)), old_schema, old_named) == old_record
+    again = project(read(current, encode(decoded)), old_schema, old_named)
+    assert as_version(again, version) == old_record
+
+
+def as_version(record: dict[str, Any], version: int) -> dict[str, Any]:
+    """`record` as its writer of `version` would have stamped its envelope."""
+    return record | {"schemaVersion": version} if "schemaVersion" in record else record
 
 
 # --- the compatibility machinery, on a synthetic evolution ---------------------------------------
@@ -193,10 +202,11 @@ def test_a_current_schema_not_copied_to_history_is_refused(tmp_path: Path) -> No
     changed = raw_schema(EVENTS)
     changed["doc"] = "edited without a new version"
     (root / f"{EVENTS}.avsc").write_text(json.dumps(changed))
-    with pytest.raises(SchemaHistoryError, match=f"history/{EVENTS}.v2.avsc"):
+    following = history_versions(EVENTS)[-1] + 1
+    with pytest.raises(SchemaHistoryError, match=f"history/{EVENTS}.v{following}.avsc"):
         load_history(EVENTS, root)
-    (root / "history" / f"{EVENTS}.v2.avsc").write_text(json.dumps(changed))
-    assert load_history(EVENTS, root).current_version == 2
+    (root / "history" / f"{EVENTS}.v{following}.avsc").write_text(json.dumps(changed))
+    assert load_history(EVENTS, root).current_version == following
 
 
 def _branch(schema: dict[str, Any], name: str) -> dict[str, Any]:

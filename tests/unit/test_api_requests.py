@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -20,12 +21,13 @@ from domain.orders.status import OrderType
 from domain.tokens import BONK, SOL, USDC, USDT, Token, TokenRegistry, format_amount
 
 REGISTRY = TokenRegistry.default()
+NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
 def order(body: Mapping[str, object] | str) -> OrderRequest:
     """Parse `body`: a dict is dumped as JSON, a str is sent as is (raw JSON text)."""
     raw = body if isinstance(body, str) else json.dumps(body)
-    return parse_order_request(raw.encode(), REGISTRY)
+    return parse_order_request(raw.encode(), REGISTRY, now=NOW)
 
 
 def rejection(body: Mapping[str, object] | str) -> ApiError:
@@ -304,8 +306,8 @@ BAD_INPUTS = [
         "slippageTolerance", "only one", id="fraction-and-percent",
     ),
     # order type
-    pytest.param(_with(orderType="limit"), "orderType", "not supported yet", id="limit"),
-    pytest.param(_with(orderType="sniper"), "orderType", "not supported yet", id="sniper"),
+    pytest.param(_with(orderType="limit"), "limitPrice", "is required", id="limit-no-price"),
+    pytest.param(_with(orderType="sniper"), "trigger", "is required", id="sniper-no-trigger"),
     pytest.param(_with(orderType="stop"), "orderType", "unknown order type", id="unknown-type"),
     pytest.param(
         _with(orderType="MARKET"),
@@ -317,7 +319,9 @@ BAD_INPUTS = [
         "amountln", "did you mean 'amountIn'", id="typo-amountln",
     ),
     pytest.param(_with(slipage=0.01), "slipage", "did you mean 'slippage'", id="typo-slipage"),
-    pytest.param(_with(limitPrice="185"), "limitPrice", "unknown field", id="limit-price-not-yet"),
+    pytest.param(
+        _with(limitPrice="185"), "limitPrice", "only for limit orders", id="limit-price-on-market"
+    ),
     pytest.param(_with(token_in="SOL"), "token_in", "unknown field", id="snake-case-name"),
     pytest.param(
         '{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"1","amountIn":"1000"}',
@@ -361,7 +365,7 @@ def test_a_body_that_is_not_json_is_a_400_about_the_body(body: str) -> None:
 
 def test_invalid_utf8_is_a_400() -> None:
     with pytest.raises(ApiError) as caught:
-        parse_order_request(b'{"tokenIn": "\xff"}', REGISTRY)
+        parse_order_request(b'{"tokenIn": "\xff"}', REGISTRY, now=NOW)
 
     assert caught.value.status == 400
 
@@ -369,7 +373,7 @@ def test_invalid_utf8_is_a_400() -> None:
 def test_every_bad_field_is_reported_at_once() -> None:
     error = rejection(_with(tokenIn="DOGE", amountIn="-1", slippage="2", orderType="limit"))
 
-    assert set(fields_named(error)) == {"tokenIn", "slippage", "orderType"}
+    assert set(fields_named(error)) == {"tokenIn", "slippage", "limitPrice"}
     # The amount cannot be checked without knowing tokenIn's decimals: it is not reported.
 
 

@@ -39,7 +39,6 @@ from domain.orders import (
     SwapConfirmed,
     TransactionBuilt,
     TransactionSubmitted,
-    UnsupportedOrderType,
     decide,
     event_id,
     fold,
@@ -187,8 +186,9 @@ def test_a_duplicate_execute_order_decides_nothing() -> None:
 
 
 @pytest.mark.parametrize("order_type", [OrderType.LIMIT, OrderType.SNIPER])
-def test_limit_and_sniper_orders_are_not_supported_yet(order_type: OrderType) -> None:
-    with pytest.raises(UnsupportedOrderType, match=str(order_type)):
+def test_limit_and_sniper_orders_without_their_terms_are_invalid(order_type: OrderType) -> None:
+    # Their decisions are in test_order_conditional.py.
+    with pytest.raises(InvalidCommand):
         Order(execute(order_type=order_type))
 
 

@@ -22,10 +22,15 @@ from domain.orders import (
     Event,
     ExecuteOrder,
     ExecutionPolicy,
+    ExpiryDue,
     InvalidCommand,
+    ObservePrice,
     OrderState,
+    OrderStatus,
     OrderTerms,
     OrderType,
+    PoolTriggerFired,
+    PriceReached,
     RetryDue,
     RouteFound,
     RouteNotFound,
@@ -33,6 +38,8 @@ from domain.orders import (
     SubmissionSucceeded,
     SwapConfirmed,
     TERMINAL,
+    TimeInForce,
+    Trigger,
     awaits_stage,
     decide,
     evolve,
@@ -50,7 +57,8 @@ from domain.quotes import RouteLeg, RoutingDecision
 ORDER = "order-1"
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 POLICY = ExecutionPolicy()
-ENDINGS = ("OrderConfirmed", "OrderFailed", "OrderCancelled")
+ENDINGS = ("OrderConfirmed", "OrderFailed", "OrderCancelled", "OrderExpired")
+PRICES = [Decimal(p) for p in ("180", "185", "189.99", "190", "190.01", "250")]
 
 
 def decision(amount_out: int) -> RoutingDecision:
@@ -68,6 +76,8 @@ KINDS = (
     "cancel",
     *("route", "no_route", "submitted", "failed", "confirmed", "retry_due") * 3,
     "stall_check",
+    *("price_reached", "pool_fired", "observe"),
+    "expiry_due",
 )
 
 
@@ -78,16 +88,25 @@ def inputs(draw: st.DrawFn, state: OrderState, step: int) -> Command:
     kind = draw(st.sampled_from(KINDS))
     if state.status is None and draw(st.booleans()):
         kind = "execute"  # nothing but an ExecuteOrder gets a new order going
+    if state.status is OrderStatus.WAITING and draw(st.booleans()):
+        kind = draw(st.sampled_from(["price_reached", "pool_fired", "observe"]))
     attempt = draw(st.one_of(st.just(state.attempt), st.integers(0, 4)))
     if kind == "execute":
-        order_type = draw(st.sampled_from([OrderType.MARKET] * 4 + list(OrderType)))
-        return ExecuteOrder(
-            **meta, order_type=order_type, token_in="in", token_out="out",
-            token_in_symbol="IN", token_out_symbol="OUT", token_in_decimals=9,
-            token_out_decimals=6, amount_in=10**9, slippage_bps=draw(st.integers(-1, 10_001)),
-        )
+        return draw(executes(meta))
     if kind == "cancel":
         return CancelOrder(**meta, reason=None)
+    if kind == "price_reached":
+        return PriceReached(**meta, observed_price=draw(st.sampled_from(PRICES)))
+    if kind == "pool_fired":
+        return PoolTriggerFired(
+            **meta, trigger=draw(st.sampled_from(Trigger)), venue="raydium",
+            liquidity_usd=draw(st.sampled_from([Decimal(0), Decimal(50_000)])),
+            observed_price=draw(st.sampled_from(PRICES)),
+        )
+    if kind == "observe":
+        return ObservePrice(**meta, best_price=draw(st.sampled_from(PRICES)))
+    if kind == "expiry_due":
+        return ExpiryDue(**meta, expires_at=T0 + timedelta(seconds=2))
     if kind == "route":
         amount_out = draw(st.sampled_from([0, *[277_500_000] * 9]))
         return RouteFound(**meta, attempt=attempt, decision=decision(amount_out))
@@ -110,6 +129,35 @@ def inputs(draw: st.DrawFn, state: OrderState, step: int) -> Command:
         retry = draw(st.sampled_from([state.retry_pending or 0] * 3 + [attempt]))
         return RetryDue(**meta, attempt=retry)
     return StallCheck(**meta, stalled_seq=draw(st.one_of(st.just(state.seq), st.integers(0, 30))))
+
+
+@st.composite
+def executes(draw: st.DrawFn, meta: dict[str, Any]) -> ExecuteOrder:
+    """Market, limit and sniper orders, mostly well-formed, some GTD (expiring within a run)."""
+    order_type = draw(st.sampled_from([OrderType.MARKET] * 2 + list(OrderType)))
+    conditions: dict[str, Any] = {}
+    if order_type is OrderType.LIMIT and draw(st.integers(0, 5)):
+        conditions["limit_price"] = Decimal("190")
+    if order_type is OrderType.SNIPER and draw(st.integers(0, 5)):
+        conditions["trigger"] = draw(st.sampled_from([Trigger.POOL_CREATED, Trigger.LIQUIDITY]))
+        conditions["min_liquidity_usd"] = Decimal(10_000)
+        conditions["max_price"] = draw(st.sampled_from([None, Decimal("0.0053")]))
+    if order_type is not OrderType.MARKET and draw(st.booleans()):
+        conditions["time_in_force"] = TimeInForce.GTD
+        conditions["expires_at"] = T0 + timedelta(milliseconds=draw(st.integers(0, 6_000)))
+    return ExecuteOrder(
+        **meta, order_type=order_type, token_in="in", token_out="out",
+        token_in_symbol="IN", token_out_symbol="OUT", token_in_decimals=9,
+        token_out_decimals=6, amount_in=10**9, slippage_bps=draw(st.integers(-1, 10_001)),
+        **conditions,
+    )
+
+
+def waits_only_for_the_market(state: OrderState) -> bool:
+    """A waiting GTC order has no timer: a market event or a cancel wakes it."""
+    return state.status is OrderStatus.WAITING and (
+        state.terms is None or state.terms.expires_at is None
+    )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,9 +185,9 @@ def test_any_sequence_of_inputs_yields_a_contiguous_history_with_at_most_one_end
         if events:
             # Redelivery of the same input decides nothing new.
             assert decide(state, command, now=now, policy=POLICY) == ()
-            # A live order always has a timer that will wake it up.
+            # A live order always has a timer that will wake it up (or waits for the market).
             timers = timers_after(state, events, stall_timeout_ms=30_000)
-            assert bool(timers) == (not is_terminal(state))
+            assert bool(timers) == (not is_terminal(state) and not waits_only_for_the_market(state))
             assert awaits_stage(state) == any(isinstance(t.command, StallCheck) for t in timers)
 
     assert [e.seq for e in history] == list(range(1, len(history) + 1))
@@ -149,6 +197,7 @@ def test_any_sequence_of_inputs_yields_a_contiguous_history_with_at_most_one_end
     assert (state.status in TERMINAL) == bool(ends)
     assert fold(history, initial_state(ORDER)) == state
     event(f"ended {state.status}")
+    event(f"triggered: {any(type(e).__name__ == 'OrderTriggered' for e in history)}")
     event(f"reached attempt {state.attempt}")
 
 

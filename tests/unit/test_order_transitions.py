@@ -24,20 +24,25 @@ from domain.orders import (
     OrderAccepted,
     OrderCancelled,
     OrderConfirmed,
+    OrderExpired,
     OrderFailed,
     OrderMismatch,
     OrderRedriven,
     OrderState,
     OrderStatus,
     OrderTerms,
+    OrderTriggered,
     OrderType,
+    OrderWaiting,
     PostMortem,
+    PriceObserved,
     RetryScheduled,
     RouteSelected,
     RoutingStarted,
     SequenceGap,
     TransactionBuilt,
     TransactionSubmitted,
+    Trigger,
     evolve,
     fold,
     initial_state,
@@ -60,9 +65,14 @@ EXPECTED: dict[tuple[OrderStatus | None, type[Any]], Any] = {
     **{(s, ExecutionAttemptFailed): SAME for s in (S.ROUTING, S.BUILDING, S.SUBMITTED)},
     **{(s, RetryScheduled): S.ROUTING for s in (S.ROUTING, S.BUILDING, S.SUBMITTED)},
     **{(s, OrderFailed): S.FAILED for s in (S.PENDING, S.ROUTING, S.BUILDING, S.SUBMITTED)},
-    **{(s, OrderCancelled): S.CANCELLED for s in (S.PENDING, S.ROUTING)},
+    **{(s, OrderCancelled): S.CANCELLED for s in (S.PENDING, S.WAITING, S.ROUTING)},
     **{(s, CancelRejected): SAME for s in (S.ROUTING, S.BUILDING, S.SUBMITTED)},
     **{(s, OrderRedriven): SAME for s in (S.ROUTING, S.BUILDING, S.SUBMITTED)},
+    # conditional orders: waiting until triggered; cancel and expiry until a transaction exists
+    (S.PENDING, OrderWaiting): S.WAITING,
+    (S.WAITING, PriceObserved): SAME,
+    (S.WAITING, OrderTriggered): S.ROUTING,
+    **{(s, OrderExpired): S.EXPIRED for s in (S.PENDING, S.WAITING, S.ROUTING)},
 }
 
 TERMS = OrderTerms(
@@ -92,7 +102,7 @@ def state_in(status: OrderStatus | None) -> OrderState:
     """An order in `status`, attempt 1 once it has started routing, 5 events so far."""
     if status is None:
         return initial_state(ORDER)
-    attempt = 0 if status is S.PENDING else 1
+    attempt = 0 if status in (S.PENDING, S.WAITING) else 1
     return OrderState(
         order_id=ORDER, status=status, seq=5, correlation_id="c", terms=TERMS, attempt=attempt
     )
@@ -137,6 +147,12 @@ def sample(event_type: type[Any], state: OrderState) -> Event:
         OrderRedriven: lambda: OrderRedriven(
             **meta, stage=S.ROUTING, stalled_seq=state.seq, attempt=now
         ),
+        OrderWaiting: lambda: OrderWaiting(**meta, trigger=Trigger.PRICE),
+        PriceObserved: lambda: PriceObserved(**meta, best_price=Decimal("185.2")),
+        OrderTriggered: lambda: OrderTriggered(
+            **meta, trigger=Trigger.PRICE, observed_price=Decimal("190")
+        ),
+        OrderExpired: lambda: OrderExpired(**meta, expires_at=T0),
     }
     return samples[event_type]()
 

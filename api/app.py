@@ -41,6 +41,7 @@ def create_app(
     statuses: OrderStatuses | None = None,
     registry: TokenRegistry | None = None,
     clock: Callable[[], datetime] | None = None,
+    read_side: bool = True,
 ) -> FastAPI:
     """The API app. Defaults: the settings' Kafka, the market as the market topics say it is,
     order statuses from the read model (for cancels)."""
@@ -74,8 +75,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(quotes.router)
-    app.include_router(live.live_router(settings))
-    app.include_router(read_model_router(settings))
+    if read_side:  # queries, metrics and live streams: they need PostgreSQL and Kafka
+        app.include_router(live.live_router(settings))
+        app.include_router(read_model_router(settings))
     return app
 
 

@@ -72,7 +72,8 @@ async def serving(
     # A fixed market: without one the app would follow the market topics of a real Kafka.
     fixed = market or MarketView(Market.default(settings.market_seed))
     app = create_app(
-        settings, open_commands=open_commands, market=fixed, statuses=statuses, clock=lambda: NOW
+        settings, open_commands=open_commands, market=fixed, statuses=statuses, clock=lambda: NOW,
+        read_side=False,  # the command edge alone: no read model, no live streams
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)

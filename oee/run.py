@@ -78,23 +78,23 @@ def _announce(settings: Settings, started: float) -> None:
 
 
 def _supervise(children: list[Child]) -> int:
-    """Block until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1)."""
+    """Block until Ctrl-C/SIGTERM/SIGHUP (exit 0) or until a child dies (exit 1)."""
     stop = {"signal": False}
 
     def on_signal(signum: int, _frame: object) -> None:
         stop["signal"] = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        while not stop["signal"]:
-            for child in children:
-                if child.proc.poll() is not None:
-                    print(f"oee: {child.name} exited with {child.proc.returncode}; "
-                          "stopping everything (see its log)", file=sys.stderr, flush=True)
-                    return 1
-            time.sleep(0.5)  # a supervisor's poll interval, not a synchronisation
-    except KeyboardInterrupt:
-        pass
+    # Installed explicitly: a shell that starts us in the background hands SIGINT down as
+    # ignored, and Python would then never raise KeyboardInterrupt.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    while not stop["signal"]:
+        for child in children:
+            if child.proc.poll() is not None:
+                print(f"oee: {child.name} exited with {child.proc.returncode}; "
+                      "stopping everything (see its log)", file=sys.stderr, flush=True)
+                return 1
+        time.sleep(0.5)  # a supervisor's poll interval, not a synchronisation
     return 0
 
 

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.ws_bench import run_all as ws_bench
 
         report["ws"] = ws_bench(["--runs", "1"] if args.quick else [])
+    if args.which in ("limits", "all"):
+        from bench.limits_bench import run_all as limits_bench
+
+        report["limits"] = limits_bench(quick=args.quick)
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -15,32 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
+from api.shapes import Amount, PublicModel, TokenInfo
 from domain.orders.status import OrderStatus
-from domain.tokens import Token, format_amount
+from domain.tokens import Token
 from projections.rows import STATUS_COLUMNS
 
 
-class _Public(BaseModel):
-    """camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class TokenInfo(_Public):
-    symbol: str
-    mint: str
-    decimals: int
-
-
-class Amount(_Public):
-    amount: str  # exact, human units: "1.5"
-    base_units: str  # exact, integer base units: "1500000000"
-
-
-class OrderView(_Public):
+class OrderView(PublicModel):
     order_id: str
     status: str
     order_type: str
@@ -66,12 +48,12 @@ class OrderView(_Public):
     as_of: datetime | None = None  # set on `?asOf=` answers: the state at that time
 
 
-class OrderPage(_Public):
+class OrderPage(PublicModel):
     orders: list[OrderView]
     next_cursor: str | None  # pass as `cursor` for the next page; null on the last page
 
 
-class AuditEvent(_Public):
+class AuditEvent(PublicModel):
     event_id: str
     order_id: str
     seq: int
@@ -84,7 +66,7 @@ class AuditEvent(_Public):
     offset: int
 
 
-class AuditTrail(_Public):
+class AuditTrail(PublicModel):
     order_id: str
     events: list[AuditEvent]
 
@@ -99,9 +81,9 @@ def order_view(row: Mapping[str, Any], as_of: datetime | None = None) -> OrderVi
         status=row["status"],
         order_type=row["order_type"],
         seq=row["seq"],
-        token_in=_token(token_in),
-        token_out=_token(token_out),
-        amount_in=_amount(row["amount_in"], token_in),
+        token_in=TokenInfo.of(token_in),
+        token_out=TokenInfo.of(token_out),
+        amount_in=Amount.of(row["amount_in"], token_in),
         slippage_bps=row["slippage_bps"],
         client_order_id=row["client_order_id"],
         venue=row["venue"],
@@ -141,14 +123,7 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _token(token: Token) -> TokenInfo:
-    return TokenInfo(symbol=token.symbol, mint=token.mint, decimals=token.decimals)
-
-
-def _amount(base_units: int | Decimal, token: Token) -> Amount:
-    units = int(base_units)
-    return Amount(amount=format_amount(units, token), base_units=str(units))
 
 
 def _amount_or_none(base_units: int | Decimal | None, token: Token) -> Amount | None:
-    return None if base_units is None else _amount(base_units, token)
+    return None if base_units is None else Amount.of(base_units, token)

@@ -15,16 +15,15 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
 from api.deps import EdgeDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, InvalidRequest
 from api.fields import Collector, amount_units, check_distinct, resolve_token
+from api.shapes import Amount, PublicModel, TokenInfo
 from domain.market import Market
 from domain.quotes import RouteLeg, RoutingDecision, VenueQuote
 from domain.routing import NoRoute, best_route
-from domain.tokens import Token, TokenRegistry, UnknownToken, format_amount, unit_price
+from domain.tokens import Token, TokenRegistry, UnknownToken, unit_price
 
 router = APIRouter(prefix="/api", tags=["quotes"])
 
@@ -32,24 +31,7 @@ router = APIRouter(prefix="/api", tags=["quotes"])
 # --- public shapes ----------------------------------------------------------------------------
 
 
-class _Public(BaseModel):
-    """camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class TokenInfo(_Public):
-    symbol: str
-    mint: str
-    decimals: int
-
-
-class Amount(_Public):
-    amount: str  # exact, human units: "1.5"
-    base_units: str  # exact, integer base units: "1500000000"
-
-
-class QuoteInfo(_Public):
+class QuoteInfo(PublicModel):
     venue: str
     amount_in: Amount
     amount_out: Amount
@@ -59,14 +41,14 @@ class QuoteInfo(_Public):
     selected: bool  # one of the paths the winning route uses
 
 
-class LegInfo(_Public):
+class LegInfo(PublicModel):
     venue: str
     amount_in: Amount
     amount_out: Amount
     path: list[TokenInfo]
 
 
-class QuoteResponse(_Public):
+class QuoteResponse(PublicModel):
     token_in: TokenInfo
     token_out: TokenInfo
     amount_in: Amount
@@ -141,10 +123,10 @@ def _response(
 ) -> QuoteResponse:
     chosen = {(leg.venue, leg.path) for leg in decision.legs}
     return QuoteResponse(
-        token_in=_token(source),
-        token_out=_token(target),
-        amount_in=_amount(decision.amount_in, source),
-        amount_out=_amount(decision.amount_out, target),
+        token_in=TokenInfo.of(source),
+        token_out=TokenInfo.of(target),
+        amount_in=Amount.of(decision.amount_in, source),
+        amount_out=Amount.of(decision.amount_out, target),
         price=str(unit_price(decision.amount_in, source, decision.amount_out, target)),
         venue=decision.venue,
         reason=decision.reason,
@@ -157,11 +139,11 @@ def _quote(quote: VenueQuote, tokens: _Tokens, selected: bool) -> QuoteInfo:
     source, target = tokens(quote.path[0]), tokens(quote.path[-1])
     return QuoteInfo(
         venue=quote.venue,
-        amount_in=_amount(quote.amount_in, source),
-        amount_out=_amount(quote.amount_out, target),
-        fee=_amount(quote.fee, source),
+        amount_in=Amount.of(quote.amount_in, source),
+        amount_out=Amount.of(quote.amount_out, target),
+        fee=Amount.of(quote.fee, source),
         price_impact_bps=str(quote.price_impact_bps),
-        path=[_token(tokens(mint)) for mint in quote.path],
+        path=[TokenInfo.of(tokens(mint)) for mint in quote.path],
         selected=selected,
     )
 
@@ -170,15 +152,10 @@ def _leg(leg: RouteLeg, tokens: _Tokens) -> LegInfo:
     source, target = tokens(leg.path[0]), tokens(leg.path[-1])
     return LegInfo(
         venue=leg.venue,
-        amount_in=_amount(leg.amount_in, source),
-        amount_out=_amount(leg.amount_out, target),
-        path=[_token(tokens(mint)) for mint in leg.path],
+        amount_in=Amount.of(leg.amount_in, source),
+        amount_out=Amount.of(leg.amount_out, target),
+        path=[TokenInfo.of(tokens(mint)) for mint in leg.path],
     )
 
 
-def _token(token: Token) -> TokenInfo:
-    return TokenInfo(symbol=token.symbol, mint=token.mint, decimals=token.decimals)
 
-
-def _amount(base_units: int, token: Token) -> Amount:
-    return Amount(amount=format_amount(base_units, token), base_units=str(base_units))

@@ -299,12 +299,40 @@ async function loadTokens() {
   }
 }
 
+// The extra terms of a limit or sniper order; empty inputs are left out (the API's defaults).
+function conditionalTerms(type) {
+  const terms = {};
+  const put = (name, id) => { const v = $(id).value.trim(); if (v) terms[name] = v; };
+  if (type === "limit") {
+    put("limitPrice", "limit-price");
+    const expires = $("expires-at").value;
+    if (expires) terms.expiresAt = new Date(expires).toISOString();
+  } else if (type === "sniper") {
+    terms.trigger = $("trigger").value;
+    if (terms.trigger === "liquidity") put("minLiquidityUsd", "min-liquidity");
+    put("maxPrice", "max-price");
+    const mint = $("sniper-mint").value.trim();
+    if (mint) {
+      terms.tokenOut = mint;
+      terms.tokenOutDecimals = Number($("sniper-decimals").value || 6);
+    }
+  }
+  return terms;
+}
+
+function showTermsFor(type) {
+  $("limit-fields").hidden = type !== "limit";
+  $("sniper-fields").hidden = type !== "sniper";
+}
+
 async function submitOrder(event) {
   event.preventDefault();
   const message = $("form-message"), button = $("submit-order");
   const body = {
+    orderType: $("order-type").value,
     tokenIn: $("token-in").value, tokenOut: $("token-out").value,
     amount: $("amount").value.trim(), slippageBps: Number($("slippage").value),
+    ...conditionalTerms($("order-type").value),
   };
   button.disabled = true;
   try {
@@ -368,8 +396,8 @@ async function loadRecentOrders() {
       if (!item.orderId) continue;
       const order = orderRow(item.orderId);
       Object.assign(order, {
-        status: item.status, tokenIn: item.tokenInSymbol || item.tokenIn,
-        tokenOut: item.tokenOutSymbol || item.tokenOut, venue: item.venue,
+        status: item.status, tokenIn: item.tokenIn?.symbol || item.tokenIn,
+        tokenOut: item.tokenOut?.symbol || item.tokenOut, venue: item.venue,
         updated: item.updatedAt || item.createdAt,
       });
     }
@@ -381,6 +409,7 @@ async function loadRecentOrders() {
 
 function start() {
   $("order-form").addEventListener("submit", submitOrder);
+  $("order-type").addEventListener("change", (e) => showTermsFor(e.target.value));
   $("swap-tokens").addEventListener("click", () => {
     const a = $("token-in").value;
     $("token-in").value = $("token-out").value;

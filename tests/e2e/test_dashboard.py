@@ -116,3 +116,25 @@ async def more_orders(base: str, count: int) -> None:
                 "slippageBps": 100})
             assert response.status_code == 201, response.text
             await asyncio.sleep(0.25)  # pacing: a busy few seconds, not one burst
+
+
+async def test_a_limit_order_placed_in_the_dashboard_waits_for_its_price(
+    provisioned: Settings,
+) -> None:
+    with engine(provisioned):
+        async with serving(create_app(provisioned)) as api, browser() as chromium:
+            page = await chromium.new_page(viewport={"width": 1440, "height": 1100})
+            await page.goto(f"{api.http}/")
+            await expect(page.locator("#feed-state")).to_have_text("live")
+            await expect(page.locator("#limit-fields")).to_be_hidden()
+
+            await page.select_option("#order-type", "limit")
+            await expect(page.locator("#limit-fields")).to_be_visible()
+            await expect(page.locator("#sniper-fields")).to_be_hidden()
+            await page.fill("#limit-price", "500")  # far above ~185 USDC per SOL: never reached
+            await submit(page, "SOL", "USDC", "1", 50)
+
+            await expect(page.locator("#form-message")).to_contain_text("Accepted: order")
+            await expect(page.locator("#detail-status")).to_have_text(
+                "waiting", timeout=CONFIRMED_WITHIN_MS)
+            await expect(page.locator("#timeline li .type").last).to_contain_text("OrderWaiting")

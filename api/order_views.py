@@ -45,6 +45,17 @@ class OrderView(PublicModel):
     created_at: datetime
     updated_at: datetime
     status_times: dict[str, datetime | None]  # when the order last entered each status
+    # The conditional terms, null for a market order; prices are exact decimal strings,
+    # tokenOut per 1 tokenIn in human units (maxPrice: tokenIn paid per 1 tokenOut).
+    limit_price: str | None  # limit: execute once the net price reaches this
+    time_in_force: str | None  # GTC | GTD
+    expires_at: datetime | None  # GTD: expires if not executing by then
+    trigger: str | None  # sniper: pool_created | liquidity
+    min_liquidity_usd: str | None  # sniper: the pool liquidity waited for
+    max_price: str | None  # sniper: the most paid
+    best_price: str | None  # the latest net executable price seen while waiting
+    best_price_at: datetime | None
+    triggered_price: str | None  # what the order's size fetched when it fired
     as_of: datetime | None = None  # set on `?asOf=` answers: the state at that time
 
 
@@ -90,7 +101,7 @@ def order_view(row: Mapping[str, Any], as_of: datetime | None = None) -> OrderVi
         expected_amount_out=_amount_or_none(row["expected_amount_out"], token_out),
         min_amount_out=_amount_or_none(row["min_amount_out"], token_out),
         amount_out=_amount_or_none(row["amount_out"], token_out),
-        executed_price=None if price is None else format(Decimal(price), "f"),
+        executed_price=_decimal_or_none(price),
         signature=row["signature"],
         attempts=row["attempts"],
         failure_code=row["failure_code"],
@@ -99,6 +110,15 @@ def order_view(row: Mapping[str, Any], as_of: datetime | None = None) -> OrderVi
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         status_times={status.value: row[column] for status, column in STATUS_COLUMNS.items()},
+        limit_price=_decimal_or_none(row["limit_price"]),
+        time_in_force=row["time_in_force"],
+        expires_at=row["expires_at"],
+        trigger=row["trigger"],
+        min_liquidity_usd=_decimal_or_none(row["min_liquidity_usd"]),
+        max_price=_decimal_or_none(row["max_price"]),
+        best_price=_decimal_or_none(row["best_price"]),
+        best_price_at=row["best_price_at"],
+        triggered_price=_decimal_or_none(row["triggered_price"]),
         as_of=as_of,
     )
 
@@ -123,6 +143,9 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+def _decimal_or_none(value: Decimal | str | None) -> str | None:
+    """An exact decimal string ("101.25", never "1.0125E+2"), or None."""
+    return None if value is None else format(Decimal(value), "f")
 
 
 def _amount_or_none(base_units: int | Decimal | None, token: Token) -> Amount | None:

@@ -2,7 +2,7 @@
 its `order_events` row. Pure: no I/O.
 
 Consumes `OrderState`s (from the pure `evolve`) and events with their Kafka coordinates;
-produces tuples in the column order of migration 0003, ready for COPY.
+produces tuples in the column order of migrations 0003 and 0004, ready for COPY.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import orjson
 
 from domain.orders.events import Event
 from domain.orders.state import OrderState
-from domain.orders.status import OrderStatus
+from domain.orders.status import OrderStatus, OrderType
 from domain.quotes import RoutingDecision
 from schemas.records import json_converter
 
@@ -34,6 +34,9 @@ ORDER_COLUMNS: Final = (
     "failure_code", "failure_reason", "routing", "created_at", "updated_at",
     "pending_at", "routing_at", "building_at", "submitted_at", "confirmed_at",
     "failed_at", "cancelled_at", "expired_at", "waiting_at",
+    # 0004: the conditional terms (null for a market order) and what the waiting order saw.
+    "limit_price", "time_in_force", "expires_at", "trigger", "min_liquidity_usd",
+    "max_price", "best_price", "best_price_at", "triggered_price",
 )  # fmt: skip
 EVENT_COLUMNS: Final = (
     "event_id", "order_id", "seq", "type", "status", "payload", "occurred_at",
@@ -64,6 +67,8 @@ def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
     if decision is not None and routing is None:
         routing = decision_json(decision)
     entered = {s: at for s, at in state.status_history}  # the last time each was entered
+    # A market order has no conditional terms: its time_in_force (GTC by default) means nothing.
+    conditional = terms.order_type is not OrderType.MARKET
     return (
         state.order_id, state.seq, status.value, terms.order_type.value,
         terms.token_in, terms.token_out, terms.token_in_symbol, terms.token_out_symbol,
@@ -75,6 +80,10 @@ def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
         state.attempt, state.reason_code, state.reason, routing,
         state.status_history[0][1], state.updated_at,
         *(entered.get(s) for s in _ROW_STATUS_ORDER),
+        terms.limit_price, terms.time_in_force.value if conditional else None,
+        terms.expires_at, terms.trigger.value if terms.trigger else None,
+        terms.min_liquidity_usd, terms.max_price,
+        state.best_price, state.best_price_at, state.triggered_price,
     )  # fmt: skip
 
 

@@ -5,7 +5,8 @@ every bad parameter."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,8 +16,9 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.order_views import order_view
 from api.read_model import read_model_router
-from bench.order_histories import HistoryMaker, interleaved
-from domain.orders import Event, fold
+from bench.order_histories import POLICY, HistoryMaker, interleaved
+from domain.orders import Event, ExecuteOrder, ObservePrice, decide, evolve, fold, initial_state
+from domain.orders.status import OrderType, TimeInForce
 from domain.tokens import SOL, USDC
 from oee.settings import Settings
 from projections.projector import ProjectorOptions, project
@@ -62,6 +64,43 @@ async def test_an_order_is_the_fold_of_its_events(
         answer = await client.get(f"/api/orders/{order_id}")
         assert answer.status_code == 200
         assert answer.json() == view_json(history)
+
+
+async def test_a_limit_order_shows_its_conditional_terms_and_a_market_order_nulls(
+    client: httpx.AsyncClient, provisioned: Settings
+) -> None:
+    # HistoryMaker makes market orders only: the limit order comes from the pure aggregate.
+    order_id, now = "0b5e2a4c-6f1d-4c3a-9e8b-2d7f1a3c5e90", datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
+    expires = now + timedelta(hours=6)
+    state, limit_history = initial_state(order_id), list[Event]()
+    for command in (
+        ExecuteOrder(command_id=f"{order_id}/execute", order_id=order_id, issued_at=now,
+                     order_type=OrderType.LIMIT, token_in=SOL.mint, token_out=USDC.mint,
+                     token_in_symbol=SOL.symbol, token_out_symbol=USDC.symbol,
+                     token_in_decimals=SOL.decimals, token_out_decimals=USDC.decimals,
+                     amount_in=500_000_000, slippage_bps=100, limit_price=Decimal("101.25"),
+                     time_in_force=TimeInForce.GTD, expires_at=expires),
+        ObservePrice(command_id=f"{order_id}/observe", order_id=order_id,
+                     issued_at=now + timedelta(seconds=1), best_price=Decimal("99.875")),
+    ):
+        for event in decide(state, command, now=command.issued_at, policy=POLICY):
+            state = evolve(state, event)
+            limit_history.append(event)
+    market_history = HistoryMaker(seed=5).order()
+    await produce(provisioned, interleaved([limit_history, market_history]))
+    await project(provisioned, ProjectorOptions(until_end=True))
+
+    limit = (await client.get(f"/api/orders/{order_id}")).json()
+    assert limit == view_json(limit_history)
+    assert limit["status"] == "waiting"
+    assert (limit["limitPrice"], limit["timeInForce"]) == ("101.25", "GTD")
+    assert datetime.fromisoformat(limit["expiresAt"]) == expires
+    assert limit["bestPrice"] == "99.875"
+    market = (await client.get(f"/api/orders/{market_history[0].order_id}")).json()
+    assert market == view_json(market_history)
+    terms = ("limitPrice", "timeInForce", "expiresAt", "trigger", "minLiquidityUsd",
+             "maxPrice", "bestPrice", "bestPriceAt", "triggeredPrice")
+    assert {key: market[key] for key in terms} == dict.fromkeys(terms)
 
 
 async def test_amounts_are_exact_strings_in_human_and_base_units(

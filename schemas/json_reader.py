@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final, Protocol, Union, get_args, get_origin, get_type_hints
+from typing import Any, Final, Protocol, get_args, get_origin, get_type_hints
 
-from schemas.records import camel, record_union
+from schemas.records import camel, optional_type, record_union
 
 Read = Callable[[Any, str], Any]  # (JSON value, where it is) -> Python value
 
@@ -57,7 +56,7 @@ def json_reader(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Fields
                           if field.default is not dataclasses.MISSING
                           or field.default_factory is not dataclasses.MISSING)
     required = frozenset(camel(name) for name, hint in hints.items()
-                         if camel(name) in known and _optional(hint) is None
+                         if camel(name) in known and optional_type(hint) is None
                          and camel(name) not in defaulted)
 
     def read(data: Mapping[str, Any], where: str = cls.__name__) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def json_reader(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Fields
 
 
 def _reader(hint: Any) -> Read:
-    inner = _optional(hint)
+    inner = optional_type(hint)
     if inner is not None:
         read_inner = _reader(inner)
         return lambda value, where: None if value is None else read_inner(value, where)
@@ -194,15 +193,6 @@ _SIMPLE: Final[Mapping[Any, Read]] = {
     Decimal: _decimal,
     datetime: _datetime,
 }
-
-
-def _optional(hint: Any) -> Any | None:
-    """X for `X | None`, else None."""
-    if get_origin(hint) in (Union, types.UnionType):
-        args = [arg for arg in get_args(hint) if arg is not type(None)]
-        if len(args) == 1 and len(get_args(hint)) == 2:
-            return args[0]
-    return None
 
 
 def _kind(value: Any) -> str:

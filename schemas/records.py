@@ -101,7 +101,7 @@ def _converters(
 ) -> tuple[Convert, Convert]:
     """(to Avro, from Avro) for one field; raises `SchemaMismatch` if the types disagree."""
     avro = _resolve(avro, named)
-    inner = _optional(hint)
+    inner = optional_type(hint)
     if inner is not None:
         if not (isinstance(avro, list) and len(avro) == 2 and avro[0] == "null"):
             raise _mismatch(owner, attr, hint, avro)
@@ -191,7 +191,7 @@ def _avro_matches(avro: Any, expected: tuple[str, ...]) -> bool:
     return isinstance(avro, str) and avro in expected
 
 
-def _optional(hint: Any) -> Any | None:
+def optional_type(hint: Any) -> Any | None:
     """X for `X | None`, else None."""
     if get_origin(hint) in (Union, types.UnionType):
         args = [arg for arg in get_args(hint) if arg is not type(None)]
@@ -223,7 +223,7 @@ def json_converter(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Con
 
 
 def _json_value(hint: Any, attr: str) -> Convert:
-    inner = _optional(hint)
+    inner = optional_type(hint)
     if inner is not None:
         to = _json_value(inner, attr)
         return lambda v: None if v is None else to(v)

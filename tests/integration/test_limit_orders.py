@@ -81,6 +81,11 @@ async def test_a_gtd_limit_order_that_is_never_reached_expires_at_its_time(
     provisioned: Settings,
 ) -> None:
     async with workers(provisioned), EventLog(provisioned) as log, edge(provisioned) as client:
+        # The worker must be deciding before the clock starts: on a loaded machine its start
+        # alone can outlast a short GTD window, and the order would (rightly) be accepted and
+        # expired at once, never waiting.
+        probe = await place(client, {**LIMIT, "orderType": "market", "amountIn": "0.01"})
+        await wait_until(lambda: log.terminal(probe) is not None, 90, "the worker to decide")
         expires_at = datetime.now(UTC) + timedelta(seconds=3)
         order_id = await place(client, {**LIMIT, "limitPrice": "250",
                                          "expiresAt": expires_at.isoformat()})

@@ -34,7 +34,7 @@ bench: install
 	$(BIN)/python -m bench all
 
 lint: install
-	$(BIN)/mypy domain schemas streams projections api producers infra oee
+	$(BIN)/mypy domain schemas marketdata readmodel streams projections api producers infra oee
 
 clean-data:
 	rm -rf $${HOME}/.local/share/oee

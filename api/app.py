@@ -27,8 +27,8 @@ from domain.tokens import TokenRegistry
 from infra.services import bootstrap_servers
 from oee.settings import Settings
 from schemas.codec import Codec
-from streams.market_feed import MarketFollower
-from streams.market_view import MarketView
+from marketdata.follower import MarketFollower
+from marketdata.view import MarketView
 
 OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
 

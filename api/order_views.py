@@ -19,7 +19,7 @@ import orjson
 from api.shapes import Amount, PublicModel, TokenInfo
 from domain.orders.status import OrderStatus
 from domain.tokens import Token
-from projections.rows import STATUS_COLUMNS
+from readmodel.rows import STATUS_COLUMNS
 
 
 class OrderView(PublicModel):

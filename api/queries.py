@@ -37,8 +37,8 @@ from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order
 from domain.orders.evolve import fold
 from domain.orders.status import OrderStatus, OrderType
 from domain.tokens import TokenRegistry
-from projections.event_json import EventReader
-from projections.rows import ORDER_COLUMNS, order_row, row_mapping
+from readmodel.event_json import EventReader
+from readmodel.rows import ORDER_COLUMNS, order_row, row_mapping
 
 PoolProvider = Callable[..., AsyncConnectionPool]
 DEFAULT_LIMIT: Final = 50

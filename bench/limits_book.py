@@ -33,7 +33,7 @@ from domain.orders.signatures import b58encode
 from domain.pools import RaydiumPool
 from domain.tokens import USDC, Token
 from domain.waiting_book import Direction, WaitingBook, WaitingLimit, executable_price
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 from streams.trigger_stage import TriggerStage
 
 SYNTHETIC: Final = 11

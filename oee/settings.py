@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     retry_base_delay_ms: int = Field(1000, ge=1)
     stall_timeout_ms: int = Field(15000, ge=100)
 
-    # --- market data (producers.feed, streams.market_feed) ----------------------------
+    # --- market data (producers.feed, marketdata.follower) ----------------------------
     feed_mode: FeedMode = FeedMode.RANDOM
     feed_interval_ms: int = Field(
         1000, ge=10, description="Random feed: one walk step (every pool's snapshot) per interval."

@@ -24,7 +24,7 @@ from domain.orders.errors import OrderDomainError
 from domain.orders.events import Event, RouteSelected
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state
-from projections.rows import EventRow, OrderRow, event_row, order_row
+from readmodel.rows import EventRow, OrderRow, event_row, order_row
 from schemas.codec import Codec, CodecError
 
 RejectRow = tuple[str, int, int, str | None, int | None, str, bytes | None]

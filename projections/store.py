@@ -35,8 +35,8 @@ from psycopg.rows import dict_row
 from domain.orders.evolve import fold as fold_events
 from domain.orders.state import OrderState, is_terminal
 from projections.batch import BatchRows, Snapshots
-from projections.event_json import EventReader
-from projections.rows import EVENT_COLUMNS, ORDER_COLUMNS
+from readmodel.event_json import EventReader
+from readmodel.rows import EVENT_COLUMNS, ORDER_COLUMNS
 
 Connection = psycopg.AsyncConnection[Any]
 _STAGED_EVENTS: Final = sql.Identifier("projector_staged_events")

@@ -28,8 +28,8 @@ from streams.consumer_tuning import set_fetch_max_wait
 from streams.event_store import EventStoreReader
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
-from streams.market_feed import MarketFollower
-from streams.market_view import MarketView
+from marketdata.follower import MarketFollower
+from marketdata.view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
 from streams.outbox import Outbox

@@ -20,7 +20,7 @@ from domain.orders.commands import AttemptFailed, Command, SubmissionSucceeded, 
 from domain.work import ExecuteSwap
 from streams.chain import ChainTransaction, SimulatedChain, TransientChainError, slot_at
 from streams.in_flight import InFlight
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 from streams.outbox import Outbox
 
 log = logging.getLogger(__name__)

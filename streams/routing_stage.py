@@ -18,7 +18,7 @@ from domain.orders.commands import Command, RouteFound, RouteNotFound
 from domain.routing import NoRoute, best_route
 from domain.work import QuoteRoute
 from streams.in_flight import InFlight
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 from streams.outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from domain.waiting_book import (
     WaitingSniper,
     waiting_of,
 )
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def test_a_gtd_limit_and_a_sniper_report_survive_the_wire_exactly() -> None:
 
 
 def test_an_audit_row_of_a_v1_order_accepted_reads_with_the_v2_defaults() -> None:
-    from projections.event_json import EventReader
+    from readmodel.event_json import EventReader
 
     json_v1 = {key: value for key, value in V1_TERMS.items()} | {"amountIn": str(10**9)}
     event = EventReader().event("OrderAccepted", json_v1, event_id="e", order_id="o", seq=1,
@@ -89,7 +89,7 @@ def test_an_audit_row_of_a_v1_order_accepted_reads_with_the_v2_defaults() -> Non
 
 
 def test_the_json_view_of_every_v2_event_reads_back() -> None:
-    from projections.event_json import EventReader
+    from readmodel.event_json import EventReader
     from domain.orders import OrderExpired, OrderTriggered, OrderWaiting, PriceObserved
 
     meta: dict[str, Any] = dict(event_id="e", order_id="o", seq=2, occurred_at=T0,

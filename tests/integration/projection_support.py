@@ -26,7 +26,7 @@ from psycopg import sql
 from domain.orders.events import Event
 from domain.orders.evolve import fold
 from oee.settings import Settings
-from projections.rows import EVENT_COLUMNS, ORDER_COLUMNS, order_row
+from readmodel.rows import EVENT_COLUMNS, ORDER_COLUMNS, order_row
 from schemas.codec import Codec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -37,8 +37,8 @@ from infra import process
 from oee.settings import FeedMode, Settings
 from producers.feed import run_feed
 from producers.publisher import publish
-from streams.market_feed import MarketFollower
-from streams.market_view import MarketView
+from marketdata.follower import MarketFollower
+from marketdata.view import MarketView
 from tests.harness import EventLog, edge, wait_until, workers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

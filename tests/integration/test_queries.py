@@ -22,7 +22,7 @@ from domain.orders.status import OrderType, TimeInForce
 from domain.tokens import SOL, USDC
 from oee.settings import Settings
 from projections.projector import ProjectorOptions, project
-from projections.rows import order_row, row_mapping
+from readmodel.rows import order_row, row_mapping
 from tests.integration.projection_support import produce
 
 ORDERS = 240

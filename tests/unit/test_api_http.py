@@ -24,7 +24,7 @@ from domain.orders.commands import CancelOrder, EdgeCommand, ExecuteOrder
 from domain.orders.status import OrderStatus, OrderType
 from domain.tokens import SOL, USDC
 from oee.settings import Settings
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5"}

@@ -30,8 +30,8 @@ from domain.routing import best_route
 from domain.tokens import BONK, JUP, SOL, USDC, Token
 from oee.settings import Settings
 from schemas.codec import Codec
-from streams.market_feed import MarketFollower, _in_time_order
-from streams.market_view import MarketView
+from marketdata.follower import MarketFollower, _in_time_order
+from marketdata.view import MarketView
 
 CODEC = Codec.load()
 DEFAULT = Market.default()

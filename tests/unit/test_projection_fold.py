@@ -14,8 +14,8 @@ from bench.order_histories import HistoryMaker, interleaved
 from domain.orders import Event, OrderConfirmed, fold
 from projections.audit import Coordinates, SeqAudit
 from projections.batch import DecodedBatch, Decoded, Snapshots, fold_batch
-from projections.event_json import EventReader
-from projections.rows import order_row
+from readmodel.event_json import EventReader
+from readmodel.rows import order_row
 from schemas.codec import Codec
 
 CODEC = Codec.load()

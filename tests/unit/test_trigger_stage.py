@@ -24,7 +24,7 @@ from domain.orders import (
 )
 from domain.pools import RaydiumPool
 from domain.tokens import BONK, SOL, USDC, Token
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 from streams.trigger_stage import TriggerStage
 from tests.harness import wait_until
 

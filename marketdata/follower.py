@@ -31,7 +31,7 @@ from domain.market_events import MarketChange, MarketEvent, fold
 from infra.services import bootstrap_servers
 from oee.settings import Settings
 from schemas.codec import Codec, CodecError
-from streams.market_view import MarketView
+from marketdata.view import MarketView
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
-"""What the routers depend on, opened once by the app's lifespan and handed to each request.
+"""What the routers depend on: the resources the process's bootstrap opened, read from app state.
 
-Consumes nothing by itself: `create_app` builds an `Edge` in its lifespan and stores it on the
-app; routers receive it through the `EdgeDep` dependency. The ports are Protocols so tests
-(and later changes: a live market feed, the read model) can pass their own implementations.
+Consumes nothing by itself: the API process's composition root (`oee.api_bootstrap`) opens
+every resource once and `api.app.create_app` stores the resulting `Edge` on the app for the
+lifetime of its one lifespan. Routers receive the parts they use through the `Annotated`
+dependencies below (`EdgeDep`, `ReadDep`, `LiveDep`). The ports are Protocols, so tests can
+pass their own implementations and the edge never imports the projector or the workers.
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import HTTPConnection
 
 from api.command_bus import CommandSender
 from api.idempotency import RecentKeys
+from api.live.edge import LiveEdge
 from domain.market import Market
 from domain.orders.status import OrderStatus
 from domain.tokens import TokenRegistry
 
 
 class MarketSource(Protocol):
-    """The market as this process sees it now (a fixed snapshot today, a live feed later)."""
+    """The market as this process sees it now (a fixed snapshot, or the market topics')."""
 
     def current(self) -> Market: ...
 
@@ -41,9 +46,47 @@ class UnknownStatuses:
         return None
 
 
+class ProjectionMonitor(Protocol):
+    """How far the read model (and the stream workers) are behind Kafka, as JSON."""
+
+    async def projection(self) -> dict[str, Any]: ...  # has "lag" and "partitions"
+
+    async def shadow(self) -> dict[str, Any] | None: ...  # a rebuild run anywhere
+
+    async def rebuild_running(self) -> bool: ...
+
+    async def consumer_lags(self) -> list[dict[str, Any]]: ...
+
+    async def event_partitions(self) -> int: ...
+
+
+class Rebuilds(Protocol):
+    """This process's background rebuild of the read model."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def last(self) -> dict[str, Any] | None: ...  # the last progress report
+
+    def start(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSide:
+    """The read model as the query, projection and metrics routes use it."""
+
+    pool: AsyncConnectionPool  # the process's one pool on the read model
+    schema: str
+    monitor: ProjectionMonitor
+    rebuilds: Rebuilds
+    max_projection_lag: int
+
+
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """Everything a request of the HTTP edge may use."""
+    """Everything a request of the HTTP edge may use. `read` and `live` are None in an edge
+    built without a read side (command-edge tests): their routes are not mounted then."""
 
     commands: CommandSender
     registry: TokenRegistry
@@ -51,13 +94,31 @@ class Edge:
     statuses: OrderStatuses
     recent_keys: RecentKeys
     clock: Callable[[], datetime]
+    read: ReadSide | None = None
+    live: LiveEdge | None = None
 
 
-def edge(request: Request) -> Edge:
-    found = getattr(request.app.state, "edge", None)
+def edge(connection: HTTPConnection) -> Edge:
+    found = getattr(connection.app.state, "edge", None)
     if not isinstance(found, Edge):
         raise RuntimeError("the app is not started: its lifespan opens the edge's resources")
     return found
 
 
+def read_side(connection: HTTPConnection) -> ReadSide:
+    found = edge(connection).read
+    if found is None:
+        raise RuntimeError("this edge was built without a read side")
+    return found
+
+
+def live_edge(connection: HTTPConnection) -> LiveEdge:
+    found = edge(connection).live
+    if found is None:
+        raise RuntimeError("this edge was built without the live streams")
+    return found
+
+
 EdgeDep = Annotated[Edge, Depends(edge)]
+ReadDep = Annotated[ReadSide, Depends(read_side)]
+LiveDep = Annotated[LiveEdge, Depends(live_edge)]

@@ -112,6 +112,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     422: {"model": ErrorBody, "description": "A field is invalid; `detail` names it."},
     503: {"model": ErrorBody, "description": "Kafka did not acknowledge the command in time."},
 }
+READ_MODEL_DOWN: dict[int | str, dict[str, object]] = {
+    503: {"model": ErrorBody, "description": "PostgreSQL (or Kafka) is out of reach: retry "
+          "after `Retry-After` seconds."},
+}
 
 
 # --- rendering --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Metrics and readiness: what the read model and Kafka say about the engine right now.
 
-Consumes the read model (`orders`, `projection_offsets`, `projection_rejects`) through the
-pool dependency and Kafka through `KafkaOffsets`; produces
+Consumes the read model (`orders`) through the process's one pool and the lag figures of the
+`ProjectionMonitor` port (`ReadDep`); produces
 - `GET /api/metrics`: orders by status and by type, venue share, success rate (confirmed
   out of confirmed + failed), lifecycle duration p50/p99 (created -> terminal, over the most
   recent `LIFECYCLE_SAMPLE` orders), the lag of every consumer group that commits to Kafka
@@ -9,98 +9,92 @@ pool dependency and Kafka through `KafkaOffsets`; produces
 - `GET /metrics`: the same figures in the Prometheus text exposition format (written here:
   a handful of gauges need no client library);
 - `GET /ready`: 200 when Kafka and PostgreSQL answer and the projector is at most
-  `max_projection_lag` events behind, else 503 with the failing checks.
+  `max_projection_lag` events behind, else 503 with the failing checks (PostgreSQL down
+  reads `"postgres": {"ok": false, "error": ...}`).
+
+The metrics routes answer 503 with Retry-After while PostgreSQL or Kafka is out of reach.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from functools import cache
 from typing import Any, Final
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
-from oee.settings import Settings
-from projections.kafka_offsets import KafkaOffsets
-from projections.status import projection_lag
+from api.deps import ReadDep, ReadSide
+from api.errors import READ_MODEL_DOWN
 
 LIFECYCLE_SAMPLE: Final = 10_000
 READY_TIMEOUT_S: Final = 3.0
 
-
-def metrics_router(
-    settings: Settings,
-    get_pool: Callable[..., AsyncConnectionPool],
-    get_kafka: Callable[..., KafkaOffsets],
-    *,
-    max_projection_lag: int = 10_000,
-) -> APIRouter:
-    router = APIRouter(tags=["metrics"])
-    queries = _Queries(settings.db_schema)
-
-    async def collect(pool: AsyncConnectionPool, kafka: KafkaOffsets) -> dict[str, Any]:
-        async with pool.connection() as conn:
-            orders = await queries.orders(conn)
-            projector = (await projection_lag(conn, kafka, settings)).as_json()
-        groups = await kafka.group_lags()
-        projector.pop("partitions")
-        return {**orders, "consumerLag": [
-            {"group": g.group, "topic": g.topic, "lag": g.lag, "partitions": g.partitions}
-            for g in groups], "projector": projector}
-
-    @router.get("/api/metrics", summary="Engine metrics as JSON")
-    async def api_metrics(
-        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
-        kafka: KafkaOffsets = Depends(get_kafka),  # noqa: B008
-    ) -> dict[str, Any]:
-        return await collect(pool, kafka)
-
-    @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    async def prometheus(
-        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
-        kafka: KafkaOffsets = Depends(get_kafka),  # noqa: B008
-    ) -> PlainTextResponse:
-        text = exposition(await collect(pool, kafka))
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    @router.get("/ready", summary="Readiness: Kafka, PostgreSQL, projector lag",
-                responses={503: {"description": "Not ready; `checks` says why."}})
-    async def ready(
-        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
-        kafka: KafkaOffsets = Depends(get_kafka),  # noqa: B008
-    ) -> JSONResponse:
-        checks = await readiness(settings, pool, kafka, max_projection_lag)
-        ok = all(check["ok"] for check in checks.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
-                            status_code=200 if ok else 503)
-
-    return router
+router = APIRouter(tags=["metrics"])
 
 
-async def readiness(
-    settings: Settings, pool: AsyncConnectionPool, kafka: KafkaOffsets, max_lag: int
-) -> dict[str, dict[str, Any]]:
+@router.get("/api/metrics", summary="Engine metrics as JSON", responses=READ_MODEL_DOWN)
+async def api_metrics(read: ReadDep) -> dict[str, Any]:
+    return await collect(read)
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
+            responses=READ_MODEL_DOWN)
+async def prometheus(read: ReadDep) -> PlainTextResponse:
+    text = exposition(await collect(read))
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/ready", summary="Readiness: Kafka, PostgreSQL, projector lag",
+            responses={503: {"description": "Not ready; `checks` says why."}})
+async def ready(read: ReadDep) -> JSONResponse:
+    checks = await readiness(read)
+    ok = all(check["ok"] for check in checks.values())
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
+                        status_code=200 if ok else 503)
+
+
+async def collect(read: ReadSide) -> dict[str, Any]:
+    async with read.pool.connection() as conn:
+        orders = await _queries(read.schema).orders(conn)
+    projector = await read.monitor.projection()
+    projector.pop("partitions")
+    return {**orders, "consumerLag": await read.monitor.consumer_lags(), "projector": projector}
+
+
+async def readiness(read: ReadSide) -> dict[str, dict[str, Any]]:
+    """Each check with its reason; a check that cannot finish in time counts as failed."""
     checks: dict[str, dict[str, Any]] = {}
     try:
-        ends = await asyncio.wait_for(kafka.end_offsets(settings.topics.events), READY_TIMEOUT_S)
-        checks["kafka"] = {"ok": bool(ends), "partitions": len(ends)}
+        partitions = await asyncio.wait_for(read.monitor.event_partitions(), READY_TIMEOUT_S)
+        checks["kafka"] = {"ok": partitions > 0, "partitions": partitions}
     except Exception as error:  # noqa: BLE001 - any failure means "not ready", with its reason
         checks["kafka"] = {"ok": False, "error": repr(error)}
     try:
-        async with asyncio.timeout(READY_TIMEOUT_S), pool.connection() as conn:
+        async with asyncio.timeout(READY_TIMEOUT_S), read.pool.connection() as conn:
             await conn.execute("select 1")
-            checks["postgres"] = {"ok": True}
-            if checks["kafka"]["ok"]:
-                lag = (await projection_lag(conn, kafka, settings)).lag
-                checks["projector"] = {"ok": lag <= max_lag, "lag": lag, "maxLag": max_lag}
+        checks["postgres"] = {"ok": True}
     except Exception as error:  # noqa: BLE001
-        checks.setdefault("postgres", {"ok": False, "error": repr(error)})
-        checks.setdefault("projector", {"ok": False, "error": repr(error)})
-    checks.setdefault("projector", {"ok": False, "error": "Kafka is not reachable"})
+        checks["postgres"] = {"ok": False, "error": repr(error)}
+    if not checks["kafka"]["ok"]:
+        checks["projector"] = {"ok": False, "error": "Kafka is not reachable"}
+    elif not checks["postgres"]["ok"]:
+        checks["projector"] = {"ok": False, "error": "PostgreSQL is not reachable"}
+    else:
+        try:
+            lag = (await asyncio.wait_for(read.monitor.projection(), READY_TIMEOUT_S))["lag"]
+            checks["projector"] = {"ok": lag <= read.max_projection_lag, "lag": lag,
+                                   "maxLag": read.max_projection_lag}
+        except Exception as error:  # noqa: BLE001
+            checks["projector"] = {"ok": False, "error": repr(error)}
     return checks
+
+
+@cache
+def _queries(schema: str) -> _Queries:
+    return _Queries(schema)
 
 
 class _Queries:

@@ -1,7 +1,7 @@
 """The read side of the orders resource: GETs answered from the PostgreSQL read model.
 
-Consumes the read model of docs/DESIGN.md (`orders`, `order_events`) through a psycopg
-`AsyncConnectionPool` given as a FastAPI dependency; produces:
+Consumes the read model of docs/DESIGN.md (`orders`, `order_events`) through the process's
+one psycopg pool (`ReadDep`) and the token registry (`EdgeDep`); produces:
 
 - `GET /api/orders/{id}`            the order now (404 if the read model does not know it);
 - `GET /api/orders/{id}?asOf=T`     the order as it was at T: its events up to T, read from the
@@ -12,26 +12,38 @@ Consumes the read model of docs/DESIGN.md (`orders`, `order_events`) through a p
                                     (created_at, order_id) behind an opaque `cursor`;
 - `GET /api/orders/{id}/events`     the audit trail in seq order, with topic/partition/offset.
 
-A bad parameter is a 422 naming it (`api.errors` body); so is an unknown one, since a
-mistyped filter would otherwise silently list everything. Times without an offset are UTC.
+A bad parameter is a 422 naming it (`api.errors` body); so is an unknown one (the app-wide
+policy of `api.query_params`: a mistyped filter would otherwise silently list everything).
+While PostgreSQL is out of reach every route answers 503 with Retry-After (`api.errors`).
+Times without an offset are UTC.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Final
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, InvalidRequest, invalid
+from api.deps import EdgeDep, ReadDep
+from api.errors import (
+    ERROR_RESPONSES,
+    READ_MODEL_DOWN,
+    ApiError,
+    ErrorBody,
+    FieldError,
+    InvalidRequest,
+    invalid,
+)
 from api.fields import Collector, resolve_token, shown
 from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order_view
 from domain.orders.evolve import fold
@@ -40,14 +52,9 @@ from domain.tokens import TokenRegistry
 from readmodel.event_json import EventReader
 from readmodel.rows import ORDER_COLUMNS, order_row, row_mapping
 
-PoolProvider = Callable[..., AsyncConnectionPool]
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
 VENUES: Final = ("raydium", "meteora", "split")
-_LIST_PARAMS: Final = frozenset(
-    {"status", "orderType", "tokenIn", "tokenOut", "venue", "createdFrom", "createdTo",
-     "limit", "cursor"}
-)
 _STATUS_DOC: Final = "One or more statuses: repeat the parameter or separate with commas."
 _TOKEN_DOC: Final = "Symbol or mint."
 _FROM: Final = "ISO 8601, inclusive; UTC when it has no offset."
@@ -57,117 +64,100 @@ _CURSOR_DOC: Final = "`nextCursor` of the previous page."
 _NOT_FOUND: Final[dict[int | str, dict[str, Any]]] = {
     404: {"model": ErrorBody, "description": "The read model has no such order."}
 }
+_READ_ERRORS: Final = {**ERROR_RESPONSES, **READ_MODEL_DOWN}
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
 
 
-def queries_router(
-    get_pool: PoolProvider, schema: str, registry: TokenRegistry | None = None
-) -> APIRouter:
-    """The GET routes of the orders resource, reading `schema` through the pool that the
-    FastAPI dependency `get_pool` provides."""
-    tokens = registry or TokenRegistry.default()
-    reader = EventReader()
-    statements = _Statements(schema)
-    router = APIRouter(prefix="/api/orders", tags=["orders"])
+@router.get("", response_model=OrderPage, summary="List orders, newest first",
+            responses=_READ_ERRORS)
+async def list_orders(
+    read: ReadDep,
+    edge: EdgeDep,
+    status: Annotated[list[str] | None, Query(description=_STATUS_DOC)] = None,
+    order_type: Annotated[str | None, Query(alias="orderType")] = None,
+    token_in: Annotated[str | None, Query(alias="tokenIn", description=_TOKEN_DOC)] = None,
+    token_out: Annotated[str | None, Query(alias="tokenOut", description=_TOKEN_DOC)] = None,
+    venue: Annotated[str | None, Query(description="raydium, meteora or split.")] = None,
+    created_from: Annotated[str | None, Query(alias="createdFrom", description=_FROM)] = None,
+    created_to: Annotated[str | None, Query(alias="createdTo", description=_TO)] = None,
+    limit: Annotated[str | None, Query(description=_LIMIT_DOC)] = None,
+    cursor: Annotated[str | None, Query(description=_CURSOR_DOC)] = None,
+) -> OrderPage:
+    tokens = edge.registry
+    found = Collector()
+    where = _Where()
+    found.check(lambda: where.any_of("status", _statuses(status or [])))
+    found.check(lambda: where.equals("order_type", _choice("orderType", order_type, _TYPES)))
+    where.equals("token_in", found.check(lambda: _mint("tokenIn", token_in, tokens)))
+    where.equals("token_out", found.check(lambda: _mint("tokenOut", token_out, tokens)))
+    found.check(lambda: where.equals("venue", _choice("venue", venue, VENUES)))
+    start = found.check(lambda: _instant("createdFrom", created_from))
+    end = found.check(lambda: _instant("createdTo", created_to))
+    after = found.check(lambda: _decode_cursor(cursor))
+    size = found.check(lambda: _limit(limit)) or DEFAULT_LIMIT
+    if start and end and end <= start:
+        found.errors.append(FieldError("createdTo", "must be after createdFrom"))
+    if found.errors:
+        raise InvalidRequest(found.errors)
+    where.compare("created_at", ">=", start)
+    where.compare("created_at", "<", end)
+    if after is not None:
+        where.after(*after)
+    statements = _statements(read.schema)
+    rows = await _fetch(read.pool, statements.page(where), [*where.params, size + 1])
+    page = [order_view(row) for row in rows[:size]]
+    more = len(rows) > size
+    return OrderPage(orders=page, next_cursor=_cursor(rows[size - 1]) if more else None)
 
-    @router.get("", response_model=OrderPage, summary="List orders, newest first",
-                responses=ERROR_RESPONSES)
-    async def list_orders(
-        request: Request,
-        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008 (resolved per app)
-        status: Annotated[list[str] | None, Query(description=_STATUS_DOC)] = None,
-        order_type: Annotated[str | None, Query(alias="orderType")] = None,
-        token_in: Annotated[str | None, Query(alias="tokenIn", description=_TOKEN_DOC)] = None,
-        token_out: Annotated[str | None, Query(alias="tokenOut", description=_TOKEN_DOC)] = None,
-        venue: Annotated[str | None, Query(description="raydium, meteora or split.")] = None,
-        created_from: Annotated[str | None, Query(alias="createdFrom", description=_FROM)] = None,
-        created_to: Annotated[str | None, Query(alias="createdTo", description=_TO)] = None,
-        limit: Annotated[str | None, Query(description=_LIMIT_DOC)] = None,
-        cursor: Annotated[str | None, Query(description=_CURSOR_DOC)] = None,
-    ) -> OrderPage:
-        found = Collector()
-        found.errors.extend(_unknown_params(request, _LIST_PARAMS))
-        where = _Where()
-        found.check(lambda: where.any_of("status", _statuses(status or [])))
-        found.check(lambda: where.equals("order_type", _choice("orderType", order_type, _TYPES)))
-        where.equals("token_in", found.check(lambda: _mint("tokenIn", token_in, tokens)))
-        where.equals("token_out", found.check(lambda: _mint("tokenOut", token_out, tokens)))
-        found.check(lambda: where.equals("venue", _choice("venue", venue, VENUES)))
-        start = found.check(lambda: _instant("createdFrom", created_from))
-        end = found.check(lambda: _instant("createdTo", created_to))
-        after = found.check(lambda: _decode_cursor(cursor))
-        size = found.check(lambda: _limit(limit)) or DEFAULT_LIMIT
-        if start and end and end <= start:
-            found.errors.append(FieldError("createdTo", "must be after createdFrom"))
-        if found.errors:
-            raise InvalidRequest(found.errors)
-        where.compare("created_at", ">=", start)
-        where.compare("created_at", "<", end)
-        if after is not None:
-            where.after(*after)
-        rows = await _fetch(pool, statements.page(where), [*where.params, size + 1])
-        page = [order_view(row) for row in rows[:size]]
-        more = len(rows) > size
-        return OrderPage(orders=page, next_cursor=_cursor(rows[size - 1]) if more else None)
 
-    @router.get("/{order_id}", response_model=OrderView, summary="One order, now or as of a time",
-                responses={**_NOT_FOUND, **ERROR_RESPONSES})
-    async def get_order(
-        request: Request,
-        order_id: str,
-        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008 (resolved per app)
-        as_of: Annotated[str | None, Query(alias="asOf", description="ISO 8601 time.")] = None,
-    ) -> OrderView:
-        _reject_unknown(request, frozenset({"asOf"}))
-        canonical = _order_id(order_id)
-        moment = _instant("asOf", as_of)
-        if moment is None:
-            rows = await _fetch(pool, statements.one, (canonical,))
-            if not rows:
-                raise _unknown(canonical)
-            return order_view(rows[0])
-        events = await _fetch(pool, statements.events, (canonical,))
-        before = _prefix_until(events, moment)
-        if not before:
-            raise ApiError(404, "not_found", f"order {canonical} did not exist at {moment}",
-                           (FieldError("asOf", "is before the order was accepted"),))
-        state = fold(reader.history(before))
-        return order_view(row_mapping(order_row(state)), as_of=moment)
-
-    @router.get("/{order_id}/events", response_model=AuditTrail,
-                summary="The order's audit trail, with Kafka coordinates",
-                responses={**_NOT_FOUND, **ERROR_RESPONSES})
-    async def get_order_events(
-        request: Request,
-        order_id: str,
-        pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
-    ) -> AuditTrail:
-        _reject_unknown(request, frozenset())
-        canonical = _order_id(order_id)
-        rows = await _fetch(pool, statements.events, (canonical,))
+@router.get("/{order_id}", response_model=OrderView, summary="One order, now or as of a time",
+            responses={**_NOT_FOUND, **_READ_ERRORS})
+async def get_order(
+    order_id: str,
+    read: ReadDep,
+    as_of: Annotated[str | None, Query(alias="asOf", description="ISO 8601 time.")] = None,
+) -> OrderView:
+    canonical = _order_id(order_id)
+    moment = _instant("asOf", as_of)
+    statements = _statements(read.schema)
+    if moment is None:
+        rows = await _fetch(read.pool, statements.one, (canonical,))
         if not rows:
             raise _unknown(canonical)
-        return AuditTrail(order_id=canonical, events=[audit_event(row) for row in rows])
+        return order_view(rows[0])
+    events = await _fetch(read.pool, statements.events, (canonical,))
+    before = _prefix_until(events, moment)
+    if not before:
+        raise ApiError(404, "not_found", f"order {canonical} did not exist at {moment}",
+                       (FieldError("asOf", "is before the order was accepted"),))
+    state = fold(_event_reader().history(before))
+    return order_view(row_mapping(order_row(state)), as_of=moment)
 
-    return router
+
+@router.get("/{order_id}/events", response_model=AuditTrail,
+            summary="The order's audit trail, with Kafka coordinates",
+            responses={**_NOT_FOUND, **_READ_ERRORS})
+async def get_order_events(order_id: str, read: ReadDep) -> AuditTrail:
+    canonical = _order_id(order_id)
+    rows = await _fetch(read.pool, _statements(read.schema).events, (canonical,))
+    if not rows:
+        raise _unknown(canonical)
+    return AuditTrail(order_id=canonical, events=[audit_event(row) for row in rows])
 
 
-class ReadModelStatuses:
-    """`api.deps.OrderStatuses` answered by the read model, so the edge can refuse a cancel
-    that can no longer win (409) instead of sending it to the order agent."""
-
-    def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
-        self._pool = pool
-        self._query = sql.SQL("select status from {} where order_id = %s").format(
-            sql.Identifier(schema, "orders"))
-
-    async def status_of(self, order_id: str) -> OrderStatus | None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(self._query, (order_id,))
-            row = await cur.fetchone()
-        return OrderStatus(row[0]) if row else None
+@cache
+def _event_reader() -> EventReader:
+    """Built on first use, then shared: it holds one JSON reader per event type."""
+    return EventReader()
 
 
 # --- SQL ----------------------------------------------------------------------------------
+
+
+@cache
+def _statements(schema: str) -> _Statements:
+    return _Statements(schema)
 
 
 class _Statements:
@@ -229,18 +219,6 @@ async def _fetch(
 
 _TYPES: Final = tuple(t.value for t in OrderType)
 _STATUSES: Final = tuple(s.value for s in OrderStatus)
-
-
-def _unknown_params(request: Request, known: frozenset[str]) -> list[FieldError]:
-    allowed = ", ".join(sorted(known)) or "none"
-    return [FieldError(name, f"unknown parameter (allowed: {allowed})")
-            for name in sorted(set(request.query_params) - known)]
-
-
-def _reject_unknown(request: Request, known: frozenset[str]) -> None:
-    unknown = _unknown_params(request, known)
-    if unknown:
-        raise InvalidRequest(unknown)
 
 
 def _statuses(given: list[str]) -> list[str]:

@@ -5,8 +5,8 @@ process (`Edge.market`); produces the routing decision as JSON: every venue's qu
 winner (a venue, or "split"), the legs, the reason, and the price. Every amount is given
 twice, as an exact human decimal string and as integer base units in a string (base units
 exceed 2**53, which JSON numbers cannot carry exactly in most clients). The parameters are
-checked like an order's fields, with the same messages; other query parameters are ignored
-(a GET has no defaults a typo could silently fall back to).
+checked like an order's fields, with the same messages; a parameter the route does not
+declare is a 422 naming it (`api.query_params`, the policy of every route).
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
-"""`run_api(settings)`: serve the HTTP edge with uvicorn on `api_host:api_port` (`oee api`)."""
+"""`serve(app, settings)`: serve the HTTP edge with uvicorn on `api_host:api_port` (`oee api`).
+
+The app comes built: `oee.api_bootstrap.bootstrap(settings)` is the process's composition root.
+"""
 
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
 
-from api.app import create_app
 from oee.settings import Settings
 
 
-def run_api(settings: Settings) -> None:
+def serve(app: FastAPI, settings: Settings) -> None:
     """Serve until interrupted.
 
     `loop`/`http` "auto" pick uvloop and httptools whenever they are installed (they are,
@@ -17,7 +20,7 @@ def run_api(settings: Settings) -> None:
     "auto" would log the failure and carry on.
     """
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         loop="auto",
@@ -27,5 +30,7 @@ def run_api(settings: Settings) -> None:
     )
 
 
-if __name__ == "__main__":
-    run_api(Settings())
+if __name__ == "__main__":  # `python -m api.server`, the module `oee run` and the benches spawn
+    from oee.api_bootstrap import main
+
+    main()

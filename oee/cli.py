@@ -175,9 +175,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
-    from api.server import run_api
+    from api.server import serve
+    from oee.api_bootstrap import bootstrap
 
-    run_api(_with_services(settings))
+    ready = _with_services(settings)
+    serve(bootstrap(ready), ready)
     return 0
 
 

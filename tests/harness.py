@@ -119,9 +119,9 @@ class EventLog:
 @asynccontextmanager
 async def edge(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """One API instance in-process: its lifespan opens (and finally closes) its producer."""
-    from api.app import create_app
+    from oee.api_bootstrap import bootstrap
 
-    app = create_app(settings)
+    app = bootstrap(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client:

@@ -1,8 +1,9 @@
 """The knobs of the live edge, in one explicit object (defaults suit one API process).
 
 Kept apart from `oee.settings.Settings`: these bound memory and waiting per process, and a
-test or benchmark passes its own `LiveConfig` to `live_router` without touching the
-engine-wide settings.
+test or benchmark passes its own `LiveConfig` to the bootstrap
+(`oee.api_bootstrap.Replacements.live`) without touching the engine-wide settings. Catch-up
+queries use the process's one read-model pool.
 """
 
 from __future__ import annotations
@@ -33,5 +34,3 @@ class LiveConfig:
     max_topic_streams: int = 8
     # How long the fan-out waits for the events topic and its start positions at start-up.
     start_timeout_s: float = 30.0
-    # Read-model connections for catch-up queries.
-    pool_size: int = 4

@@ -8,8 +8,6 @@ returns (an orjson Fragment): it is never parsed here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 import orjson
@@ -37,27 +35,14 @@ Row = tuple[int, str, str | None, str, datetime, int | None, int | None]
 
 
 class OrderHistory:
-    """The read model, as the streams need it: an order's events from a seq on."""
+    """The read model, as the streams need it: an order's events from a seq on.
+
+    Reads through the process's one pool (the bootstrap's); a database that is down fails
+    the catch-up query (`ReadModelUnavailable`), not the stream's live part."""
 
     def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
         self._pool = pool
         self._events_from = sql.SQL(_EVENTS_FROM).format(sql.Identifier(schema))
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, dsn: str, schema: str, size: int) -> AsyncIterator[OrderHistory]:
-        """A small pool for the lifetime of the block; the schema's migrations are not ours.
-
-        Connections are made in the background: a database that is down at boot fails the
-        catch-up queries (their streams close 1011), not the start of the process.
-        """
-        pool = AsyncConnectionPool(dsn, min_size=1, max_size=size, open=False, timeout=10,
-                                   kwargs={"autocommit": True})
-        await pool.open(wait=False)
-        try:
-            yield cls(pool, schema)
-        finally:
-            await pool.close()
 
     async def events_from(self, order_id: str, first_seq: int) -> list[OrderMessage]:
         """Every stored event of `order_id` with seq >= `first_seq`, in seq order."""

@@ -47,7 +47,8 @@ class Served:
 
     @property
     def live(self) -> LiveEdge:
-        edge: LiveEdge = self.app.state.live
+        edge: LiveEdge | None = self.app.state.edge.live
+        assert edge is not None, "the app was built without its live streams"
         return edge
 
     @property

@@ -21,7 +21,7 @@ from typing import Final
 import httpx
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from api.app import create_app
+from oee.api_bootstrap import bootstrap
 from oee.settings import Settings
 from tests.e2e.live_harness import serving
 from tests.harness import ARTIFACTS, WorkerProcess
@@ -77,7 +77,7 @@ async def test_an_order_submitted_in_the_dashboard_is_followed_to_confirmed(
     provisioned: Settings,
 ) -> None:
     with engine(provisioned):
-        async with serving(create_app(provisioned)) as api, browser() as chromium:
+        async with serving(bootstrap(provisioned)) as api, browser() as chromium:
             page = await chromium.new_page(viewport={"width": 1440, "height": 1100})
             await page.goto(f"{api.http}/")
             await expect(page.locator("#feed-state")).to_have_text("live")
@@ -122,7 +122,7 @@ async def test_a_limit_order_placed_in_the_dashboard_waits_for_its_price(
     provisioned: Settings,
 ) -> None:
     with engine(provisioned):
-        async with serving(create_app(provisioned)) as api, browser() as chromium:
+        async with serving(bootstrap(provisioned)) as api, browser() as chromium:
             page = await chromium.new_page(viewport={"width": 1440, "height": 1100})
             await page.goto(f"{api.http}/")
             await expect(page.locator("#feed-state")).to_have_text("live")

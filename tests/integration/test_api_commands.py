@@ -17,10 +17,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from api.app import create_app
 from domain.orders.commands import CancelOrder, Command, ExecuteOrder
 from domain.orders.status import OrderType
 from domain.tokens import SOL, USDC
+from oee.api_bootstrap import bootstrap
 from oee.settings import Settings
 from schemas.codec import Codec
 
@@ -32,7 +32,7 @@ CODEC = Codec.load()
 @asynccontextmanager
 async def edge(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """One API instance: its lifespan opens (and finally closes) its own producer."""
-    app = create_app(settings)
+    app = bootstrap(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client:

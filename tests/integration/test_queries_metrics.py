@@ -10,12 +10,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from fastapi import FastAPI
 
-from api.errors import install_error_handlers
-from api.read_model import read_model_router
 from bench.order_histories import HistoryMaker, interleaved
 from domain.orders import fold
+from oee.api_bootstrap import Replacements, bootstrap
 from oee.settings import Settings
 from projections.projector import ProjectorOptions, project
 from tests.integration.projection_support import produce
@@ -25,9 +23,7 @@ MAX_LAG = 100
 
 @pytest.fixture
 async def client(provisioned: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(read_model_router(provisioned, max_projection_lag=MAX_LAG))
+    app = bootstrap(provisioned, Replacements(max_projection_lag=MAX_LAG))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app), base_url="http://test"
     ) as http:

@@ -12,12 +12,10 @@ import httpx
 import orjson
 import psycopg
 import pytest
-from fastapi import FastAPI
 from psycopg import sql
 
-from api.errors import install_error_handlers
-from api.read_model import read_model_router
 from bench.order_histories import HistoryMaker, interleaved
+from oee.api_bootstrap import Replacements, bootstrap
 from oee.settings import Settings
 from projections.cli import add_projections_arguments, projections_main
 from projections.progress import Progress
@@ -127,9 +125,7 @@ async def test_the_api_starts_a_rebuild_once_and_reports_its_progress(
     histories = list(HistoryMaker(seed=54).orders(800))
     total = await produce(settings, interleaved(histories))
     await caught_up(settings, total)
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(read_model_router(settings, rebuild=OPTIONS))
+    app = bootstrap(settings, Replacements(rebuild=OPTIONS))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app), base_url="http://test"
     ) as client:

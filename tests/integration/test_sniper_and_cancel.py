@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from psycopg_pool import AsyncConnectionPool
 
-from api.order_statuses import ReadModelStatuses, read_model_statuses
+from api.order_statuses import ReadModelStatuses
 from domain.orders.events import (
     CancelRejected,
     OrderCancelled,
@@ -109,6 +110,15 @@ async def projector(settings: Settings) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def read_model_statuses(settings: Settings) -> AsyncIterator[ReadModelStatuses]:
+    """The edge's order-status port, on a pool of the test's own."""
+    assert settings.database_url
+    async with AsyncConnectionPool(settings.database_url, min_size=1, max_size=2,
+                                   kwargs={"autocommit": True}) as pool:
+        yield ReadModelStatuses(pool, settings.db_schema)
 
 
 async def until_status(statuses: ReadModelStatuses, order_id: str, wanted: OrderStatus,

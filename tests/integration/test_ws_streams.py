@@ -19,10 +19,10 @@ import psycopg
 from fastapi import FastAPI
 from psycopg import sql
 
-from api.app import create_app
-from api.live import LiveConfig, live_router
+from api.live.config import LiveConfig
 from bench.order_histories import HistoryMaker, interleaved
 from domain.orders import Event
+from oee.api_bootstrap import Replacements, bootstrap
 from oee.settings import Settings
 from tests.e2e.live_harness import (
     CODEC,
@@ -45,10 +45,8 @@ def histories(count: int, seed: int, orders_per_s: float = 1000.0) -> list[list[
 
 
 def live_only_app(settings: Settings, config: LiveConfig) -> FastAPI:
-    """Just the live router (its lifespan merged into the app's), with test-sized bounds."""
-    app = FastAPI()
-    app.include_router(live_router(settings, config))
-    return app
+    """The API with test-sized bounds on its live streams."""
+    return bootstrap(settings, Replacements(live=config))
 
 
 def projected_events(settings: Settings) -> int:
@@ -90,7 +88,7 @@ async def test_every_client_sees_its_order_whole_and_in_order_whenever_it_connec
         return await read_stream(f"{base}/api/orders/{order_id}/stream")
 
     # Two API processes side by side: each has its own fan-out; clients spread over both.
-    async with (serving(create_app(provisioned)) as one, serving(create_app(provisioned)) as two,
+    async with (serving(bootstrap(provisioned)) as one, serving(bootstrap(provisioned)) as two,
                 EventWriter(provisioned) as writer, projecting(provisioned)):
         clients = [asyncio.create_task(client((one, two)[i % 2].url, history[0].order_id, delay))
                    for i, (history, delay) in enumerate(zip(orders, delays))]
@@ -112,7 +110,7 @@ async def test_a_client_connecting_after_the_end_gets_the_full_history_from_the_
         total = sum(len(history) for history in orders)
         await until(lambda: projected_events(provisioned) == total, 30, "the projection")
     # The API starts after the fact: its fan-out never saw these events, nor cached them.
-    async with serving(create_app(provisioned)) as api:
+    async with serving(bootstrap(provisioned)) as api:
         results = await asyncio.gather(*(
             read_stream(f"{api.url}/api/orders/{history[0].order_id}/stream")
             for history in orders))
@@ -129,14 +127,14 @@ async def test_a_client_connecting_after_the_end_gets_the_full_history_from_the_
 async def test_catch_up_and_live_give_identical_messages(provisioned: Settings) -> None:
     (history,) = histories(1, seed=13)
     order_id = history[0].order_id
-    async with serving(create_app(provisioned)) as api, EventWriter(provisioned) as writer:
+    async with serving(bootstrap(provisioned)) as api, EventWriter(provisioned) as writer:
         early = asyncio.create_task(read_stream(f"{api.url}/api/orders/{order_id}/stream"))
         await until(lambda: api.subscribers() >= 1, 10, "the early client")
         async with projecting(provisioned):
             await writer.send_all(history)
             live = await early
             await until(lambda: projected_events(provisioned) == len(history), 30, "projection")
-    async with serving(create_app(provisioned)) as api:  # a new process: nothing cached
+    async with serving(bootstrap(provisioned)) as api:  # a new process: nothing cached
         late = await read_stream(f"{api.url}/api/orders/{order_id}/stream")
 
     assert live.messages == late.messages
@@ -150,7 +148,7 @@ async def test_a_stream_closes_the_gap_when_the_projector_lags_behind_kafka(
     order_id, half = history[0].order_id, len(history) // 2
     async with EventWriter(provisioned) as writer:
         await writer.send_all(history[:half])  # before the API runs, and not projected yet
-        async with serving(create_app(provisioned)) as api:
+        async with serving(bootstrap(provisioned)) as api:
             client = asyncio.create_task(read_stream(f"{api.url}/api/orders/{order_id}/stream"))
             await until(lambda: api.subscribers() >= 1, 10, "the client")
             await writer.send_all(history[half:])  # live: buffered behind a gap
@@ -167,7 +165,7 @@ async def test_a_client_connecting_before_the_order_exists_gets_it_from_the_firs
     provisioned: Settings,
 ) -> None:
     orders = histories(5, seed=15)
-    async with (serving(create_app(provisioned)) as api, EventWriter(provisioned) as writer,
+    async with (serving(bootstrap(provisioned)) as api, EventWriter(provisioned) as writer,
                 projecting(provisioned)):
         clients = [asyncio.create_task(read_stream(f"{api.url}/api/orders/{h[0].order_id}/stream"))
                    for h in orders]
@@ -184,7 +182,7 @@ async def test_after_seq_resumes_after_the_given_event(provisioned: Settings) ->
     async with EventWriter(provisioned) as writer, projecting(provisioned):
         await writer.send_all(history)
         await until(lambda: projected_events(provisioned) == n, 30, "the projection")
-    async with serving(create_app(provisioned)) as api:
+    async with serving(bootstrap(provisioned)) as api:
         url = f"{api.url}/api/orders/{order_id}/stream"
         resumed = await read_stream(f"{url}?afterSeq=3")
         after_end = await read_stream(f"{url}?afterSeq={n}")
@@ -217,7 +215,7 @@ async def test_the_all_orders_stream_sends_every_event_and_filters(provisioned: 
     orders = histories(30, seed=17)
     events = interleaved(orders)
     confirmed = sum(1 for e in events if type(e).__name__ == "OrderConfirmed")
-    async with serving(create_app(provisioned)) as api, EventWriter(provisioned) as writer:
+    async with serving(bootstrap(provisioned)) as api, EventWriter(provisioned) as writer:
         url = f"{api.url}/api/orders/stream/all"
         everything = asyncio.create_task(read_stream(url, limit=len(events)))
         done = asyncio.create_task(read_stream(f"{url}?status=confirmed&token=sol,usdc,usdt",
@@ -239,7 +237,7 @@ async def test_the_all_orders_stream_sends_every_event_and_filters(provisioned: 
 async def test_a_slow_client_is_dropped_and_the_others_get_everything(
     provisioned: Settings,
 ) -> None:
-    async with serving(create_app(provisioned)) as api, EventWriter(provisioned) as writer:
+    async with serving(bootstrap(provisioned)) as api, EventWriter(provisioned) as writer:
         url, fanout = f"{api.url}/api/orders/stream/all", api.live.fanout
         port = int(api.url.rpartition(":")[2])
         async with stalled_client(url, port) as stalled:
@@ -269,7 +267,7 @@ async def test_a_slow_client_is_dropped_and_the_others_get_everything(
 async def test_a_topic_streams_from_an_offset_and_from_a_time(provisioned: Settings) -> None:
     (history,) = [h for h in histories(10, seed=18) if len(h) >= 6][:1]
     base_ms = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000)
-    async with serving(create_app(provisioned)) as api, EventWriter(provisioned) as writer:
+    async with serving(bootstrap(provisioned)) as api, EventWriter(provisioned) as writer:
         coordinates = [await writer.send(event, timestamp_ms=base_ms + 1000 * i)
                        for i, event in enumerate(history)]
         partition, offset_of_seq_3 = coordinates[2]

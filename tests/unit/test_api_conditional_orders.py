@@ -209,7 +209,7 @@ async def test_an_unreachable_read_model_leaves_the_cancel_to_the_order_agent() 
     await pool.open(wait=False)
     try:
         started = datetime.now(UTC)
-        assert await ReadModelStatuses(pool, timeout_s=0.1).status_of("o") is None
+        assert await ReadModelStatuses(pool, "public", timeout_s=0.1).status_of("o") is None
         assert datetime.now(UTC) - started < timedelta(seconds=2)
     finally:
         await pool.close()

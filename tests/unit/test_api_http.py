@@ -15,7 +15,6 @@ import httpx
 import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 
-from api.app import create_app
 from api.command_bus import CommandNotDelivered, CommandSender
 from api.deps import MarketSource, OrderStatuses
 from api.idempotency import order_id_for
@@ -23,6 +22,7 @@ from domain.market import Market
 from domain.orders.commands import CancelOrder, EdgeCommand, ExecuteOrder
 from domain.orders.status import OrderStatus, OrderType
 from domain.tokens import SOL, USDC
+from oee.api_bootstrap import Replacements, bootstrap
 from oee.settings import Settings
 from marketdata.view import MarketView
 
@@ -71,8 +71,10 @@ async def serving(
     settings = Settings.model_validate({})
     # A fixed market: without one the app would follow the market topics of a real Kafka.
     fixed = market or MarketView(Market.default(settings.market_seed))
-    app = create_app(
-        settings, open_commands=open_commands, market=fixed, statuses=statuses, clock=lambda: NOW,
+    app = bootstrap(
+        settings,
+        Replacements(open_commands=open_commands, market=fixed, statuses=statuses,
+                     clock=lambda: NOW),
         read_side=False,  # the command edge alone: no read model, no live streams
     )
     async with app.router.lifespan_context(app):
@@ -380,3 +382,35 @@ async def test_a_bug_is_a_500_in_the_error_body_without_internals(sender: Record
 
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "message": "internal error", "detail": []}
+
+
+# --- one policy for query parameters -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/api/quote", {**QUOTE, "amount_in": "2"}),
+        ("GET", "/health", {"verbose": "1"}),
+        ("POST", "/api/orders/execute", {"dryRun": "true"}),
+    ],
+)
+async def test_a_parameter_the_route_does_not_declare_is_422_naming_it(
+    client: httpx.AsyncClient, sender: RecordingSender, method: str, path: str,
+    params: dict[str, str],
+) -> None:
+    response = await client.request(method, path, params=params, json=ORDER)
+
+    assert response.status_code == 422
+    (unknown,) = set(params) - set(QUOTE)
+    assert response.json()["detail"] == [
+        {"field": unknown, "message": response.json()["detail"][0]["message"]}]
+    assert response.json()["detail"][0]["message"].startswith("unknown parameter (allowed: ")
+    assert not sender.sent  # nothing produced for a request the edge refused
+
+
+async def test_the_allowed_parameters_are_the_declared_ones(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/quote", params={**QUOTE, "amountln": "1"})
+
+    message = response.json()["detail"][0]["message"]
+    assert message == "unknown parameter (allowed: amountIn, tokenIn, tokenOut)"

@@ -1,0 +1,168 @@
+"""The API process's composition root: every resource built once, then handed to the app.
+
+Consumes the `Settings` (and, for tests, replacements of any resource); produces the FastAPI
+app of `oee api` whose one lifespan opens, in this order, and closes in reverse:
+
+- the codec (loaded once) and the token registry;
+- the command bus: one idempotent Kafka producer of `orders.commands`;
+- the market: a `MarketView` kept current by one `MarketFollower` of the market topics;
+- with the read side: ONE PostgreSQL pool on the read model, shared by the queries, the
+  cancel route's order statuses, the projections status, the metrics and readiness, and the
+  live streams' catch-up; one `KafkaOffsets`; the rebuild runner; the live fan-out (one
+  consumer of `orders.events`) and the raw-topic catalog.
+
+The API never imports the projector's package: the projections-side adapters (lag figures,
+the background rebuild) are built here and handed over as the `api.deps` ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from api.app import create_app
+from api.command_bus import CommandBus, CommandSender, idempotent_producer
+from api.deps import Edge, MarketSource, OrderStatuses, ReadSide, UnknownStatuses
+from api.idempotency import RecentKeys
+from api.live.config import LiveConfig
+from api.live.edge import LiveEdge
+from api.live.fanout import Fanout
+from api.live.history import OrderHistory
+from api.live.topic_catalog import TopicCatalog
+from api.server import serve
+from api.order_statuses import ReadModelStatuses
+from domain.market import Market
+from domain.tokens import TokenRegistry
+from infra.services import bootstrap_servers, database_url
+from marketdata.follower import MarketFollower
+from marketdata.view import MarketView
+from oee.settings import Settings
+from projections.kafka_offsets import KafkaOffsets
+from projections.monitor import ProjectionMonitor, RebuildRunner
+from projections.rebuild import RebuildOptions
+from schemas.codec import Codec
+
+OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
+
+POOL_SIZE: Final = 16  # every read route, the cancel's status check and the streams' catch-up
+DB_WAIT_S: Final = 2.0  # longest a request waits for a connection before its 503
+MAX_PROJECTION_LAG: Final = 10_000  # events the projector may lag while /ready says ready
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replacements:
+    """Resources a test (or another deployment) provides instead of the defaults."""
+
+    open_commands: OpenCommands | None = None  # default: the Kafka command bus
+    market: MarketSource | None = None  # default: the market topics, followed
+    statuses: OrderStatuses | None = None  # default: the read model's (none without it)
+    registry: TokenRegistry | None = None  # default: TokenRegistry.default()
+    clock: Callable[[], datetime] | None = None  # default: UTC now
+    live: LiveConfig | None = None
+    rebuild: RebuildOptions | None = None
+    max_projection_lag: int = MAX_PROJECTION_LAG
+    db_wait_s: float = DB_WAIT_S
+
+
+def bootstrap(
+    settings: Settings, replacements: Replacements | None = None, *, read_side: bool = True
+) -> FastAPI:
+    """The API app of `settings`. `read_side=False`: the command edge alone (no PostgreSQL,
+    no live feed), for tests of the command routes."""
+    chosen = replacements or Replacements()
+    return create_app(lambda: open_edge(settings, chosen, read_side=read_side),
+                      read_side=read_side)
+
+
+@asynccontextmanager
+async def open_edge(
+    settings: Settings, chosen: Replacements, *, read_side: bool
+) -> AsyncIterator[Edge]:
+    """Open every resource of the process; close them all, in reverse, on exit."""
+    codec = Codec.load()
+    registry = chosen.registry or TokenRegistry.default()
+    async with AsyncExitStack() as stack:
+        opener = chosen.open_commands or (lambda: _command_bus(settings, codec))
+        commands = await stack.enter_async_context(opener())
+        market = chosen.market
+        if market is None:
+            market = await stack.enter_async_context(_followed_market(settings, codec))
+        edge = Edge(commands=commands, registry=registry, market=market,
+                    statuses=chosen.statuses or UnknownStatuses(), recent_keys=RecentKeys(),
+                    clock=chosen.clock or _utc_now)
+        if not read_side:
+            yield edge
+            return
+        pool = await stack.enter_async_context(_read_model_pool(settings, chosen.db_wait_s))
+        kafka = await stack.enter_async_context(KafkaOffsets(bootstrap_servers(settings)))
+        rebuilds = RebuildRunner(settings, chosen.rebuild)
+        stack.push_async_callback(rebuilds.stop)  # a rebuild cut short leaves the live model
+        live = await stack.enter_async_context(
+            _live_edge(settings, codec, pool, chosen.live or LiveConfig()))
+        read = ReadSide(pool=pool, schema=settings.db_schema,
+                        monitor=ProjectionMonitor(settings, pool, kafka), rebuilds=rebuilds,
+                        max_projection_lag=chosen.max_projection_lag)
+        statuses = chosen.statuses or ReadModelStatuses(pool, settings.db_schema)
+        yield Edge(commands=commands, registry=registry, market=market, statuses=statuses,
+                   recent_keys=edge.recent_keys, clock=edge.clock, read=read, live=live)
+
+
+def _command_bus(settings: Settings, codec: Codec) -> CommandBus:
+    producer = idempotent_producer(bootstrap_servers(settings))
+    return CommandBus(producer, settings.topics.commands, codec)
+
+
+@asynccontextmanager
+async def _followed_market(settings: Settings, codec: Codec) -> AsyncIterator[MarketView]:
+    """A view of the market topics, caught up before the first quote or order."""
+    view = MarketView(Market.default(settings.market_seed))
+    async with MarketFollower(settings, view, codec, client_id="oee-api-market"):
+        yield view
+
+
+@asynccontextmanager
+async def _read_model_pool(
+    settings: Settings, wait_s: float
+) -> AsyncIterator[AsyncConnectionPool]:
+    """The process's one pool on the read model.
+
+    It connects in the background: a database that is down at boot fails requests (503) and
+    `/ready`, not the start of the process. Each connection is checked as it is handed out,
+    so the connections a database restart broke are replaced instead of failing requests.
+    """
+    pool = AsyncConnectionPool(
+        database_url(settings), min_size=1, max_size=POOL_SIZE, open=False, timeout=wait_s,
+        kwargs={"autocommit": True}, check=AsyncConnectionPool.check_connection,
+        name="oee-api-read-model",
+    )
+    await pool.open(wait=False)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def _live_edge(
+    settings: Settings, codec: Codec, pool: AsyncConnectionPool, config: LiveConfig
+) -> AsyncIterator[LiveEdge]:
+    bootstrap = bootstrap_servers(settings)
+    async with Fanout.open(bootstrap, settings.topics.events, codec, config) as fanout:
+        yield LiveEdge.of(config, fanout, OrderHistory(pool, settings.db_schema),
+                          TopicCatalog(settings, codec), bootstrap)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def main() -> None:
+    """Serve the API of the environment's settings (`python -m api.server`)."""
+    settings = Settings()
+    serve(bootstrap(settings), settings)

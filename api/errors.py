@@ -8,6 +8,11 @@ produces JSON bodies of one shape, whatever went wrong:
 
 `error` is a stable machine-readable code, `detail` names each offending field (a body field,
 a query parameter or a header, spelled as the client spells it), `message` is for humans.
+
+A service that is out of reach is the server's trouble, not a bug: PostgreSQL (a psycopg
+`OperationalError`, the pool's timeout included) answers 503 `read_model_unavailable` and
+Kafka (an aiokafka `KafkaError` on a read route) 503 `kafka_unavailable`, both with
+`Retry-After`, never a 500.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
+import psycopg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,6 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_S: Final = 2  # what a client waits before asking again while a service is down
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +165,22 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
 
 
+async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("read model unreachable on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(_unavailable("read_model_unavailable",
+                                       "the read model (PostgreSQL) is unreachable"))
+
+
+async def _on_kafka_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Kafka unreachable on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(_unavailable("kafka_unavailable", "Kafka is unreachable"))
+
+
+def _unavailable(code: str, what: str) -> ApiError:
+    return ApiError(503, code, f"{what}; retry in {RETRY_AFTER_S} s",
+                    headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug: logged with its traceback here; the client gets the usual body, no internals.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -174,4 +200,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(psycopg.OperationalError, _on_database_down)
+    app.add_exception_handler(KafkaError, _on_kafka_down)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -10,11 +10,16 @@ model is re-read, on a schedule, only while it may hold events the live feed can
   - while a gap separates what was delivered from what is buffered (the projector lags);
   - while the order is unknown (the edge answers 201 before OrderAccepted is written);
   - while the last event delivered predates this process's feed (an order begun earlier).
+
+While the read model is unreachable a stream keeps serving what the live feed brings (an
+order placed after this process started needs nothing else) and retries the read model on
+the same schedule; only the deadlines end it, with a reason naming the read model (1011).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from uuid import UUID
@@ -32,6 +37,8 @@ from api.live.connection import (
 from api.live.fanout import Fanout, Feed
 from api.live.history import OrderHistory, ReadModelUnavailable
 from api.live.timeline import OrderTimeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +71,13 @@ class OrderStream:
         with self.fanout.order_feed(self.order_id) as feed:  # live first, buffered
             connection.watch(feed)
             timeline.add(self.fanout.recent(self.order_id))
-            await self._catch_up(timeline)
-            await self._follow(connection, feed, timeline)
+            reachable = await self._catch_up(timeline)
+            await self._follow(connection, feed, timeline, reachable)
         status = timeline.status.value if timeline.status else "finished"
         return Closing(NORMAL, f"order {status}")
 
-    async def _follow(self, connection: Connection, feed: Feed, timeline: OrderTimeline) -> None:
+    async def _follow(self, connection: Connection, feed: Feed, timeline: OrderTimeline,
+                      reachable: bool) -> None:
         started = time.monotonic()
         next_poll = started + self.config.catch_up_poll_s
         gap_since: float | None = None
@@ -80,11 +88,11 @@ class OrderStream:
                 return
             now = time.monotonic()
             gap_since = (gap_since or now) if timeline.has_gap else None
-            self._check_deadlines(timeline, now - started, now - (gap_since or now))
+            self._check_deadlines(timeline, now - started, now - (gap_since or now), reachable)
             if not self._needs_read_model(timeline):
                 timeline.add([await feed.take(), *feed.drain()])
             elif not await _take_until(feed, timeline, next_poll - now):
-                await self._catch_up(timeline)
+                reachable = await self._catch_up(timeline)
                 next_poll = time.monotonic() + self.config.catch_up_poll_s
 
     def _needs_read_model(self, timeline: OrderTimeline) -> bool:
@@ -92,7 +100,13 @@ class OrderStream:
         return (timeline.has_gap or not timeline.known or last is None
                 or not self.fanout.is_live(last.partition, last.offset))
 
-    def _check_deadlines(self, timeline: OrderTimeline, waited: float, gap_for: float) -> None:
+    def _check_deadlines(self, timeline: OrderTimeline, waited: float, gap_for: float,
+                         reachable: bool) -> None:
+        late = (not timeline.known and waited > self.config.unknown_order_wait_s
+                or gap_for > self.config.gap_deadline_s)
+        if late and not reachable:  # what is missing may well be there: we cannot tell
+            raise StreamClosed(SERVER_ERROR, f"the read model is unavailable; reconnect with "
+                                             f"afterSeq={timeline.next_seq - 1}")
         if not timeline.known and waited > self.config.unknown_order_wait_s:
             where = f" at or after seq {self.after_seq}" if self.after_seq else ""
             raise StreamClosed(NOT_FOUND, f"order {self.order_id} not found{where}")
@@ -101,13 +115,17 @@ class OrderStream:
             raise StreamClosed(SERVER_ERROR, f"the read model lags: seq {resume + 1} is missing; "
                                              f"reconnect with afterSeq={resume}")
 
-    async def _catch_up(self, timeline: OrderTimeline) -> None:
+    async def _catch_up(self, timeline: OrderTimeline) -> bool:
+        """Add what the read model holds; False if it could not be read (retried later)."""
         # From the seq before the next one: that row gives a resumed stream its status.
         first = max(timeline.next_seq - 1, 1)
         try:
             timeline.add(await self.history.events_from(self.order_id, first))
         except ReadModelUnavailable as error:
-            raise StreamClosed(SERVER_ERROR, "the read model is unavailable") from error
+            log.warning("order stream %s: %s; serving the live feed meanwhile",
+                        self.order_id, error)
+            return False
+        return True
 
 
 async def _take_until(feed: Feed, timeline: OrderTimeline, timeout: float) -> bool:

@@ -148,6 +148,16 @@ class Settings(BaseSettings):
     )
     log_level: str = "WARNING"
 
+    # --- oee run (supervision of its children) ------------------------------------------
+    run_restart_backoff_ms: int = Field(
+        500, ge=0, description="oee run: wait before restarting a child that exited; doubles "
+        "with each restart of that child in the last minute."
+    )
+    run_max_restarts: int = Field(
+        5, ge=0, description="oee run: restarts of one child within a minute before it counts "
+        "as crash-looping and everything stops."
+    )
+
     def as_environment(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process unchanged."""
         env: dict[str, str] = {}

@@ -4,9 +4,10 @@ Consumes: a Kafka version, two ports and two directories (jar cache, data). Prod
 running single-node broker+controller on 127.0.0.1 and its bootstrap address.
 
 Layout under `data_dir`: server.properties, log4j2.properties, kafka.pid, logs/ (server.log,
-stdout.log) and data/ (the log dirs, formatted once and kept between runs). The jars live in
-`cache_dir/kafka-<version>/libs`, resolved once by `mvn` from infra/pom.xml: a later start
-needs no network.
+stdout.log) and data/ (the log dirs, formatted once and kept between runs).
+`cache_dir/kafka-<version>-<pom digest>/libs` holds the jars (the broker's
+and the command-line tools', see infra/kafka_tools.py), resolved once by `mvn` from
+infra/pom.xml: a later start needs no network.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import hashlib
 import re
 import shutil
 import subprocess
@@ -77,7 +79,8 @@ class KafkaBroker:
 
     @property
     def libs_dir(self) -> Path:
-        return self.cache_dir / f"kafka-{self.version}" / "libs"
+        """Per version and per pom: jars resolved for an older pom are never taken as complete."""
+        return self.cache_dir / f"kafka-{self.version}-{_pom_digest()}" / "libs"
 
     @property
     def pid_file(self) -> Path:
@@ -293,6 +296,10 @@ def _cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):  # Kafka avoids these too: they read as a CLI option
             return text
+
+
+def _pom_digest() -> str:
+    return hashlib.sha256(POM.read_bytes()).hexdigest()[:8]
 
 
 def _require_tool(name: str, how: str) -> str:

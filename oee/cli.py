@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from infra.services import (
     bootstrap_servers,
     database_url,
     kafka_reachable,
+    local_broker,
 )
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -116,6 +118,30 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    from infra.kafka_tools import TOOLS
+
+    parser.add_argument("tool", choices=sorted(TOOLS))
+    parser.add_argument("args", nargs=argparse.REMAINDER,
+                        help="the tool's own arguments (`oee kafka TOOL --help` lists them)")
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    """Replace this process with the tool (so Ctrl-C and exit codes are the tool's own)."""
+    from infra.kafka_tools import needs_cluster, require_java, tool_argv
+
+    require_java()
+    bootstrap = bootstrap_servers(settings)
+    if needs_cluster(args.args) and not kafka_reachable(bootstrap):
+        raise PrerequisiteError(
+            f"Kafka is not reachable at {bootstrap}: start it with `oee infra up`, "
+            "set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-server"
+        )
+    argv = tool_argv(local_broker(settings), args.tool, args.args, bootstrap)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
 def commands() -> list[Command]:
     """Every subcommand, in the order `oee --help` lists them."""
     return [
@@ -125,6 +151,8 @@ def commands() -> list[Command]:
                 _topics, _topics_arguments),
         Command("db", "apply pending read-model migrations to DB_SCHEMA",
                 _db, _db_arguments),
+        Command("kafka", "run a standard Kafka tool (topics, consumer-groups, console-consumer, "
+                "...) against the configured cluster", _kafka, _kafka_arguments),
         # --- application entrypoints -----------------------------------------------------
         Command("run", "run the whole system in the foreground (Ctrl-C stops it all)", _run),
         Command("worker", "run a stream worker (order writer, routing, execution)", _worker),

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import importlib.metadata
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -54,9 +57,13 @@ class Command:
 
 def _infra_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--json", action="store_true",
+                        help="status: one JSON array of the services, for scripts")
 
 
 def _infra(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json and args.action != "status":
+        args.parser.error("--json goes with status only")
     services = LocalServices.from_settings(settings)
     if args.action == "up":
         services.up()
@@ -65,8 +72,10 @@ def _infra(args: argparse.Namespace, settings: Settings) -> int:
         print("local services stopped")
         return 0
     statuses = services.status()
-    for status in statuses:
-        print(_describe(status))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(status) for status in statuses]))
+    else:
+        print("\n".join(_describe(status) for status in statuses))
     return 0 if all(status.running for status in statuses) else 1
 
 
@@ -231,11 +240,13 @@ def build_parser(available: Sequence[Command]) -> argparse.ArgumentParser:
         description="Event-sourced order execution engine. Configuration comes from environment "
         "variables (see oee/settings.py).",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"oee {importlib.metadata.version('oee')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in available:
         command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(command_parser)
-        command_parser.set_defaults(handler=command.handler)
+        command_parser.set_defaults(handler=command.handler, parser=command_parser)
     return parser
 
 

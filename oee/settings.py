@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         None, description="Use this Kafka cluster instead of the local broker the launcher starts."
     )
-    # Newest release whose artifacts are all on Maven Central (4.4.0 lacks kafka-tools-api)
-    # and that aiokafka 0.14 and faust-streaming 0.15.3 pass tests/integration against.
-    kafka_version: str = "4.3.1"
+    # Newest release on Maven Central; aiokafka 0.14 and faust-streaming 0.15.3 pass the
+    # suite against it. docker-compose.yml runs the same version (a test checks).
+    kafka_version: str = "4.4.0"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     database_url: str | None = Field(

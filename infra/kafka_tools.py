@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Final
 
 from infra.errors import PrerequisiteError
-from infra.kafka import KafkaBroker
 
 # `oee kafka NAME` -> the tool's main class (the same classes Kafka's bin/*.sh scripts run).
 TOOLS: Final = {
@@ -57,13 +56,12 @@ def needs_cluster(args: Sequence[str]) -> bool:
     return not names_bootstrap(args) and not {"--help", "--version"} & set(args)
 
 
-def tool_argv(broker: KafkaBroker, tool: str, args: Sequence[str], bootstrap: str) -> list[str]:
-    """The command line running `tool` with `args` against `bootstrap` (jars resolved first)."""
-    libs = broker.ensure_libs()
+def tool_argv(libs: Path, tool: str, args: Sequence[str], bootstrap: str) -> list[str]:
+    """The command line running `tool` from the jars in `libs` with `args` against `bootstrap`."""
     log_config = libs.parent / "tools-log4j2.properties"
     if not log_config.exists():
         log_config.write_text(_LOG4J2)
     target = [] if names_bootstrap(args) else [BOOTSTRAP_OPTION, bootstrap]
     return ["java", "-Xmx512m", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log_config}",
-            "-cp", f"{Path(libs)}/*", TOOLS[tool], *target, *args]
+            "-cp", f"{libs}/*", TOOLS[tool], *target, *args]

@@ -146,7 +146,7 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
             f"Kafka is not reachable at {bootstrap}: start it with `oee infra up`, "
             "set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-server"
         )
-    argv = tool_argv(local_broker(settings), args.tool, args.args, bootstrap)
+    argv = tool_argv(local_broker(settings).ensure_libs(), args.tool, args.args, bootstrap)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     kafka_version: str = "4.4.0"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="Local Kafka nodes (combined broker+controller); node i "
+        "listens on KAFKA_PORT+2i and KAFKA_CONTROLLER_PORT+2i. 3 survives one node down."
+    )
     database_url: str | None = Field(
         None, description="Use this PostgreSQL instead of the embedded one."
     )
@@ -90,7 +94,10 @@ class Settings(BaseSettings):
     # --- topology -----------------------------------------------------------------
     topic_prefix: str = ""
     partitions: int = 12
-    replication_factor: int = 1
+    replication_factor: int = Field(
+        0, ge=0, description="Replicas of each engine topic; 0: as many as the local Kafka "
+        "nodes, at most 3. Topics with 3 or more need 2 in sync for an acks=all write."
+    )
     engine_id: str = Field("oee-engine", description="Faust app id = stream consumer group.")
     db_schema: str = Field("public", description="Schema of the read model.")
 
@@ -157,6 +164,11 @@ class Settings(BaseSettings):
         5, ge=0, description="oee run: restarts of one child within a minute before it counts "
         "as crash-looping and everything stops."
     )
+
+    @field_validator("replication_factor")
+    @classmethod
+    def _replicas_of_the_local_cluster(cls, value: int, info: ValidationInfo) -> int:
+        return value or min(3, int(info.data.get("kafka_brokers", 1)))
 
     def as_environment(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process unchanged."""

@@ -24,6 +24,9 @@ from infra.topics import ensure_topics
 from oee.settings import Settings
 from tests.conftest import SERVICE_PORTS
 
+# Three JVMs booting and failing over: minutes on a loaded 2-core machine, not seconds.
+pytestmark = pytest.mark.timeout(900)
+
 
 def six_free_ports() -> int:
     """A base port p with p..p+5 free: three nodes at (p+2i, p+1+2i)."""

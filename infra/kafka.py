@@ -293,6 +293,9 @@ def server_properties(broker: KafkaBroker) -> str:
         "share.coordinator.state.topic.replication.factor": replicas,
         "share.coordinator.state.topic.min.isr": in_sync,
         "min.insync.replicas": in_sync,
+        # A loaded 2-core machine can take minutes to boot several JVMs; the default 60 s
+        # makes a node give up registering with the quorum and exit.
+        "initial.broker.registration.timeout.ms": "300000",
         # No 3 s wait for more members before the first rebalance: one machine, fast tests.
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",

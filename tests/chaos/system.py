@@ -32,7 +32,7 @@ from tests.chaos.processes import OeeProcess, free_port
 
 POLL_S = 0.1
 START_TIMEOUT_S = 180.0  # three Python processes booting on a machine shared with other suites
-DRAIN_TIMEOUT_S = 180.0
+DRAIN_TIMEOUT_S = 300.0  # generous: other suites may be loading the machine
 STUCK_AFTER_S = 60.0  # no new event for this long while orders are open: they are stuck
 CONVERGE_TIMEOUT_S = 90.0
 
@@ -160,12 +160,17 @@ class System:
         Never fails: what did not end is for the checker to report, with its history.
         """
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        why = "every order ended"
         while self.log.open_orders(self.orders_to_hold(load)):
-            if time.monotonic() > deadline or \
-                    time.monotonic() - self.log.last_progress > STUCK_AFTER_S:
+            if time.monotonic() > deadline:
+                why = f"deadline of {DRAIN_TIMEOUT_S:.0f} s"
+                break
+            if time.monotonic() - self.log.last_progress > STUCK_AFTER_S:
+                why = f"no new event for {STUCK_AFTER_S:.0f} s"
                 break
             await asyncio.sleep(POLL_S)
-        self.phase(f"drained ({len(self.log.open_orders(self.orders_to_hold(load)))} open)")
+        self.phase(f"drained: {why} ({len(self.log.open_orders(self.orders_to_hold(load)))} "
+                   "orders open)")
         ends = await self.follower.end_offsets()
         await wait_until(lambda: self.follower.caught_up_with(ends), CONVERGE_TIMEOUT_S,
                          "the auditor to read orders.events to its end")

@@ -14,6 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from oee.settings import Settings
+from tests.chaos.checker import ChaosViolation
 from tests.chaos.conftest import Scoreboard
 from tests.chaos.system import System, hold_fault, wait_until
 
@@ -83,6 +84,11 @@ async def test_b_one_of_two_workers_sigkilled(
     verdict.assert_clean()
 
 
+@pytest.mark.xfail(strict=True, raises=ChaosViolation, reason=(
+    "issue 10, fencing of a zombie writer: a worker SIGSTOPped past its session timeout and "
+    "then SIGCONTed is not fenced, and orders.events gets one order's seqs twice (measured: 3 "
+    "orders with a repeated seq, 2 of them out of log order; first: seq 1 OrderAccepted and "
+    "2 RoutingStarted at p0@54-55, written again at p0@75-76, then 3..6 OrderConfirmed)"))
 async def test_f_a_worker_frozen_past_its_session_comes_back_as_a_zombie(
     chaos_settings: Settings, scoreboard: Scoreboard,
 ) -> None:

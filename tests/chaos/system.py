@@ -138,13 +138,12 @@ class System:
     def recovery_s(self, fault_wall: float, measured_from_wall: float,
                    load: OpenLoopLoad) -> float | None:
         """From `measured_from_wall` to the first event after it on the partitions that had
-        orders in flight at `fault_wall`, the slowest of them (None: no event came)."""
+        orders in flight at `fault_wall`, the slowest of them. A partition whose orders all
+        ended before `measured_from_wall` had nothing left to recover; None: no event came."""
         partitions = self.open_partitions_at(fault_wall, load)
         since_ms = int(measured_from_wall * 1000)
-        firsts = [self.log.first_after(since_ms, {p}) for p in partitions]
-        if not firsts or any(f is None for f in firsts):
-            return None
-        return max(f for f in firsts if f is not None) / 1000 - measured_from_wall
+        firsts = [f for p in partitions if (f := self.log.first_after(since_ms, {p}))]
+        return max(firsts) / 1000 - measured_from_wall if firsts else None
 
     # --- the end of a scenario -------------------------------------------------------------
 

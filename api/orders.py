@@ -48,6 +48,7 @@ class ExecuteOrderResponse(BaseModel):
     orderId: str
     status: Literal["pending"] = "pending"
     websocketUrl: str
+    success: Literal[True] = True  # redundant with 201, but older engines' clients test it
 
 
 class CancelOrderResponse(BaseModel):

@@ -115,6 +115,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "`invalid_request`: a field is invalid and "
           "`detail` names it; `malformed_json`: the body is not a JSON document."},
     503: {"model": ErrorBody, "description": "Kafka did not acknowledge the command in time."},
+    # A 4XX entry also stops FastAPI from documenting its own 422, which this API never sends.
+    "4XX": {"model": ErrorBody, "description": "Any other client error, in the same body."},
 }
 
 

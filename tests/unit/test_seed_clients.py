@@ -152,3 +152,11 @@ async def test_a_cancel_of_an_id_that_is_not_a_uuid_is_404_and_sends_nothing(
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert sender.sent == []
+
+
+async def test_the_openapi_document_promises_no_422(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    documented = {status for operations in paths.values() for operation in operations.values()
+                  for status in operation["responses"]}
+    assert "400" in documented and "422" not in documented

@@ -16,14 +16,13 @@ from datetime import datetime
 
 from domain.orders.commands import Command, RouteFound, RouteNotFound
 from domain.routing import NoRoute, best_route
+from domain.venues import VENUES
 from domain.work import QuoteRoute
 from streams.in_flight import InFlight
 from streams.market_view import MarketView
 from streams.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-VENUES = ("raydium", "meteora")
 
 
 class VenueLatency:

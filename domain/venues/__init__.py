@@ -7,8 +7,9 @@ the closed union of the venues' wire states, the branches of `state` in
 schemas/market_event.avsc; the registry refuses to exist if the two disagree.
 
 Adding a venue: write its module beside these (implementing `domain.pools.Venue` and
-`domain.pools.Pool`), add it to `VENUES` and its state to `PoolState`, and add its state
-record to schemas/market_event.avsc (a new version, copied to schemas/history).
+`domain.pools.Pool`) and add it to `VENUES`. If its curve has no wire state yet, add the new
+state to `PoolState` and its record to schemas/market_event.avsc (a new version, copied to
+schemas/history); a venue of an existing curve reuses that curve's state.
 """
 
 from __future__ import annotations
@@ -45,13 +46,12 @@ class VenueRegistry:
             raise ValueError(f"{SPLIT!r} is a routing outcome, not a venue name")
         for venue in self.venues:
             _check_implements(venue)
-        states = [venue.state_type.__name__ for venue in self.venues]
-        if len(set(states)) != len(states):
-            raise ValueError(f"venues share a wire state: {states}")
+        # Venues of one curve may share a state (the event's venue says whose pool it is).
+        states = sorted({venue.state_type.__name__ for venue in self.venues})
         union = sorted(state.__name__ for state in get_args(PoolState))
-        if sorted(states) != union:
+        if states != union:
             raise ValueError(f"PoolState must list exactly the venues' states: {union} vs "
-                             f"{sorted(states)}")
+                             f"{states}")
         object.__setattr__(self, "_by_name", MappingProxyType(dict(zip(names, self.venues))))
 
     @property

@@ -1,6 +1,9 @@
 """The one Faust app: every topic, agent and consumer group of the stream workers, wired here.
 
-Agents are thin `async for` loops around the stage objects. The only broad `except` is in
+The Faust shell of the application layer: agents are thin `async for` loops that decode each
+record (bytes) into a command or work item and hand it to the writer or a stage, which talk to
+Kafka and PostgreSQL only through the adapters built here (`KafkaOutbox`, `OrderStates`,
+`SimulatedChain`). The only broad `except` is in
 these loops: a record that cannot be processed is dead-lettered with the error, because an
 exception escaping a Faust agent would ack the record and drop it silently (PITFALLS 1).
 """
@@ -32,7 +35,7 @@ from streams.market_feed import MarketFollower
 from streams.market_view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
-from streams.outbox import Outbox
+from streams.outbox import KafkaOutbox
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.trigger_stage import TriggerStage
 
@@ -54,7 +57,7 @@ class Engine:
             database_url, min_size=1, max_size=8, open=False,
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
-        self.outbox = Outbox(app.producer, s.topics, self.codec)
+        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events, self.codec)
         self.states = OrderStates(reader, on_loaded=self._on_loaded)
         # The trigger stage's book is fed by the writer (the states of this worker's
@@ -63,7 +66,7 @@ class Engine:
                                      best_price_interval_s=s.best_price_interval_s)
         self.market_feed.subscribe(self.triggers.on_market_change)
         policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
-        self.writer = OrderWriter(self.codec, self.states, self.outbox,
+        self.writer = OrderWriter(self.states, self.outbox,
                                   WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
                                   utc_now, observe=self.triggers.track)
         latency = VenueLatency(s.venue_latency_min_ms, s.venue_latency_max_ms,
@@ -85,7 +88,8 @@ class Engine:
         self.ready.set()
 
     async def decide(self, message: Message) -> None:
-        await self.writer.handle(message.partition, _value(message))
+        command = self.codec.decode_command(_value(message))
+        await self.writer.handle(message.partition, command)
 
     async def route(self, message: Message) -> None:
         work = self.codec.decode_work(_value(message))

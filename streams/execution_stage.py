@@ -1,6 +1,7 @@
 """The execution stage: submits a built transaction to the simulated chain and follows it.
 
-For an ExecuteSwap work item it first asks the chain whether the signature is already known
+Consumes decoded `ExecuteSwap` items (the Faust shell decodes them) and produces its reports
+to `orders.commands` through the `Outbox` port; the chain is the `Chain` port. For an ExecuteSwap work item it first asks the chain whether the signature is already known
 (a re-drive after a crash must never submit twice), submits if not, reports the submission,
 waits for the landing time without holding the partition, settles the swap against the
 market of that moment and reports the outcome. An unknown outcome (the database is down, the
@@ -12,23 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from domain.orders.commands import AttemptFailed, Command, SubmissionSucceeded, SwapConfirmed
 from domain.work import ExecuteSwap
-from streams.chain import ChainTransaction, SimulatedChain, TransientChainError, slot_at
+from streams.chain import ChainTransaction, TransientChainError, slot_at
 from streams.in_flight import InFlight
-from streams.market_view import MarketView
-from streams.outbox import Outbox
+from streams.ports import Chain, Clock, MarketSource, Outbox
 
 log = logging.getLogger(__name__)
 
 
 class ExecutionStage:
-    def __init__(self, chain: SimulatedChain, market: MarketView, outbox: Outbox,
-                 in_flight: InFlight, clock: Callable[[], datetime]) -> None:
+    def __init__(self, chain: Chain, market: MarketSource, outbox: Outbox,
+                 in_flight: InFlight, clock: Clock) -> None:
         self._chain = chain
         self._market = market
         self._outbox = outbox

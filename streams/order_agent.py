@@ -1,11 +1,13 @@
-"""The order agent: the single writer of `orders.events`.
+"""The order writer: the single writer of `orders.events` (the application layer, no Kafka).
 
-Consumes `orders.commands` (edge commands, stage and trigger reports, timers), decides with the
-pure core, appends the events to the same partition number of `orders.events`, hands the next
-piece of work to a stage, re-arms the order's timers and shows the order's state to its
-observer (the trigger stage keeps its book of waiting orders from it). Nothing here waits on a
-venue: one command is a few microseconds of pure code plus non-blocking produces that Faust
-flushes before it commits the command's offset (at-least-once; duplicates decide nothing).
+Consumes decoded commands (edge commands, stage and trigger reports, timers) with the number of
+the `orders.commands` partition they came from. Decides each with the pure core against the
+partition's folded states, appends the events to the same partition number of the event store
+through the `Outbox` port, hands the next piece of work to a stage, re-arms the order's timers
+and shows the order's state to its observer (the trigger stage keeps its book of waiting
+orders from it). Produces a `Decided` per command: what it decided and the deliveries of what
+it produced. Nothing here waits on a venue; the Faust shell (`streams.app`) decodes, calls
+`handle` and acks. Duplicates decide nothing (at-least-once delivery is safe).
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Protocol
 
 from domain.orders.commands import Command
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
-from domain.orders.state import OrderState
+from domain.orders.state import OrderState, initial_state
 from domain.orders.timers import timers_after, timers_of
-from domain.work import work_after
-from schemas.codec import Codec
-from streams.order_states import OrderStates
-from streams.outbox import Outbox
+from domain.work import Work, work_after
+from streams.ports import Clock, Delivery, Outbox
 from streams.timers import TimerWheel
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,30 @@ def _unobserved(state: OrderState, command: Command | None) -> None:
     return None
 
 
+class StateSource(Protocol):
+    """The folded states of one partition of the event store (`streams.order_states`)."""
+
+    async def ready(self, partition: int) -> dict[str, OrderState]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WriterConfig:
     policy: ExecutionPolicy
     stall_timeout: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What one command caused: the events appended, the work handed on, their deliveries."""
+
+    events: tuple[Event, ...] = ()
+    work: tuple[Work, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
+
+
 class OrderWriter:
-    def __init__(self, codec: Codec, states: OrderStates, outbox: Outbox, config: WriterConfig,
-                 clock: Callable[[], datetime], observe: StateObserver = _unobserved) -> None:
-        self._codec = codec
+    def __init__(self, states: StateSource, outbox: Outbox, config: WriterConfig,
+                 clock: Clock, observe: StateObserver = _unobserved) -> None:
         self._states = states
         self._outbox = outbox
         self._config = config
@@ -56,25 +71,25 @@ class OrderWriter:
         self._observe = observe
         self.timers = TimerWheel(clock, outbox.command)
 
-    async def handle(self, partition: int, value: bytes) -> int:
-        """Decide one command; returns how many events it appended."""
-        command = self._codec.decode_command(value)
+    async def handle(self, partition: int, command: Command) -> Decided:
+        """Decide one command of `orders.commands[partition]`."""
         states = await self._states.ready(partition)
-        state = self._states.get(states, command.order_id)
+        state = states.get(command.order_id) or initial_state(command.order_id)
         events = decide(state, command, now=self._clock(), policy=self._config.policy)
         if not events:
             self._observe(state, command)
-            return 0
+            return Decided()
         for event in events:
             state = evolve(state, event)
-        await self._append(partition, events)
-        for work in work_after(state, events):
-            await self._outbox.work(work)
+        deliveries = await self._outbox.events(partition, events)
+        work = work_after(state, events)
+        for item in work:
+            deliveries.append(await self._outbox.work(item))
         states[state.order_id] = state
         self.timers.arm(state.order_id, timers_after(state, events,
                                                      stall_timeout_ms=self._stall_ms))
         self._observe(state, command)
-        return len(events)
+        return Decided(events, work, tuple(deliveries))
 
     def on_loaded(self, partition: int, states: list[OrderState]) -> None:
         """Re-arm the timers of a freshly folded partition (the watchdog and GTD expiries
@@ -82,10 +97,6 @@ class OrderWriter:
         for state in states:
             self.timers.arm(state.order_id, timers_of(state, stall_timeout_ms=self._stall_ms))
             self._observe(state, None)
-
-    async def _append(self, partition: int, events: tuple[Event, ...]) -> None:
-        for event in events:
-            await self._outbox.event(partition, event.order_id, self._codec.encode_event(event))
 
     @property
     def _stall_ms(self) -> int:

@@ -52,9 +52,6 @@ class OrderStates:
             await asyncio.shield(self._loading[partition])
         return self._states[partition]
 
-    def get(self, states: dict[str, OrderState], order_id: str) -> OrderState:
-        return states.get(order_id) or initial_state(order_id)
-
     def in_flight(self) -> int:
         return sum(1 for by_id in self._states.values() for s in by_id.values()
                    if s.status is not None and not is_terminal(s))

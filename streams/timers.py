@@ -18,16 +18,17 @@ from datetime import datetime
 
 from domain.orders.commands import Command
 from domain.orders.timers import Timer
+from streams.ports import Clock, Delivery
 
 log = logging.getLogger(__name__)
 
-Fire = Callable[[Command], Awaitable[None]]
+Fire = Callable[[Command], Awaitable[Delivery]]
 
 
 class TimerWheel:
     """The pending timers of each order (re-arming replaces them); fires them when due."""
 
-    def __init__(self, clock: Callable[[], datetime], fire: Fire) -> None:
+    def __init__(self, clock: Clock, fire: Fire) -> None:
         self._clock = clock
         self._fire = fire
         self._current: dict[str, tuple[Timer, ...]] = {}
@@ -53,13 +54,19 @@ class TimerWheel:
 
     async def run(self) -> None:
         while True:
-            for command in self._pop_due():
-                try:
-                    await self._fire(command)
-                except Exception:  # not lost: the next stall check re-derives it
-                    log.exception("could not fire %s for %s", type(command).__name__,
-                                  command.order_id)
+            await self.fire_due()
             await self._sleep_until_next()
+
+    async def fire_due(self) -> list[Command]:
+        """Produce the command of every timer due by now; returns the commands fired."""
+        fired = self._pop_due()
+        for command in fired:
+            try:
+                await self._fire(command)
+            except Exception:  # not lost: the next stall check re-derives it
+                log.exception("could not fire %s for %s", type(command).__name__,
+                              command.order_id)
+        return fired
 
     def _pop_due(self) -> list[Command]:
         now = self._clock()

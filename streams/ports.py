@@ -19,7 +19,7 @@ from domain.orders.commands import Command
 from domain.orders.events import Event
 from domain.quotes import RouteLeg
 from domain.work import Work
-from streams.chain import ChainTransaction
+from streams.chain import ChainTransaction, Submission
 
 Clock = Callable[[], datetime]
 Delivery = asyncio.Future[Any]
@@ -48,10 +48,8 @@ class VenueQuoter(Protocol):
 class Chain(Protocol):
     """The chain the execution stage submits to (`streams.chain.SimulatedChain`)."""
 
-    async def find(self, signature: str) -> ChainTransaction | None: ...
-
     async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
-                     now: datetime) -> ChainTransaction: ...
+                     now: datetime) -> Submission: ...
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
                      min_amount_out: int, market: Market, now: datetime) -> ChainTransaction: ...

@@ -13,7 +13,7 @@ from domain.quotes import RouteLeg
 from domain.routing import best_route
 from domain.tokens import SOL, USDC
 from domain.work import ExecuteSwap, QuoteRoute
-from streams.chain import ChainTransaction, TransientChainError
+from streams.chain import ChainTransaction, Submission, TransientChainError
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
 from streams.market_view import MarketView
@@ -67,19 +67,18 @@ class FakeChain:
         self.ledger: dict[str, ChainTransaction] = {}
         self.submits = 0
 
-    async def find(self, signature: str) -> ChainTransaction | None:
-        return self.ledger.get(signature)
-
     async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
-                     now: datetime) -> ChainTransaction:
+                     now: datetime) -> Submission:
         self.submits += 1
         if self.refuse:
             raise TransientChainError("NodeUnhealthy", "RPC node is behind")
+        if signature in self.ledger:
+            return Submission(self.ledger[signature], fresh=False)
         tx = ChainTransaction(signature=signature, order_id=order_id, attempt=attempt,
                               status="pending", lands_at=now, slot=None, amount_out=None,
                               error_code=None)
-        self.ledger.setdefault(signature, tx)
-        return self.ledger[signature]
+        self.ledger[signature] = tx
+        return Submission(tx, fresh=True)
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
                      min_amount_out: int, market: Market, now: datetime) -> ChainTransaction:
@@ -125,3 +124,15 @@ async def test_a_refused_submission_is_reported_as_a_transient_attempt_failure()
     assert isinstance(failed, AttemptFailed)
     assert failed.stage == "submit" and failed.transient and failed.error_code == "NodeUnhealthy"
     assert chain.ledger == {}
+
+
+async def test_a_re_drive_of_a_swap_still_executing_is_a_no_op() -> None:
+    chain, outbox = FakeChain(), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.accept(swap())  # the watchdog re-drives before the first task got anywhere
+    await stage.in_flight.drain()
+
+    assert chain.submits == 1
+    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]

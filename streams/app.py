@@ -58,8 +58,8 @@ class Engine:
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
         self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
-        reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events, self.codec)
-        self.states = OrderStates(reader, on_loaded=self._on_loaded)
+        reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
+        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded)
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,

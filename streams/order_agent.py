@@ -5,7 +5,8 @@ the `orders.commands` partition they came from. Decides each with the pure core 
 partition's folded states, appends the events to the same partition number of the event store
 through the `Outbox` port, hands the next piece of work to a stage, re-arms the order's timers
 and shows the order's state to its observer (the trigger stage keeps its book of waiting
-orders from it). Produces a `Decided` per command: what it decided and the deliveries of what
+orders from it). A command to an order whose stored history could not be folded raises
+`OrderQuarantined` with the reason (the shell dead-letters it). Produces a `Decided` per command: what it decided and the deliveries of what
 it produced. Nothing here waits on a venue; the Faust shell (`streams.app`) decodes, calls
 `handle` and acks. Duplicates decide nothing (at-least-once delivery is safe).
 """
@@ -25,6 +26,7 @@ from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state
 from domain.orders.timers import timers_after, timers_of
 from domain.work import Work, work_after
+from streams.order_states import PartitionStates
 from streams.ports import Clock, Delivery, Outbox
 from streams.timers import TimerWheel
 
@@ -43,7 +45,11 @@ def _unobserved(state: OrderState, command: Command | None) -> None:
 class StateSource(Protocol):
     """The folded states of one partition of the event store (`streams.order_states`)."""
 
-    async def ready(self, partition: int) -> dict[str, OrderState]: ...
+    async def ready(self, partition: int) -> PartitionStates: ...
+
+
+class OrderQuarantined(Exception):
+    """The order's history in the event store cannot be folded: nothing is decided for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,11 @@ class OrderWriter:
 
     async def handle(self, partition: int, command: Command) -> Decided:
         """Decide one command of `orders.commands[partition]`."""
-        states = await self._states.ready(partition)
+        partition_states = await self._states.ready(partition)
+        quarantined = partition_states.quarantined.get(command.order_id)
+        if quarantined is not None:
+            raise OrderQuarantined(f"order {command.order_id} is quarantined: {quarantined}")
+        states = partition_states.orders
         state = states.get(command.order_id) or initial_state(command.order_id)
         events = decide(state, command, now=self._clock(), policy=self._config.policy)
         if not events:

@@ -12,10 +12,10 @@ from typing import Any
 
 from domain.orders.commands import Command, ExecuteOrder
 from domain.orders.events import Event
-from domain.orders.state import OrderState
 from domain.orders.status import OrderType
 from domain.tokens import SOL, USDC
 from domain.work import Work
+from streams.order_states import PartitionStates
 from streams.ports import Delivery
 
 T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -85,10 +85,10 @@ class FakeStates:
     """The folded states of each partition, held in plain dicts (no event store)."""
 
     def __init__(self) -> None:
-        self.partitions: dict[int, dict[str, OrderState]] = {}
+        self.partitions: dict[int, PartitionStates] = {}
 
-    async def ready(self, partition: int) -> dict[str, OrderState]:
-        return self.partitions.setdefault(partition, {})
+    async def ready(self, partition: int) -> PartitionStates:
+        return self.partitions.setdefault(partition, PartitionStates())
 
 
 class InstantVenues:

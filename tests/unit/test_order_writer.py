@@ -90,7 +90,7 @@ async def test_a_folded_partition_re_arms_each_order_s_timers_and_shows_it_to_th
     await before.handle(2, execute_order("o-2"))
 
     after = writer(FakeOutbox(), seen=seen)  # a new owner of partition 2
-    after.on_loaded(2, list(states.partitions[2].values()))
+    after.on_loaded(2, list(states.partitions[2].orders.values()))
 
     assert len(after.timers) == 2
     assert {s.order_id for s, command in seen.states if command is None} == {"o-1", "o-2"}

@@ -108,4 +108,4 @@ class ExecutionStage:
     async def _report(self, kind: type[Command], work: ExecuteSwap, **fields: Any) -> None:
         report = kind(command_id=str(uuid.uuid4()), order_id=work.order_id,  # type: ignore[call-arg]
                       issued_at=self._clock(), attempt=work.attempt, **fields)
-        await self._outbox.command(report)
+        await (await self._outbox.command(report))

@@ -25,6 +25,7 @@ from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
 from streams.event_store import EventStoreReader, StoredRecord
+from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,13 @@ class OrderStates:
             dropped.update(self._states.pop(partition, PartitionStates()).orders)
         return dropped
 
+    def reload(self, partition: int, after: Sequence[Delivery]) -> set[str]:
+        """Drop the partition's states (they ran ahead of the store) and fold it again once
+        `after` (outputs still on their way) have settled, so the fold sees all that lands."""
+        dropped = self.revoke([partition])
+        self._loading[partition] = asyncio.create_task(self._load(partition, after))
+        return dropped
+
     async def ready(self, partition: int) -> PartitionStates:
         """The partition's states, loading them first if this is the first touch."""
         if partition not in self._states:
@@ -128,7 +136,9 @@ class OrderStates:
         return sum(1 for by_id in self._states.values() for s in by_id.orders.values()
                    if s.status is not None and not is_terminal(s))
 
-    async def _load(self, partition: int) -> None:
+    async def _load(self, partition: int, after: Sequence[Delivery] = ()) -> None:
+        if after:
+            await asyncio.wait(after)
         records = await self._read_with_retry(partition)
         where = f"{self._reader.topic}[{partition}]"
         folded = fold_partition(where, records, self._decode)

@@ -25,6 +25,13 @@ Clock = Callable[[], datetime]
 Delivery = asyncio.Future[Any]
 
 
+def failure_of(done: Delivery) -> BaseException | None:
+    """Why a finished delivery failed; None if it succeeded."""
+    if done.cancelled():
+        return asyncio.CancelledError("the delivery was cancelled")
+    return done.exception()
+
+
 class Outbox(Protocol):
     """Produces records; each call returns once the records are enqueued, with their futures."""
 

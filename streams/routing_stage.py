@@ -55,7 +55,7 @@ class RoutingStage:
         try:
             await self._venues.all_venues()
             report = self._report(work)
-            await self._outbox.command(report)
+            await (await self._outbox.command(report))
         except Exception:  # the order's watchdog re-drives routing; nothing is lost
             log.exception("routing %s attempt %d failed", work.order_id, work.attempt)
 

@@ -5,7 +5,7 @@ settles, a clock the test moves, a partition's states, venues that answer at onc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,9 +86,21 @@ class FakeStates:
 
     def __init__(self) -> None:
         self.partitions: dict[int, PartitionStates] = {}
+        self.reloads: list[int] = []
+        self.stored: dict[int, PartitionStates] = {}  # what a reload folds (the test sets it)
 
     async def ready(self, partition: int) -> PartitionStates:
         return self.partitions.setdefault(partition, PartitionStates())
+
+    def revoke(self, partitions: Iterable[int]) -> set[str]:
+        return {order for p in partitions
+                for order in self.partitions.pop(p, PartitionStates()).orders}
+
+    def reload(self, partition: int, after: Sequence[Delivery]) -> set[str]:
+        self.reloads.append(partition)
+        dropped = self.partitions.pop(partition, PartitionStates())
+        self.partitions[partition] = self.stored.get(partition, PartitionStates())
+        return set(dropped.orders)
 
 
 class InstantVenues:

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI
 from api import health, metrics, orders, projections_api, queries, quotes
 from api.deps import Edge
 from api.errors import install_error_handlers
+from api.legacy_routes import install_legacy_routes
 from api.live import router as live
 from api.query_params import only_declared_query
 
@@ -45,6 +46,7 @@ def create_app(open_edge: OpenEdge, *, read_side: bool = True) -> FastAPI:
         dependencies=[Depends(only_declared_query)],
     )
     install_error_handlers(app)
+    install_legacy_routes(app, read_side=read_side)  # first: see api.legacy_routes
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(quotes.router)

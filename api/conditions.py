@@ -2,7 +2,7 @@
 
 Consumes the text a client sent for `limitPrice`, `timeInForce`, `expiresAt`, `trigger`,
 `minLiquidityUsd` and `maxPrice`, the order type and the time now; produces `Conditions`, or
-a 422 per offending field (through a `Collector`, so every one is named in one answer).
+a 400 per offending field (through a `Collector`, so every one is named in one answer).
 
 - limit:  `limitPrice` is required: the least tokenOut per 1 tokenIn the order's own size must
   fetch, net of fees and impact, for it to execute (e.g. SOL->USDC "185.5").

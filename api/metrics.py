@@ -97,6 +97,12 @@ def _queries(schema: str) -> _Queries:
     return _Queries(schema)
 
 
+async def order_figures(conn: Any, schema: str) -> dict[str, Any]:
+    """The order figures of `GET /api/metrics` (counts by status and type, venue share,
+    success rate, lifecycle), read from `schema`'s read model on `conn`."""
+    return await _queries(schema).orders(conn)
+
+
 class _Queries:
     def __init__(self, schema: str) -> None:
         orders = sql.Identifier(schema, "orders")

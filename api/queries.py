@@ -12,7 +12,7 @@ one psycopg pool (`ReadDep`) and the token registry (`EdgeDep`); produces:
                                     (created_at, order_id) behind an opaque `cursor`;
 - `GET /api/orders/{id}/events`     the audit trail in seq order, with topic/partition/offset.
 
-A bad parameter is a 422 naming it (`api.errors` body); so is an unknown one (the app-wide
+A bad parameter is a 400 naming it (`api.errors` body); so is an unknown one (the app-wide
 policy of `api.query_params`: a mistyped filter would otherwise silently list everything).
 While PostgreSQL is out of reach every route answers 503 with Retry-After (`api.errors`).
 Times without an offset are UTC.
@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Final
-from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Query
@@ -45,16 +44,20 @@ from api.errors import (
     invalid,
 )
 from api.fields import Collector, resolve_token, shown
+from api.order_ids import order_id_or_404
 from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order_view
 from domain.orders.evolve import fold
 from domain.orders.status import OrderStatus, OrderType
+from domain.quotes import SPLIT
 from domain.tokens import TokenRegistry
+from domain.venues import VENUES as REGISTERED_VENUES
 from readmodel.event_json import EventReader
 from readmodel.rows import ORDER_COLUMNS, order_row, row_mapping
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
-VENUES: Final = ("raydium", "meteora", "split")
+VENUES: Final = (*REGISTERED_VENUES.names, SPLIT)  # what an order's `venue` column can hold
+_VENUE_DOC: Final = f"{', '.join(VENUES[:-1])} or {VENUES[-1]}."
 _STATUS_DOC: Final = "One or more statuses: repeat the parameter or separate with commas."
 _TOKEN_DOC: Final = "Symbol or mint."
 _FROM: Final = "ISO 8601, inclusive; UTC when it has no offset."
@@ -78,7 +81,7 @@ async def list_orders(
     order_type: Annotated[str | None, Query(alias="orderType")] = None,
     token_in: Annotated[str | None, Query(alias="tokenIn", description=_TOKEN_DOC)] = None,
     token_out: Annotated[str | None, Query(alias="tokenOut", description=_TOKEN_DOC)] = None,
-    venue: Annotated[str | None, Query(description="raydium, meteora or split.")] = None,
+    venue: Annotated[str | None, Query(description=_VENUE_DOC)] = None,
     created_from: Annotated[str | None, Query(alias="createdFrom", description=_FROM)] = None,
     created_to: Annotated[str | None, Query(alias="createdTo", description=_TO)] = None,
     limit: Annotated[str | None, Query(description=_LIMIT_DOC)] = None,
@@ -118,7 +121,7 @@ async def get_order(
     read: ReadDep,
     as_of: Annotated[str | None, Query(alias="asOf", description="ISO 8601 time.")] = None,
 ) -> OrderView:
-    canonical = _order_id(order_id)
+    canonical = order_id_or_404(order_id)
     moment = _instant("asOf", as_of)
     statements = _statements(read.schema)
     if moment is None:
@@ -139,7 +142,7 @@ async def get_order(
             summary="The order's audit trail, with Kafka coordinates",
             responses={**_NOT_FOUND, **_READ_ERRORS})
 async def get_order_events(order_id: str, read: ReadDep) -> AuditTrail:
-    canonical = _order_id(order_id)
+    canonical = order_id_or_404(order_id)
     rows = await _fetch(read.pool, _statements(read.schema).events, (canonical,))
     if not rows:
         raise _unknown(canonical)
@@ -255,13 +258,6 @@ def _instant(field: str, text: str | None) -> datetime | None:
         raise invalid(field, f"{shown(text)} is not an ISO 8601 time "
                              "(e.g. 2025-01-06T09:30:00Z)") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _order_id(text: str) -> str:
-    try:
-        return str(UUID(text))
-    except ValueError:
-        raise invalid("orderId", f"{shown(text)} is not an order id (a UUID)") from None
 
 
 def _unknown(order_id: str) -> ApiError:

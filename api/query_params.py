@@ -1,4 +1,4 @@
-"""One policy for query parameters across the HTTP edge: a parameter no route declares is a 422.
+"""One policy for query parameters across the HTTP edge: a parameter no route declares is a 400.
 
 Consumes each request and the route FastAPI matched; produces nothing, or `InvalidRequest`
 naming every parameter the route does not know, before any value is checked: a mistyped
@@ -19,7 +19,7 @@ from api.errors import FieldError, InvalidRequest
 
 
 async def only_declared_query(connection: HTTPConnection) -> None:
-    """The app-wide dependency: raise 422 if the query names a parameter the route lacks.
+    """The app-wide dependency: raise a 400 if the query names a parameter the route lacks.
 
     Takes an `HTTPConnection` because app-wide dependencies also run for WebSocket routes,
     which this leaves alone (they close with 4400 naming a bad parameter themselves)."""

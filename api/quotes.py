@@ -6,7 +6,7 @@ winner (a venue, or "split"), the legs, the reason, and the price. Every amount 
 twice, as an exact human decimal string and as integer base units in a string (base units
 exceed 2**53, which JSON numbers cannot carry exactly in most clients). The parameters are
 checked like an order's fields, with the same messages; a parameter the route does not
-declare is a 422 naming it (`api.query_params`, the policy of every route).
+declare is a 400 naming it (`api.query_params`, the policy of every route).
 """
 
 from __future__ import annotations

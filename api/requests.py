@@ -4,8 +4,8 @@ Consumes a raw request body (bytes) and the token registry; produces an `OrderRe
 (tokens resolved, amount in integer base units, slippage in whole bps) or raises an
 `ApiError` naming every offending field. The shapes are kept apart:
 - `OrderRequestBody`: the JSON as sent, canonical names plus the aliases older clients use
-  (`amount`; `slippage` as a fraction; `slippageTolerance` as a percent); it also documents
-  the body in OpenAPI;
+  (`amount`; `slippage` as a fraction; `slippageTolerance` as a percent; `targetPrice` for
+  `limitPrice`); it also documents the body in OpenAPI;
 - `OrderRequest`: the validated, internal form the router turns into an `ExecuteOrder`;
 - the response shapes, which live with their routers.
 
@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from api.bodies import read_object, validated
 from api.conditions import ConditionFields, Conditions, parse_conditions
-from api.errors import InvalidRequest, invalid
+from api.errors import FieldError, InvalidRequest, invalid
 from api.exact_json import JsonNumber
 from api.fields import (
     MAX_SLIPPAGE_BPS,
@@ -49,6 +49,7 @@ from domain.orders.status import OrderType
 from domain.tokens import Token, TokenRegistry
 
 DEFAULT_SLIPPAGE_BPS: Final = 50
+TARGET_PRICE: Final = "targetPrice"  # older clients' name of limitPrice
 # A base58 mint address: what a token not yet in the registry must be spelled as.
 _MINT = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}", re.ASCII)
 
@@ -145,6 +146,9 @@ class OrderRequestBody(BaseModel):
         description='limit: execute once the order\'s own size fetches at least this many '
         'tokenOut per 1 tokenIn, net of fees and impact (e.g. SOL->USDC "185.5").',
     )
+    target_price: NumberText | None = Field(
+        None, alias="targetPrice", description="Alias of limitPrice (older clients)."
+    )
     time_in_force: str | None = Field(
         None, alias="timeInForce", description="GTC (default) or GTD (needs expiresAt)."
     )
@@ -169,7 +173,8 @@ class OrderRequestBody(BaseModel):
     )
 
     def conditions(self) -> ConditionFields:
-        return ConditionFields(self.limit_price, self.time_in_force, self.expires_at,
+        limit_price = self.target_price if self.limit_price is None else self.limit_price
+        return ConditionFields(limit_price, self.time_in_force, self.expires_at,
                                self.trigger, self.min_liquidity_usd, self.max_price)
 
 
@@ -270,12 +275,28 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
         amount_in = found.check(lambda: amount_units(*amount, token_in))
     slippage_bps = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
-    conditions = parse_conditions(order_type, body.conditions(), now, found)
+    conditions = _conditions(order_type, body, now, found)
     if found.errors:
         raise InvalidRequest(found.errors)
     assert order_type is not None and token_in is not None and token_out is not None
     assert amount_in is not None and slippage_bps is not None and conditions is not None
     return OrderRequest(order_type, token_in, token_out, amount_in, slippage_bps, key, conditions)
+
+
+def _conditions(order_type: OrderType | None, body: OrderRequestBody, now: datetime,
+                found: Collector) -> Conditions | None:
+    """The conditional terms. `targetPrice` (older clients) stands for `limitPrice`; what is
+    wrong with it is reported under the name the client sent."""
+    if body.target_price is not None and body.limit_price is not None:
+        found.errors.append(FieldError(
+            TARGET_PRICE, "is an alias of limitPrice; give one of them, not both"))
+    before = len(found.errors)
+    conditions = parse_conditions(order_type, body.conditions(), now, found)
+    if body.target_price is not None and body.limit_price is None:
+        found.errors[before:] = [FieldError(TARGET_PRICE, error.message)
+                                 if error.field == "limitPrice" else error
+                                 for error in found.errors[before:]]
+    return conditions
 
 
 def _order_type(value: str | None) -> OrderType:

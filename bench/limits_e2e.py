@@ -37,8 +37,8 @@ from domain.orders.commands import ExecuteOrder
 from domain.orders.events import OrderTriggered, OrderWaiting, TransactionSubmitted
 from domain.orders.signatures import b58encode
 from domain.orders.status import OrderType, Trigger
-from domain.pools import RaydiumPool
 from domain.tokens import SOL, USDC, Token
+from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
 from producers.publisher import MarketPublisher
 from schemas.codec import Codec

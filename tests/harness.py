@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from domain.orders.events import Event
 from oee.settings import Settings
 from schemas.codec import Codec
+from schemas.errors import CodecError
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
@@ -82,6 +83,7 @@ class EventLog:
         self._settings = settings
         self._codec = Codec.load()
         self.by_order: dict[str, list[Event]] = defaultdict(list)
+        self.undecodable: list[tuple[int, int]] = []  # (partition, offset) of garbage records
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventLog:
@@ -101,7 +103,11 @@ class EventLog:
 
     async def _follow(self) -> None:
         async for record in self._consumer:
-            event = self._codec.decode_event(record.value)
+            try:
+                event = self._codec.decode_event(record.value)
+            except CodecError:  # a test put garbage into the store on purpose
+                self.undecodable.append((record.partition, record.offset))
+                continue
             self.by_order[event.order_id].append(event)
 
     def types(self, order_id: str) -> list[str]:

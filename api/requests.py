@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
@@ -30,22 +31,26 @@ from pydantic_core import PydanticCustomError
 
 from api.bodies import read_object, validated
 from api.conditions import ConditionFields, Conditions, parse_conditions
-from api.errors import InvalidRequest, invalid
+from api.errors import FieldError, InvalidRequest, invalid
 from api.exact_json import JsonNumber
 from api.fields import (
-    MAX_SLIPPAGE_BPS,
-    MIN_SLIPPAGE_BPS,
     SLIPPAGE_BPS,
     SLIPPAGE_FRACTION,
     SLIPPAGE_PERCENT,
     Collector,
     amount_units,
-    check_distinct,
     check_idempotency_key,
     resolve_token,
     shown,
 )
-from domain.orders.status import OrderType
+from domain.orders.rules import (
+    MAX_SLIPPAGE_BPS,
+    MAX_TOKEN_DECIMALS,
+    MIN_SLIPPAGE_BPS,
+    decimals_problem,
+    order_errors,
+)
+from domain.orders.status import OrderType, TimeInForce, Trigger
 from domain.tokens import Token, TokenRegistry
 
 DEFAULT_SLIPPAGE_BPS: Final = 50
@@ -261,21 +266,48 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
     order_type = found.check(lambda: _order_type(body.order_type))
     token_in = found.check(lambda: resolve_token("tokenIn", body.token_in, registry))
     token_out = found.check(lambda: _token_out(body, order_type, registry))
-    if token_in is not None and token_out is not None:
-        found.check(lambda: check_distinct(token_in, token_out))
     amount = found.check(lambda: _amount_field(body))
     # Without a known tokenIn its decimals are unknown; the token error is reported already.
     amount_in = None
     if amount is not None and token_in is not None:
         amount_in = found.check(lambda: amount_units(*amount, token_in))
-    slippage_bps = found.check(lambda: _slippage_bps(body))
+    slippage = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
-    conditions = parse_conditions(order_type, body.conditions(), now, found)
+    conditions, unreadable = parse_conditions(body.conditions(), found)
+    values: dict[str, object] = dict(conditions)
+    if token_in is not None and token_out is not None:
+        values |= {"tokenIn": token_in.mint, "tokenOut": token_out.mint,
+                   "tokenInDecimals": token_in.decimals, "tokenOutDecimals": token_out.decimals}
+    if amount_in is not None:
+        values["amountIn"] = amount_in
+    if slippage is not None:
+        values["slippageBps"] = slippage[1]
+    if order_type is not None:
+        # The rule book names fields canonically; the answer names them as the client did.
+        spelled = {"amountIn": amount[0] if amount else "amountIn",
+                   "slippageBps": slippage[0] if slippage else SLIPPAGE_BPS.name}
+        for error in order_errors(order_type, values, now=now, unreadable=unreadable):
+            found.errors.append(FieldError(spelled.get(error.field, error.field), error.message))
     if found.errors:
         raise InvalidRequest(found.errors)
     assert order_type is not None and token_in is not None and token_out is not None
-    assert amount_in is not None and slippage_bps is not None and conditions is not None
-    return OrderRequest(order_type, token_in, token_out, amount_in, slippage_bps, key, conditions)
+    assert amount_in is not None and slippage is not None
+    return OrderRequest(order_type, token_in, token_out, amount_in, slippage[1], key,
+                        _conditions(conditions))
+
+
+def _conditions(values: dict[str, object]) -> Conditions:
+    limit_price, minimum, max_price = (values.get(name) for name in
+                                       ("limitPrice", "minLiquidityUsd", "maxPrice"))
+    time_in_force, expires_at, trigger = (values.get(name) for name in
+                                          ("timeInForce", "expiresAt", "trigger"))
+    assert limit_price is None or isinstance(limit_price, Decimal)
+    assert minimum is None or isinstance(minimum, Decimal)
+    assert max_price is None or isinstance(max_price, Decimal)
+    assert expires_at is None or isinstance(expires_at, datetime)
+    assert trigger is None or isinstance(trigger, Trigger)
+    return Conditions(limit_price, time_in_force if isinstance(time_in_force, TimeInForce)
+                      else TimeInForce.GTC, expires_at, trigger, minimum, max_price)
 
 
 def _order_type(value: str | None) -> OrderType:
@@ -310,8 +342,13 @@ def _token_out(body: OrderRequestBody, order_type: OrderType | None,
 def _decimals(text: str | None) -> int | None:
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit() and len(text) <= 2 and int(text) <= 18):
-        raise invalid("tokenOutDecimals", f"{shown(text)} is not a whole number from 0 to 18")
+    problem = None
+    if not (text.isascii() and text.isdigit() and len(text) <= 3):
+        problem = f"{shown(text)} is not a whole number from 0 to {MAX_TOKEN_DECIMALS}"
+    else:
+        problem = decimals_problem(int(text))  # before a Token is built with them
+    if problem is not None:
+        raise invalid("tokenOutDecimals", problem)
     return int(text)
 
 
@@ -326,20 +363,21 @@ def _amount_field(body: OrderRequestBody) -> tuple[str, str]:
     return field, text
 
 
-def _slippage_bps(body: OrderRequestBody) -> int:
+def _slippage_bps(body: OrderRequestBody) -> tuple[str, int]:
+    """(the field the client used, whole bps); the range is the rule book's."""
     given = _given({
         SLIPPAGE_BPS.name: body.slippage_bps,
         SLIPPAGE_FRACTION.name: body.slippage,
         SLIPPAGE_PERCENT.name: body.slippage_tolerance,
     })
     if not given:
-        return DEFAULT_SLIPPAGE_BPS
+        return SLIPPAGE_BPS.name, DEFAULT_SLIPPAGE_BPS
     if len(given) > 1:
         first, second, *_ = given
         raise invalid(second, f"sets the same slippage as {first}, in other units; give only one")
     ((name, text),) = given.items()
     spec = next(s for s in (SLIPPAGE_BPS, SLIPPAGE_FRACTION, SLIPPAGE_PERCENT) if s.name == name)
-    return spec.bps(text)
+    return name, spec.bps(text)
 
 
 def _client_order_id(value: str | None) -> str | None:

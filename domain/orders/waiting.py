@@ -4,6 +4,7 @@
   expires at once if its GTD time has already passed when the writer gets to it;
 - a trigger report that meets the order's terms fires it: `OrderTriggered`, then the first
   attempt's `RoutingStarted`, so routing and execution are a market order's from there on;
+  a trigger report decided at or after a GTD order's `expires_at` expires it instead;
 - `ObservePrice` records a new best price of a waiting order (`PriceObserved`);
 - `ExpiryDue` ends a GTD order whose time is up while no transaction of it exists.
 
@@ -46,6 +47,12 @@ def on_trigger(
     if state.status is not OrderStatus.WAITING:
         return ()
     terms = _terms(state)
+    if terms.expired_at(stamp.now):
+        # The time in force has ended: no trade may start after it (issue 10). Expiring now
+        # is the very event the ExpiryDue timer would decide (same seq, same id), so a timer
+        # that is late (a crash, a busy wheel) changes nothing; waiting for it instead would
+        # leave an order that cannot trade any more shown as waiting.
+        return (_expired(terms, stamp),)
     if isinstance(report, PriceReached):
         if terms.limit_price is None or not limit_reached(terms.limit_price, report.observed_price):
             return ()

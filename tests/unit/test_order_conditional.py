@@ -303,6 +303,27 @@ def test_an_order_executing_when_its_time_runs_out_is_seen_through() -> None:
     assert isinstance(order.send(confirmation())[-1], OrderConfirmed)
 
 
+@pytest.mark.parametrize("late", [timedelta(0), timedelta(seconds=1), timedelta(days=1)])
+@pytest.mark.parametrize("order_type", [OrderType.LIMIT, OrderType.SNIPER])
+def test_a_trigger_after_a_gtd_order_expired_expires_it_instead_of_trading(
+    order_type: OrderType, late: timedelta
+) -> None:
+    # Issue 10: the time in force has ended, so no trade may start, even if the ExpiryDue
+    # timer has not been delivered yet (a crash, a slow timer wheel).
+    report = reached("200") if order_type is OrderType.LIMIT else pool_fired()
+    order = Order(gtd(order_type))
+    events = order.send(report, at=EXPIRES + late)
+
+    assert kinds(events) == ["OrderExpired"]
+    assert order.state.status is OrderStatus.EXPIRED
+    assert order.send(expiry_due(), at=EXPIRES + late) == ()  # the timer then finds it ended
+
+
+def test_a_trigger_just_before_the_expiry_still_fires() -> None:
+    events = Order(gtd()).send(reached("200"), at=EXPIRES - timedelta(microseconds=1))
+    assert kinds(events) == ["OrderTriggered", "RoutingStarted"]
+
+
 def test_a_gtc_order_never_expires() -> None:
     assert Order(execute()).send(expiry_due(), at=EXPIRES + timedelta(days=365)) == ()
 
@@ -401,7 +422,7 @@ def expected_end(sequence: list[str]) -> str | None:
     phase = "waiting"
     for racer in sequence:
         if racer == "trigger" and phase == "waiting":
-            phase = "routing"
+            return "OrderExpired"  # the expiry is due throughout: a late trigger expires it
         elif racer == "route" and phase == "routing":
             phase = "building"
         elif racer == "submitted" and phase == "building":

@@ -26,6 +26,10 @@ from domain.orders.status import SNIPER_TRIGGERS, TimeInForce, Trigger
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 _MAX_CHARS: Final = 64
 _TIME_EXAMPLE: Final = '"2025-03-01T12:00:00Z"'
+# The client's name of each conditional term -> the terms' field name.
+_FIELD: Final = {"limitPrice": "limit_price", "maxPrice": "max_price",
+                 "minLiquidityUsd": "min_liquidity_usd", "timeInForce": "time_in_force",
+                 "expiresAt": "expires_at", "trigger": "trigger"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,30 +58,10 @@ class ConditionFields:
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class Conditions:
-    """The validated conditional terms; the defaults are a market order's."""
-
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
-    expires_at: datetime | None = None
-    trigger: Trigger | None = None
-    min_liquidity_usd: Decimal | None = None
-    max_price: Decimal | None = None
-
-    def fingerprint(self) -> tuple[str, ...]:
-        """Spelling-independent: "185.50" and 185.5 are one limit."""
-        return tuple(
-            "" if value is None else format(value.normalize(), "f")
-            if isinstance(value, Decimal) else str(value)
-            for value in (self.limit_price, self.time_in_force, self.expires_at, self.trigger,
-                          self.min_liquidity_usd, self.max_price)
-        )
-
-
 def parse_conditions(fields: ConditionFields,
                      found: Collector) -> tuple[dict[str, object], frozenset[str]]:
-    """(the values of the conditional terms given, the names of those given but unreadable)."""
+    """(the values of the conditional terms given, the names of those given but unreadable),
+    both keyed by the terms' field names (`limit_price`...)."""
     values: dict[str, object] = {}
     readers = {"limitPrice": lambda text: _decimal("limitPrice", text, "a price"),
                "maxPrice": lambda text: _decimal("maxPrice", text, "a price"),
@@ -89,11 +73,11 @@ def parse_conditions(fields: ConditionFields,
         text = fields.text(name)
         value = found.check(lambda read=readers[name], text=text: read(text))  # type: ignore[misc]
         if value is None:
-            unreadable.add(name)
+            unreadable.add(_FIELD[name])
         else:
-            values[name] = value
-    if "timeInForce" not in fields.given("timeInForce") and "expiresAt" in fields.given("expiresAt"):
-        values["timeInForce"] = TimeInForce.GTD  # expiresAt alone means GTD
+            values[_FIELD[name]] = value
+    if not fields.given("timeInForce") and fields.given("expiresAt"):
+        values["time_in_force"] = TimeInForce.GTD  # expiresAt alone means GTD
     return values, frozenset(unreadable)
 
 

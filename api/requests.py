@@ -21,7 +21,7 @@ with `tokenOutDecimals` (read from the mint account, as a wallet does).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final
@@ -30,9 +30,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, W
 from pydantic_core import PydanticCustomError
 
 from api.bodies import read_object, validated
-from api.conditions import ConditionFields, Conditions, parse_conditions
+from api.conditions import ConditionFields, parse_conditions
 from api.errors import FieldError, InvalidRequest, invalid
 from api.exact_json import JsonNumber
+from schemas.records import camel
 from api.fields import (
     SLIPPAGE_BPS,
     SLIPPAGE_FRACTION,
@@ -50,7 +51,8 @@ from domain.orders.rules import (
     decimals_problem,
     order_errors,
 )
-from domain.orders.status import OrderType, TimeInForce, Trigger
+from domain.orders.status import OrderType
+from domain.orders.terms import TERMS_OF_TYPE, OrderTerms
 from domain.tokens import Token, TokenRegistry
 
 DEFAULT_SLIPPAGE_BPS: Final = 50
@@ -220,15 +222,18 @@ class CancelRequestBody(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """A valid order request: resolved tokens, base units, whole bps."""
+    """A valid order request: its terms (resolved tokens, base units, whole bps), mapped from
+    the body once; the router only adds the idempotency key."""
 
-    order_type: OrderType
-    token_in: Token
-    token_out: Token
-    amount_in: int
-    slippage_bps: int
-    client_order_id: str | None = None
-    conditions: Conditions = field(default_factory=Conditions)
+    terms: OrderTerms
+
+    @property
+    def order_type(self) -> OrderType:
+        return self.terms.order_type
+
+    @property
+    def client_order_id(self) -> str | None:
+        return self.terms.client_order_id
 
     def fingerprint(self) -> tuple[object, ...]:
         """What makes two requests "the same order" under one idempotency key.
@@ -236,14 +241,10 @@ class OrderRequest:
         The key itself is left out (it is what is being compared), and spelling does not
         matter: `"amount": 1.5` and `"amountIn": "1.50"` are the same order.
         """
-        return (
-            self.order_type.value,
-            self.token_in.mint,
-            self.token_out.mint,
-            self.amount_in,
-            self.slippage_bps,
-            *self.conditions.fingerprint(),
-        )
+        terms = replace(self.terms, client_order_id=None)
+        return (self.order_type.value, *(
+            format(value.normalize(), "f") if isinstance(value, Decimal) else value
+            for value in (getattr(terms, f.name) for f in fields(terms))))
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -273,41 +274,31 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
         amount_in = found.check(lambda: amount_units(*amount, token_in))
     slippage = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
-    conditions, unreadable = parse_conditions(body.conditions(), found)
-    values: dict[str, object] = dict(conditions)
+    values, unreadable = parse_conditions(body.conditions(), found)
     if token_in is not None and token_out is not None:
-        values |= {"tokenIn": token_in.mint, "tokenOut": token_out.mint,
-                   "tokenInDecimals": token_in.decimals, "tokenOutDecimals": token_out.decimals}
+        values |= {"token_in": token_in.mint, "token_out": token_out.mint,
+                   "token_in_symbol": token_in.symbol, "token_out_symbol": token_out.symbol,
+                   "token_in_decimals": token_in.decimals,
+                   "token_out_decimals": token_out.decimals}
     if amount_in is not None:
-        values["amountIn"] = amount_in
+        values["amount_in"] = amount_in
     if slippage is not None:
-        values["slippageBps"] = slippage[1]
+        values["slippage_bps"] = slippage[1]
     if order_type is not None:
-        # The rule book names fields canonically; the answer names them as the client did.
-        spelled = {"amountIn": amount[0] if amount else "amountIn",
-                   "slippageBps": slippage[0] if slippage else SLIPPAGE_BPS.name}
+        # The rule book names fields as the terms do; the answer names them as the client did.
+        spelled = {"amount_in": amount[0] if amount else "amountIn",
+                   "slippage_bps": slippage[0] if slippage else SLIPPAGE_BPS.name}
         for error in order_errors(order_type, values, now=now, unreadable=unreadable):
-            found.errors.append(FieldError(spelled.get(error.field, error.field), error.message))
+            found.errors.append(FieldError(spelled.get(error.field, camel(error.field)),
+                                           error.message))
     if found.errors:
         raise InvalidRequest(found.errors)
-    assert order_type is not None and token_in is not None and token_out is not None
-    assert amount_in is not None and slippage is not None
-    return OrderRequest(order_type, token_in, token_out, amount_in, slippage[1], key,
-                        _conditions(conditions))
-
-
-def _conditions(values: dict[str, object]) -> Conditions:
-    limit_price, minimum, max_price = (values.get(name) for name in
-                                       ("limitPrice", "minLiquidityUsd", "maxPrice"))
-    time_in_force, expires_at, trigger = (values.get(name) for name in
-                                          ("timeInForce", "expiresAt", "trigger"))
-    assert limit_price is None or isinstance(limit_price, Decimal)
-    assert minimum is None or isinstance(minimum, Decimal)
-    assert max_price is None or isinstance(max_price, Decimal)
-    assert expires_at is None or isinstance(expires_at, datetime)
-    assert trigger is None or isinstance(trigger, Trigger)
-    return Conditions(limit_price, time_in_force if isinstance(time_in_force, TimeInForce)
-                      else TimeInForce.GTC, expires_at, trigger, minimum, max_price)
+    assert order_type is not None
+    terms_type = TERMS_OF_TYPE[order_type]
+    takes = {f.name for f in fields(terms_type)}
+    # Only a GTC timeInForce on a market order is left out here: the rule book let it pass.
+    given: dict[str, Any] = {name: value for name, value in values.items() if name in takes}
+    return OrderRequest(terms_type(**given, client_order_id=key))
 
 
 def _order_type(value: str | None) -> OrderType:

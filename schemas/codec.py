@@ -6,13 +6,15 @@ topics (market events): a 2-byte header + Avro binary.
     rest     the record, Avro binary without a container (fastavro's schemaless format)
 
 A record is read with the schema version it was written with and resolved to the current
-schema, so every committed version (schemas/history) stays readable. The caller builds one
+schema, Avro resolution and the upcasters of `schemas.upcasts` taking turns (what resolution
+cannot express, such as flat fields becoming a nested record), so every committed version
+(schemas/history) stays readable. The caller builds one
 `Codec` at startup (`Codec.load()`): schemas are parsed and the messages mapped once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, cast, get_args
@@ -32,6 +34,7 @@ from schemas.errors import (
     UnknownSchemaVersion,
 )
 from schemas.records import RecordMapping, camel, json_converter, record_mapping
+from schemas.upcasts import UPCASTS, NotUpcastable, Upcast
 from schemas.versions import Schema, SchemaHistory, load_history
 
 __all__ = [
@@ -85,8 +88,10 @@ class Codec:
         market = market or load_history(MARKET_SCHEMA)
         event_envelope = _EVENT_BASE | {"type", "schema_version", "payload"}
         command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
-        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope)
-        self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope)
+        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope,
+                                 UPCASTS.get(events.name, {}))
+        self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope,
+                                   UPCASTS.get(commands.name, {}))
         # Work items have no envelope of their own: the whole item is the payload.
         self._work = _Contract(work, get_args(Work), frozenset(), _WORK_ENVELOPE)
         self._market = _Contract(market, MARKET_EVENT_TYPES, _MARKET_BASE,
@@ -242,15 +247,17 @@ class _Contract:
         types: Sequence[type[Any]],
         base: frozenset[str],
         envelope: frozenset[str],
+        upcasts: Mapping[int, Upcast] | None = None,
     ) -> None:
         self.name = history.name
         self.version = history.current_version
         self._header = bytes((MAGIC, self.version))
         named: dict[str, Any] = {}
         self.schema = cast(Schema, parse_schema(history.current, named_schemas=named))
-        self._readers = {
-            version: self._reader(schema) for version, schema in history.versions.items()
-        }
+        self._parsed = {version: cast(Schema, parse_schema(schema))
+                        for version, schema in history.versions.items()}
+        self._upcasts = {v: f for v, f in (upcasts or {}).items() if v < self.version}
+        self._readers = {version: self._reader(version) for version in history.versions}
         fields = {field["name"]: field["type"] for field in self.schema["fields"]}
         if set(fields) != {camel(name) for name in envelope}:
             raise SchemaMismatch(f"{self.name}: envelope fields {sorted(fields)}")
@@ -262,15 +269,36 @@ class _Contract:
         self._by_class = {mapping.cls: mapping for mapping in mappings}
         self._by_name = {mapping.fullname: mapping for mapping in mappings}
 
-    def _reader(self, writer: Schema) -> Callable[[BytesIO], Any]:
-        parsed = cast(Schema, parse_schema(writer))
+    def _stop(self, version: int) -> int:
+        """How far Avro resolution takes a record of `version`: to the first version with an
+        upcaster (which resolution cannot replace), else to the current one."""
+        return min((v for v in self._upcasts if v >= version), default=self.version)
+
+    def _reader(self, version: int) -> Callable[[BytesIO], Any]:
+        writer, target = self._parsed[version], self._parsed[self._stop(version)]
         # Resolving schemas costs time on every read: skip it when nothing changed.
-        reader_schema = None if parsed == self.schema else self.schema
+        reader_schema = None if writer == target else target
 
         def read(buffer: BytesIO) -> Any:
-            return schemaless_reader(buffer, parsed, reader_schema, True, True)
+            return schemaless_reader(buffer, writer, reader_schema, True, True)
 
         return read
+
+    def _upcast(self, version: int, record: dict[str, Any]) -> dict[str, Any]:
+        """`record`, read up to `_stop(version)`, in the shape of the current version."""
+        at = self._stop(version)
+        while at < self.version:
+            record = self._upcasts[at](record)
+            at += 1
+            stop = self._stop(at)
+            if stop != at:  # resolution again, up to the next upcaster (re-encoded: rare)
+                buffer = BytesIO()
+                schemaless_writer(buffer, self._parsed[at], record)
+                buffer.seek(0)
+                record = schemaless_reader(buffer, self._parsed[at], self._parsed[stop],
+                                           True, True)  # type: ignore[assignment]
+                at = stop
+        return record
 
     def mapping_of(self, message: Any) -> RecordMapping:
         mapping = self._by_class.get(type(message))
@@ -307,7 +335,10 @@ class _Contract:
             raise UndecodableRecord(
                 f"{self.name}: header v{data[1]} but schemaVersion {record['schemaVersion']}"
             )
-        return cast(dict[str, Any], record)
+        try:
+            return self._upcast(data[1], cast(dict[str, Any], record))
+        except NotUpcastable as error:
+            raise UndecodableRecord(f"{self.name} v{data[1]}: {error}") from error
 
     def payload_of(self, record: dict[str, Any]) -> tuple[RecordMapping, dict[str, Any]]:
         name, payload = record["payload"]

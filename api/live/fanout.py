@@ -247,5 +247,6 @@ class Fanout:
 
 
 def _tokens(event: OrderAccepted) -> frozenset[str]:
-    return frozenset({event.token_in, event.token_out,
-                      event.token_in_symbol.upper(), event.token_out_symbol.upper()})
+    terms = event.terms
+    return frozenset({terms.token_in, terms.token_out,
+                      terms.token_in_symbol.upper(), terms.token_out_symbol.upper()})

@@ -18,8 +18,8 @@ from typing import Final
 
 from domain.orders.commands import PoolTriggerFired
 from domain.orders.rules import MAX_PRICE_DIGITS
-from domain.orders.state import OrderTerms
 from domain.orders.status import Trigger
+from domain.orders.terms import SniperTerms
 
 __all__ = ["MAX_PRICE_DIGITS", "limit_reached", "liquidity_crossed", "liquidity_reached",
            "sniper_fires", "within_max_price"]
@@ -52,7 +52,7 @@ def liquidity_crossed(
     return previous_usd is None or not liquidity_reached(min_liquidity_usd, previous_usd)
 
 
-def sniper_fires(terms: OrderTerms, report: PoolTriggerFired) -> bool:
+def sniper_fires(terms: SniperTerms, report: PoolTriggerFired) -> bool:
     """Does a reported pool event meet the sniper's trigger, threshold and price guard?"""
     return (
         terms.trigger is report.trigger

@@ -56,13 +56,13 @@ from domain.orders.signatures import transaction_signature
 from domain.orders.stamps import Stamper
 from domain.orders.state import (
     OrderState,
-    OrderTerms,
     awaits_stage,
     is_interrupted,
     is_terminal,
     unanswered_failure,
 )
 from domain.orders.status import CANCELLABLE, AttemptStage, OrderStatus
+from domain.orders.terms import OrderTerms
 from domain.orders.validation import validate
 from domain.orders.waiting import first_steps, on_expiry, on_observed, on_trigger
 from domain.quotes import RoutingDecision
@@ -166,27 +166,9 @@ def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[E
         correlation_id=command.command_id,
         causation_id=command.command_id,
     )
-    accepted = OrderAccepted(
-        **stamp(),
-        order_type=command.order_type,
-        token_in=command.token_in,
-        token_out=command.token_out,
-        token_in_symbol=command.token_in_symbol,
-        token_out_symbol=command.token_out_symbol,
-        token_in_decimals=command.token_in_decimals,
-        token_out_decimals=command.token_out_decimals,
-        amount_in=command.amount_in,
-        slippage_bps=command.slippage_bps,
-        client_order_id=command.client_order_id,
-        limit_price=command.limit_price,
-        time_in_force=command.time_in_force,
-        expires_at=command.expires_at,
-        trigger=command.trigger,
-        min_liquidity_usd=command.min_liquidity_usd,
-        max_price=command.max_price,
-    )
+    accepted = OrderAccepted(**stamp(), terms=command.terms)
     # A market order starts routing at once; a conditional one waits for its trigger.
-    return accepted, *first_steps(OrderTerms.of(accepted), stamp)
+    return accepted, *first_steps(command.terms, stamp)
 
 
 # --- interrupted decisions -----------------------------------------------------------------

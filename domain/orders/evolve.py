@@ -32,7 +32,7 @@ from domain.orders.events import (
     TransactionBuilt,
     TransactionSubmitted,
 )
-from domain.orders.state import OrderState, OrderTerms, initial_state
+from domain.orders.state import OrderState, initial_state
 from domain.orders.transitions import next_status
 
 
@@ -91,7 +91,7 @@ def _check_attempt(state: OrderState, event: Event) -> None:
 def _fold_payload(state: OrderState, event: Event) -> OrderState:
     match event:
         case OrderAccepted():
-            return replace(state, terms=OrderTerms.of(event), correlation_id=event.correlation_id)
+            return replace(state, terms=event.terms, correlation_id=event.correlation_id)
         case RoutingStarted():
             # A new attempt: the previous attempt's route and transaction are dead.
             return replace(

@@ -27,8 +27,9 @@ from domain.orders.events import (
     RoutingStarted,
 )
 from domain.orders.stamps import Stamper
-from domain.orders.state import OrderState, OrderTerms
-from domain.orders.status import CANCELLABLE, OrderStatus, OrderType, Trigger
+from domain.orders.state import OrderState
+from domain.orders.status import CANCELLABLE, OrderStatus, Trigger
+from domain.orders.terms import LimitTerms, OrderTerms, SniperTerms
 
 
 def first_steps(terms: OrderTerms, stamp: Stamper) -> tuple[Event, ...]:
@@ -54,13 +55,14 @@ def on_trigger(
         # leave an order that cannot trade any more shown as waiting.
         return (_expired(terms, stamp),)
     if isinstance(report, PriceReached):
-        if terms.limit_price is None or not limit_reached(terms.limit_price, report.observed_price):
+        if not isinstance(terms, LimitTerms) or not limit_reached(terms.limit_price,
+                                                                   report.observed_price):
             return ()
         fired = OrderTriggered(**stamp(), trigger=Trigger.PRICE,
                                observed_price=report.observed_price,
                                market_event_id=report.market_event_id)
     else:
-        if terms.order_type is not OrderType.SNIPER or not sniper_fires(terms, report):
+        if not isinstance(terms, SniperTerms) or not sniper_fires(terms, report):
             return ()
         fired = OrderTriggered(**stamp(), trigger=report.trigger,
                                observed_price=report.observed_price, venue=report.venue,
@@ -87,8 +89,8 @@ def on_expiry(state: OrderState, stamp: Stamper) -> tuple[Event, ...]:
 
 
 def _expired(terms: OrderTerms, stamp: Stamper) -> OrderExpired:
-    assert terms.expires_at is not None  # expired_at() said so
-    return OrderExpired(**stamp(), expires_at=terms.expires_at)
+    assert terms.deadline is not None  # expired_at() said so
+    return OrderExpired(**stamp(), expires_at=terms.deadline)
 
 
 def _terms(state: OrderState) -> OrderTerms:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
+from tests.orders_support import execute_order
 from domain.orders.commands import ExecuteOrder
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.state import initial_state
@@ -18,8 +19,8 @@ from streams.event_store import EventStoreReader
 
 
 def accepted(order_id: str) -> ExecuteOrder:
-    return ExecuteOrder(command_id=str(uuid.uuid4()), order_id=order_id,
-                        issued_at=datetime.now(UTC), order_type=OrderType.MARKET,
+    return execute_order(command_id=str(uuid.uuid4()), order_id=order_id,
+                        issued_at=datetime.now(UTC),
                         token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL",
                         token_out_symbol="USDC", token_in_decimals=9, token_out_decimals=6,
                         amount_in=10**9, slippage_bps=50)
@@ -31,7 +32,7 @@ async def test_reading_a_partition_returns_every_event_in_offset_order(
     codec = Codec.load()
     producer = AIOKafkaProducer(bootstrap_servers=provisioned.kafka_bootstrap_servers)
     await producer.start()
-    written = []
+    written: list[object] = []
     try:
         for _ in range(5):
             order_id = str(uuid.uuid4())

@@ -71,7 +71,8 @@ async def test_the_largest_amount_an_avro_long_carries_is_accepted() -> None:
         response = await post(client, {"tokenIn": "SOL", "tokenOut": "USDC",
                                         "amountIn": format_amount(MAX_AMOUNT, SOL)})
     assert response.status_code == 201, response.text
-    assert [command.amount_in for command in sender.sent] == [MAX_AMOUNT]  # type: ignore[union-attr]
+    assert [command.terms.amount_in for command in sender.sent  # type: ignore[union-attr]
+            ] == [MAX_AMOUNT]
 
 
 @pytest.mark.parametrize("field", ["limitPrice", "maxPrice", "minLiquidityUsd"])

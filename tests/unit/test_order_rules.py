@@ -21,8 +21,9 @@ from domain.orders.rules import (
 from domain.orders.status import OrderType, TimeInForce, Trigger
 
 NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
-COMMON: dict[str, object] = {"tokenIn": "in", "tokenOut": "out", "amountIn": 10**9,
-                             "slippageBps": 50, "tokenInDecimals": 9, "tokenOutDecimals": 6}
+COMMON: dict[str, object] = {"token_in": "in", "token_out": "out", "amount_in": 10**9,
+                             "slippage_bps": 50, "token_in_decimals": 9,
+                             "token_out_decimals": 6}
 
 
 def fields(order_type: OrderType, **values: object) -> list[str]:
@@ -30,10 +31,10 @@ def fields(order_type: OrderType, **values: object) -> list[str]:
 
 
 @pytest.mark.parametrize(("name", "good", "bad"), [
-    ("amountIn", [1, MAX_AMOUNT], [0, MAX_AMOUNT + 1, 2**64 - 1]),
-    ("slippageBps", [MIN_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS], [0, MAX_SLIPPAGE_BPS + 1, 10_000]),
-    ("tokenInDecimals", [0, 18], [19, 255, -1]),
-    ("tokenOutDecimals", [0, 18], [19, 255]),
+    ("amount_in", [1, MAX_AMOUNT], [0, MAX_AMOUNT + 1, 2**64 - 1]),
+    ("slippage_bps", [MIN_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS], [0, MAX_SLIPPAGE_BPS + 1, 10_000]),
+    ("token_in_decimals", [0, 18], [19, 255, -1]),
+    ("token_out_decimals", [0, 18], [19, 255]),
 ])
 def test_one_range_per_rule(name: str, good: list[int], bad: list[int]) -> None:
     for value in good:
@@ -43,25 +44,25 @@ def test_one_range_per_rule(name: str, good: list[int], bad: list[int]) -> None:
 
 
 def test_errors_name_every_field_at_fault() -> None:
-    errors = order_errors(OrderType.LIMIT, {**COMMON, "slippageBps": 0, "maxPrice": Decimal(1),
-                                            "timeInForce": TimeInForce.GTD}, now=NOW)
-    assert {error.field for error in errors} == {"slippageBps", "maxPrice", "limitPrice",
-                                                 "expiresAt"}
+    errors = order_errors(OrderType.LIMIT, {**COMMON, "slippage_bps": 0, "max_price": Decimal(1),
+                                            "time_in_force": TimeInForce.GTD}, now=NOW)
+    assert {error.field for error in errors} == {"slippage_bps", "max_price", "limit_price",
+                                                 "expires_at"}
     assert all(isinstance(error, FieldError) and error.message for error in errors)
 
 
 def test_the_terms_of_each_order_type() -> None:
     later = NOW + timedelta(hours=1)
-    assert fields(OrderType.MARKET, limitPrice=Decimal(1)) == ["limitPrice"]
-    assert fields(OrderType.MARKET, timeInForce=TimeInForce.GTC) == []  # the default is no term
-    assert fields(OrderType.MARKET, timeInForce=TimeInForce.GTD, expiresAt=later) == [
-        "expiresAt", "timeInForce"]
-    assert fields(OrderType.LIMIT, limitPrice=Decimal(1)) == []
+    assert fields(OrderType.MARKET, limit_price=Decimal(1)) == ["limit_price"]
+    assert fields(OrderType.MARKET, time_in_force=TimeInForce.GTC) == []  # the default is no term
+    assert fields(OrderType.MARKET, time_in_force=TimeInForce.GTD, expires_at=later) == [
+        "expires_at", "time_in_force"]
+    assert fields(OrderType.LIMIT, limit_price=Decimal(1)) == []
     assert fields(OrderType.SNIPER, trigger=Trigger.PRICE) == ["trigger"]
-    assert fields(OrderType.SNIPER, trigger=Trigger.LIQUIDITY) == ["minLiquidityUsd"]
+    assert fields(OrderType.SNIPER, trigger=Trigger.LIQUIDITY) == ["min_liquidity_usd"]
     assert fields(OrderType.SNIPER, trigger=Trigger.POOL_CREATED) == []
-    assert fields(OrderType.LIMIT, limitPrice=Decimal(1), timeInForce=TimeInForce.GTD,
-                  expiresAt=NOW) == ["expiresAt"]  # not in the future
+    assert fields(OrderType.LIMIT, limit_price=Decimal(1), time_in_force=TimeInForce.GTD,
+                  expires_at=NOW) == ["expires_at"]  # not in the future
 
 
 @pytest.mark.parametrize(("text", "digits"), [

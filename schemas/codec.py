@@ -15,6 +15,7 @@ cannot express, such as flat fields becoming a nested record), so every committe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, cast, get_args
@@ -24,6 +25,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from domain.market_events import MARKET_EVENT_TYPES, BaseMarketEvent, MarketEvent
 from domain.orders.commands import COMMAND_TYPES, BaseCommand, Command
 from domain.orders.events import EVENT_TYPES, BaseEvent, Event
+from domain.orders.status import OrderStatus
 from domain.work import Work
 from schemas.errors import (
     CodecError,
@@ -41,6 +43,7 @@ __all__ = [
     "MAGIC",
     "Codec",
     "CodecError",
+    "EventEnvelope",
     "SchemaHistoryError",
     "SchemaMismatch",
     "UndecodableRecord",
@@ -65,6 +68,20 @@ _REJECTED: Final = (ValueError, ArithmeticError)
 _UNENCODABLE: Final = (ValueError, TypeError, OverflowError)
 
 
+@dataclass(frozen=True, slots=True)
+class EventEnvelope:
+    """An event as the event store holds it: the business fact and what its writer knew.
+
+    The order's status after the event is not part of the domain event (events are facts;
+    the status is a function of the whole history, the transition table applied by the one
+    writer): the writer folds it anyway, so it writes it beside the event, and every reader
+    (projector, live fan-out, dashboard) takes it from here instead of folding again. None
+    only for a v1/v2 record whose event alone does not tell it (see `schemas.upcasts`)."""
+
+    event: Event
+    status: OrderStatus | None
+
+
 def event_type_name(event: Event) -> str:
     """The event's type as written in the envelope's `type` field."""
     return type(event).__name__
@@ -86,7 +103,7 @@ class Codec:
         commands = commands or load_history(COMMAND_SCHEMA)
         work = work or load_history(WORK_SCHEMA)
         market = market or load_history(MARKET_SCHEMA)
-        event_envelope = _EVENT_BASE | {"type", "schema_version", "payload"}
+        event_envelope = _EVENT_BASE | {"type", "status", "schema_version", "payload"}
         command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
         self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope,
                                  UPCASTS.get(events.name, {}))
@@ -127,7 +144,8 @@ class Codec:
     def market_version(self) -> int:
         return self._market.version
 
-    def encode_event(self, event: Event) -> bytes:
+    def encode_event(self, event: Event, *, status: OrderStatus) -> bytes:
+        """`event` in its envelope, with the order's `status` after it (the writer's fold)."""
         mapping = self._events.mapping_of(event)
         return self._events.write(
             {
@@ -138,17 +156,26 @@ class Codec:
                 "occurredAt": event.occurred_at,
                 "correlationId": event.correlation_id,
                 "causationId": event.causation_id,
+                "status": status.value,
                 "schemaVersion": self._events.version,
                 "payload": (mapping.fullname, mapping.to_avro(event)),
             }
         )
 
     def decode_event(self, data: bytes) -> Event:
+        """The event alone (see `decode_envelope` for the status beside it)."""
+        return self.decode_envelope(data).event
+
+    def decode_envelope(self, data: bytes) -> EventEnvelope:
         record = self._events.read(data)
         mapping, payload = self._events.payload_of(record)
         if record["type"] != mapping.cls.__name__:
             raise UndecodableRecord(f"type {record['type']!r} but payload {mapping.fullname}")
-        return cast(
+        try:
+            status = None if record["status"] is None else OrderStatus(record["status"])
+        except ValueError as error:
+            raise UndecodableRecord(f"{self._events.name}: {error}") from error
+        event = cast(
             Event,
             self._events.build(
                 mapping,
@@ -161,6 +188,7 @@ class Codec:
                 causation_id=record["causationId"],
             ),
         )
+        return EventEnvelope(event, status)
 
     def encode_command(self, command: Command) -> bytes:
         mapping = self._commands.mapping_of(command)

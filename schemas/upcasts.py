@@ -11,6 +11,9 @@ reads as the current one. The contract tests check each step (tests/contract).
   (`orderType`, tokens, amount, slippage, key and the six optional conditional fields of v2)
   become the nested `terms` record of the order type (`MarketTerms | LimitTerms |
   SniperTerms`). v1 records are resolved to v2 by Avro first (market orders, GTC).
+- v2 -> v3 (order_event): the envelope's `status`, which a v3 writer fills from its fold, is
+  derived here, once, from the transition table (`transitions.implied_status`); it stays null
+  where the event alone cannot tell it (a CancelRejected, a confirm-stage failure).
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from domain.orders.events import EVENT_TYPES
+from domain.orders.transitions import implied_status
+
 Record = dict[str, Any]
+_EVENT_CLASSES: Final = {cls.__name__: cls for cls in EVENT_TYPES}
 Upcast = Callable[[Record], Record]
 
 _NAMESPACE: Final = "oee.orders"
@@ -60,7 +67,18 @@ def upcast_v2_v3(record: Record) -> Record:
     return {**record, "payload": (name, payload)}
 
 
+def upcast_event_v2_v3(record: Record) -> Record:
+    """v2 -> v3 of order_event: nest the flat terms, and add the status the event implies."""
+    name, payload = record["payload"]
+    event_type = _EVENT_CLASSES.get(record["type"])
+    try:
+        status = None if event_type is None else implied_status(event_type, payload.get("stage"))
+    except ValueError:
+        status = None  # an unknown stage: building the event refuses the record anyway
+    return {**upcast_v2_v3(record), "status": None if status is None else status.value}
+
+
 UPCASTS: Final[Mapping[str, Mapping[int, Upcast]]] = MappingProxyType({
     "order_command": MappingProxyType({2: upcast_v2_v3}),
-    "order_event": MappingProxyType({2: upcast_v2_v3}),
+    "order_event": MappingProxyType({2: upcast_event_v2_v3}),
 })

@@ -20,6 +20,7 @@ from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState
+from domain.orders.status import OrderStatus
 from domain.orders.timers import timers_after, timers_of
 from domain.work import work_after
 from schemas.codec import Codec
@@ -65,9 +66,11 @@ class OrderWriter:
         if not events:
             self._observe(state, command)
             return 0
+        statuses = []
         for event in events:
             state = evolve(state, event)
-        await self._append(partition, events)
+            statuses.append(state.status)
+        await self._append(partition, events, statuses)
         for work in work_after(state, events):
             await self._outbox.work(work)
         states[state.order_id] = state
@@ -83,9 +86,13 @@ class OrderWriter:
             self.timers.arm(state.order_id, timers_of(state, stall_timeout_ms=self._stall_ms))
             self._observe(state, None)
 
-    async def _append(self, partition: int, events: tuple[Event, ...]) -> None:
-        for event in events:
-            await self._outbox.event(partition, event.order_id, self._codec.encode_event(event))
+    async def _append(self, partition: int, events: tuple[Event, ...],
+                      statuses: list[OrderStatus | None]) -> None:
+        # The status after each event goes into its envelope: readers need not fold again.
+        for event, status in zip(events, statuses, strict=True):
+            assert status is not None  # evolve never leaves an accepted order without one
+            value = self._codec.encode_event(event, status=status)
+            await self._outbox.event(partition, event.order_id, value)
 
     @property
     def _stall_ms(self) -> int:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from domain.orders.commands import ExecuteOrder
-from domain.orders.status import OrderType
+from domain.orders.events import Event
+from domain.orders.evolve import evolve
+from domain.orders.state import OrderState, initial_state
+from domain.orders.status import OrderStatus, OrderType
 from domain.orders.terms import TERMS_OF_TYPE, OrderTerms
 
 _META = frozenset({"command_id", "order_id", "issued_at", "correlation_id", "causation_id"})
@@ -21,3 +24,17 @@ def execute_order(order_type: OrderType = OrderType.MARKET, **fields: Any) -> Ex
     meta = {name: value for name, value in fields.items() if name in _META}
     terms = {name: value for name, value in fields.items() if name not in _META}
     return ExecuteOrder(**meta, terms=terms_of(order_type, **terms))
+
+
+class WriterStatuses:
+    """What a writer records as each event's status: the fold of the order's history so far
+    (for harnesses that write events themselves, possibly one at a time)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, OrderState] = {}
+
+    def after(self, event: Event) -> OrderStatus:
+        state = evolve(self._states.get(event.order_id) or initial_state(event.order_id), event)
+        self._states[event.order_id] = state
+        assert state.status is not None
+        return state.status

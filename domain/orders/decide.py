@@ -16,6 +16,7 @@ Conditional orders (limit, sniper) are decided in `waiting`; their validation is
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import assert_never
 
@@ -61,7 +62,7 @@ from domain.orders.state import (
     is_terminal,
     unanswered_failure,
 )
-from domain.orders.status import CANCELLABLE, AttemptStage, OrderStatus
+from domain.orders.status import CANCELLABLE, STAGE_STATUSES, AttemptStage, OrderStatus
 from domain.orders.terms import OrderTerms
 from domain.orders.validation import validate
 from domain.orders.waiting import first_steps, on_expiry, on_observed, on_trigger
@@ -71,13 +72,6 @@ __all__ = ["ExecutionPolicy", "decide"]  # the policy lives in .policy
 
 _PENDING, _ROUTING = OrderStatus.PENDING, OrderStatus.ROUTING
 _BUILDING, _SUBMITTED = OrderStatus.BUILDING, OrderStatus.SUBMITTED
-# Which statuses a failure report of each stage fits (confirm also while `building`:
-# the submission report may have been lost in a crash).
-_STAGE_STATUSES = {
-    AttemptStage.ROUTING: (_ROUTING,),
-    AttemptStage.SUBMIT: (_BUILDING,),
-    AttemptStage.CONFIRM: (_BUILDING, _SUBMITTED),
-}
 
 
 def decide(
@@ -120,7 +114,7 @@ def _react(
             error = _error(state, AttemptStage.ROUTING, command, stamp)
             return attempt_failed(state, error, stamp, policy)
         case AttemptFailed():
-            if not _is_current(state, command.attempt, _STAGE_STATUSES[command.stage]):
+            if not _is_current(state, command.attempt, STAGE_STATUSES[command.stage]):
                 return ()
             error = _error(state, command.stage, command, stamp)
             return attempt_failed(state, error, stamp, policy)
@@ -325,7 +319,7 @@ def _cancel(state: OrderState, command: CancelOrder, stamp: Stamper) -> tuple[Ev
 def _is_current(
     state: OrderState,
     attempt: int,
-    statuses: tuple[OrderStatus, ...],
+    statuses: Collection[OrderStatus],
     signature: str | None = None,
 ) -> bool:
     """Does a report fit: the attempt in flight (no backoff running), a fitting status and,

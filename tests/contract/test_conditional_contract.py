@@ -16,6 +16,7 @@ from domain.orders import (
     LimitTerms,
     MarketTerms,
     OrderAccepted,
+    OrderStatus,
     PoolTriggerFired,
     SniperTerms,
     TimeInForce,
@@ -174,3 +175,49 @@ def test_the_json_view_of_every_conditional_event_reads_back() -> None:
         back = reader.event(type(event).__name__, CODEC.event_to_json(event), event_id="e",
                             order_id="o", seq=2, occurred_at=T0)
         assert back == event
+
+
+# --- the status in the envelope (v3), derived once for v1/v2 records ---------------------------
+
+
+def v2_event(event: Event) -> bytes:
+    """`event` as a v2 writer wrote it: no status in the envelope, terms flat."""
+    from tests.contract.avro_records import flat_terms, parsed, project, read
+
+    current = raw_schema("order_event")
+    record = read(current, CODEC.encode_event(event, status=OrderStatus.PENDING))
+    old = raw_schema("order_event", 2)
+    old_record = project(flat_terms(record, 2), *parsed(old)) | {"schemaVersion": 2}
+    return write(old, 2, old_record)
+
+
+def test_a_v3_envelope_carries_the_writers_status() -> None:
+    from domain.orders import CancelRejected
+
+    rejected = CancelRejected(event_id="e", order_id="o", seq=5, occurred_at=T0,
+                              correlation_id="c", causation_id="c", reason="late")
+    envelope = CODEC.decode_envelope(CODEC.encode_event(rejected, status=OrderStatus.SUBMITTED))
+    assert (envelope.event, envelope.status) == (rejected, OrderStatus.SUBMITTED)
+
+
+def test_a_v2_event_reads_with_the_status_its_type_implies_or_none() -> None:
+    from bench.order_histories import HistoryMaker
+    from domain.orders import CancelRejected, ExecutionAttemptFailed, evolve, initial_state
+    from domain.orders.status import AttemptStage
+
+    unknown: set[str] = set()
+    for history in HistoryMaker(seed=11).orders(60):
+        state = initial_state(history[0].order_id)
+        for event in history:
+            state = evolve(state, event)
+            envelope = CODEC.decode_envelope(v2_event(event))
+            assert envelope.event == event
+            if envelope.status is None:
+                unknown.add(type(event).__name__)
+                ambiguous = isinstance(event, CancelRejected) or (
+                    isinstance(event, ExecutionAttemptFailed)
+                    and event.stage is AttemptStage.CONFIRM)
+                assert ambiguous, event
+            else:
+                assert envelope.status is state.status, event
+    assert unknown <= {"CancelRejected", "ExecutionAttemptFailed"}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from tests.orders_support import execute_order
+from domain.orders.evolve import recorded_statuses
 from domain.orders.commands import ExecuteOrder
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.state import initial_state
@@ -38,8 +39,9 @@ async def test_reading_a_partition_returns_every_event_in_offset_order(
             order_id = str(uuid.uuid4())
             events = decide(initial_state(order_id), accepted(order_id), now=datetime.now(UTC),
                             policy=ExecutionPolicy())
-            for event in events:
-                await producer.send_and_wait(provisioned.topics.events, codec.encode_event(event),
+            for event, status in zip(events, recorded_statuses(events), strict=True):
+                await producer.send_and_wait(provisioned.topics.events,
+                                             codec.encode_event(event, status=status),
                                              key=order_id.encode(), partition=2)
             written.extend(events)
     finally:

@@ -34,6 +34,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
 
 
+# The simulated writer of each events topic (every test has its own topic): a test that
+# produces a history in several calls gets each event stamped as one writer would stamp it.
+_WRITERS: dict[str, WriterStatuses] = {}
+
+
 async def produce(settings: Settings, events: Iterable[Event], codec: Codec | None = None,
                   values: Sequence[bytes] | None = None) -> int:
     """Append `events` to the event store in the given order, keyed by order id and stamped
@@ -45,7 +50,7 @@ async def produce(settings: Settings, events: Iterable[Event], codec: Codec | No
     count = 0
     try:
         futures = []
-        statuses = WriterStatuses()
+        statuses = _WRITERS.setdefault(settings.topics.events, WriterStatuses())
         for event in events:
             value = codec.encode_event(event, status=statuses.after(event))
             futures.append(await producer.send(

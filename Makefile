@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 
-.PHONY: install run test bench browser clean-data lint
+.PHONY: install run test chaos bench browser clean-data lint
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ run: install
 
 test: install browser
 	$(BIN)/pytest
+
+# The fault suite of tests/chaos: SIGKILLs, SIGSTOPs and poison records under load, each
+# scenario held to one checker; prints the scenario table (also test-artifacts/chaos.md).
+chaos: install
+	$(BIN)/pytest tests/chaos -m chaos -p no:cacheprovider
 
 bench: install
 	$(BIN)/python -m bench all

@@ -20,6 +20,7 @@ from api.command_bus import CommandBus, CommandSender, idempotent_producer
 from api.deps import Edge, MarketSource, OrderStatuses
 from api.errors import install_error_handlers
 from api.idempotency import RecentKeys
+from api.legacy_routes import install_legacy_routes
 from api.order_statuses import read_model_statuses
 from api.read_model import read_model_router
 from domain.market import Market
@@ -72,6 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_legacy_routes(app, settings, read_side=read_side)  # first: see api.legacy_routes
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(quotes.router)

@@ -2,9 +2,9 @@
 
 Consumes a Starlette request (or its raw bytes) and a pydantic model of the body; produces the
 validated model, or an `ApiError` whose `detail` names each offending field as the client
-spelled it: 413 (too large), 400 (not JSON), 422 (not an object, a key given twice, an
-unknown, missing or mistyped field). Numbers stay text (`exact_json`) until the field that
-owns them converts them.
+spelled it: 413 (too large), 400 `malformed_json` (not JSON), 400 `invalid_request` (not an
+object, a key given twice, an unknown, missing or mistyped field). Numbers stay text
+(`exact_json`) until the field that owns them converts them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Consumes the text a client sent for `limitPrice`, `timeInForce`, `expiresAt`, `trigger`,
 `minLiquidityUsd` and `maxPrice`; produces their values keyed by contract name (Decimal,
 TimeInForce, datetime, Trigger) and the names of those that could not be read, each of which
-has a 422 in the `Collector`. Only the form is checked here: which term goes with which
+has a 400 in the `Collector`. Only the form is checked here: which term goes with which
 order type, ranges and digits are the domain's rule book (`domain.orders.rules`).
 
 - `expiresAt` is an ISO 8601 time (UTC when it has no offset); alone it means GTD;

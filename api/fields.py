@@ -1,7 +1,7 @@
 """Checks of single request fields, shared by the order and quote endpoints.
 
 Consumes the text a client sent for one field; produces its internal value (a `Token`, base
-units, whole bps, an idempotency key) or raises a 422 `InvalidRequest` naming that field.
+units, whole bps, an idempotency key) or raises a 400 `InvalidRequest` naming that field.
 `Collector` runs several checks and keeps every failure, so one answer lists all of them.
 Amounts and slippage are converted with integers from the text: never through a float, and
 never through a Decimal context that could round a long input.
@@ -75,7 +75,7 @@ class SlippageField:
     unit: str
 
     def bps(self, text: str) -> int:
-        """`text` in whole basis points, or a 422 naming this field; the range is the rule
+        """`text` in whole basis points, or a 400 naming this field; the range is the rule
         book's (`domain.orders.rules`)."""
         if len(text) > _MAX_NUMBER_CHARS:
             raise invalid(self.name, f"{shown(text)} is longer than {_MAX_NUMBER_CHARS} characters")

@@ -8,6 +8,7 @@ and aiokafka 0.14 no longer probes it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter
@@ -18,8 +19,9 @@ router = APIRouter(tags=["health"])
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+    timestamp: datetime  # this process's clock: a stuck or skewed host shows here
 
 
 @router.get("/health", response_model=Health, summary="Liveness")
 async def health() -> Health:
-    return Health()
+    return Health(timestamp=datetime.now(UTC))

@@ -103,6 +103,12 @@ async def readiness(
     return checks
 
 
+async def order_figures(conn: Any, schema: str) -> dict[str, Any]:
+    """The order figures of `GET /api/metrics` (counts by status and type, venue share,
+    success rate, lifecycle), read from `schema`'s read model on `conn`."""
+    return await _Queries(schema).orders(conn)
+
+
 class _Queries:
     def __init__(self, schema: str) -> None:
         orders = sql.Identifier(schema, "orders")

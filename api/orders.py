@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Annotated, Literal
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel
@@ -28,6 +28,7 @@ from api.deps import Edge, EdgeDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, invalid
 from api.fields import check_idempotency_key
 from api.idempotency import Replay, execute_command_id, order_id_for
+from api.order_ids import order_id_or_404
 from api.requests import (
     EXECUTE_BODY_OPENAPI,
     OrderRequest,
@@ -48,6 +49,7 @@ class ExecuteOrderResponse(BaseModel):
     orderId: str
     status: Literal["pending"] = "pending"
     websocketUrl: str
+    success: Literal[True] = True  # redundant with 201, but older engines' clients test it
 
 
 class CancelOrderResponse(BaseModel):
@@ -101,7 +103,7 @@ async def execute_order(
     responses={409: {"model": ErrorBody, "description": "Too late to cancel."}, **ERROR_RESPONSES},
 )
 async def cancel_order(order_id: str, request: Request, edge: EdgeDep) -> CancelOrderResponse:
-    canonical_id = _parse_order_id(order_id)
+    canonical_id = order_id_or_404(order_id)
     body = parse_cancel_request(await read_body(request))
     # The read model (`edge.statuses`) refuses a cancel that can no longer win with 409; the
     # order agent stays the judge of the rest (OrderCancelled or CancelRejected). An order the
@@ -162,14 +164,6 @@ def _key_reused(key: str, order_id: str, *, from_header: bool) -> ApiError:
     message = (f"{field} {key!r} was already used for order {order_id} with different terms; "
                "use a new key for a new order")
     return ApiError(409, "idempotency_conflict", message, (FieldError(field, message),))
-
-
-def _parse_order_id(text: str) -> str:
-    try:
-        return str(UUID(text))
-    except ValueError:
-        raise invalid("orderId", "is not an order id (a UUID such as "
-                      "'0b6f2c52-6a53-4f7e-9a4b-2d1c8e0f9a11')") from None
 
 
 def _stream_url(request: Request, order_id: str) -> str:

@@ -12,7 +12,7 @@ Consumes the read model of docs/DESIGN.md (`orders`, `order_events`) through a p
                                     (created_at, order_id) behind an opaque `cursor`;
 - `GET /api/orders/{id}/events`     the audit trail in seq order, with topic/partition/offset.
 
-A bad parameter is a 422 naming it (`api.errors` body); so is an unknown one, since a
+A bad parameter is a 400 naming it (`api.errors` body); so is an unknown one, since a
 mistyped filter would otherwise silently list everything. Times without an offset are UTC.
 """
 
@@ -23,7 +23,6 @@ import binascii
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
-from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -33,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, InvalidRequest, invalid
 from api.fields import Collector, resolve_token, shown
+from api.order_ids import order_id_or_404
 from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order_view
 from domain.orders.evolve import fold
 from domain.orders.status import OrderStatus, OrderType
@@ -118,7 +118,7 @@ def queries_router(
         as_of: Annotated[str | None, Query(alias="asOf", description="ISO 8601 time.")] = None,
     ) -> OrderView:
         _reject_unknown(request, frozenset({"asOf"}))
-        canonical = _order_id(order_id)
+        canonical = order_id_or_404(order_id)
         moment = _instant("asOf", as_of)
         if moment is None:
             rows = await _fetch(pool, statements.one, (canonical,))
@@ -142,7 +142,7 @@ def queries_router(
         pool: AsyncConnectionPool = Depends(get_pool),  # noqa: B008
     ) -> AuditTrail:
         _reject_unknown(request, frozenset())
-        canonical = _order_id(order_id)
+        canonical = order_id_or_404(order_id)
         rows = await _fetch(pool, statements.events, (canonical,))
         if not rows:
             raise _unknown(canonical)
@@ -277,13 +277,6 @@ def _instant(field: str, text: str | None) -> datetime | None:
         raise invalid(field, f"{shown(text)} is not an ISO 8601 time "
                              "(e.g. 2025-01-06T09:30:00Z)") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _order_id(text: str) -> str:
-    try:
-        return str(UUID(text))
-    except ValueError:
-        raise invalid("orderId", f"{shown(text)} is not an order id (a UUID)") from None
 
 
 def _unknown(order_id: str) -> ApiError:

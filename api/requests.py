@@ -4,8 +4,8 @@ Consumes a raw request body (bytes) and the token registry; produces an `OrderRe
 (tokens resolved, amount in integer base units, slippage in whole bps) or raises an
 `ApiError` naming every offending field. The shapes are kept apart:
 - `OrderRequestBody`: the JSON as sent, canonical names plus the aliases older clients use
-  (`amount`; `slippage` as a fraction; `slippageTolerance` as a percent); it also documents
-  the body in OpenAPI;
+  (`amount`; `slippage` as a fraction; `slippageTolerance` as a percent; `targetPrice` for
+  `limitPrice`); it also documents the body in OpenAPI;
 - `OrderRequest`: the validated, internal form the router turns into an `ExecuteOrder`;
 - the response shapes, which live with their routers.
 
@@ -56,6 +56,7 @@ from domain.orders.terms import TERMS_OF_TYPE, OrderTerms
 from domain.tokens import Token, TokenRegistry
 
 DEFAULT_SLIPPAGE_BPS: Final = 50
+TARGET_PRICE: Final = "targetPrice"  # older clients' name of limitPrice
 # A base58 mint address: what a token not yet in the registry must be spelled as.
 _MINT = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}", re.ASCII)
 
@@ -152,6 +153,9 @@ class OrderRequestBody(BaseModel):
         description='limit: execute once the order\'s own size fetches at least this many '
         'tokenOut per 1 tokenIn, net of fees and impact (e.g. SOL->USDC "185.5").',
     )
+    target_price: NumberText | None = Field(
+        None, alias="targetPrice", description="Alias of limitPrice (older clients)."
+    )
     time_in_force: str | None = Field(
         None, alias="timeInForce", description="GTC (default) or GTD (needs expiresAt)."
     )
@@ -176,7 +180,8 @@ class OrderRequestBody(BaseModel):
     )
 
     def conditions(self) -> ConditionFields:
-        return ConditionFields(self.limit_price, self.time_in_force, self.expires_at,
+        limit_price = self.target_price if self.limit_price is None else self.limit_price
+        return ConditionFields(limit_price, self.time_in_force, self.expires_at,
                                self.trigger, self.min_liquidity_usd, self.max_price)
 
 
@@ -274,7 +279,7 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
         amount_in = found.check(lambda: amount_units(*amount, token_in))
     slippage = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
-    values, unreadable = parse_conditions(body.conditions(), found)
+    values, unreadable = _conditions(body, found)
     if token_in is not None and token_out is not None:
         values |= {"token_in": token_in.mint, "token_out": token_out.mint,
                    "token_in_symbol": token_in.symbol, "token_out_symbol": token_out.symbol,
@@ -287,7 +292,8 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
     if order_type is not None:
         # The rule book names fields as the terms do; the answer names them as the client did.
         spelled = {"amount_in": amount[0] if amount else "amountIn",
-                   "slippage_bps": slippage[0] if slippage else SLIPPAGE_BPS.name}
+                   "slippage_bps": slippage[0] if slippage else SLIPPAGE_BPS.name,
+                   "limit_price": _limit_price_name(body)}
         for error in order_errors(order_type, values, now=now, unreadable=unreadable):
             found.errors.append(FieldError(spelled.get(error.field, camel(error.field)),
                                            error.message))
@@ -299,6 +305,27 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
     # Only a GTC timeInForce on a market order is left out here: the rule book let it pass.
     given: dict[str, Any] = {name: value for name, value in values.items() if name in takes}
     return OrderRequest(terms_type(**given, client_order_id=key))
+
+
+def _conditions(body: OrderRequestBody,
+                found: Collector) -> tuple[dict[str, object], frozenset[str]]:
+    """The conditional terms as read. `targetPrice` (older clients) stands for `limitPrice`;
+    what is wrong with it is reported under the name the client sent."""
+    if body.target_price is not None and body.limit_price is not None:
+        found.errors.append(FieldError(
+            TARGET_PRICE, "is an alias of limitPrice; give one of them, not both"))
+    before = len(found.errors)
+    values, unreadable = parse_conditions(body.conditions(), found)
+    name = _limit_price_name(body)
+    found.errors[before:] = [FieldError(name, error.message) if error.field == "limitPrice"
+                             else error for error in found.errors[before:]]
+    return values, unreadable
+
+
+def _limit_price_name(body: OrderRequestBody) -> str:
+    """How the client spelled the limit price."""
+    return TARGET_PRICE if body.target_price is not None and body.limit_price is None \
+        else "limitPrice"
 
 
 def _order_type(value: str | None) -> OrderType:

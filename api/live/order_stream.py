@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from uuid import UUID
 
 from api.live.config import LiveConfig
 from api.live.connection import (
@@ -32,6 +31,7 @@ from api.live.connection import (
 from api.live.fanout import Fanout, Feed
 from api.live.history import OrderHistory, ReadModelUnavailable
 from api.live.timeline import OrderTimeline
+from api.order_ids import canonical_order_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +47,10 @@ class OrderStream:
     @classmethod
     def parse(cls, fanout: Fanout, history: OrderHistory, config: LiveConfig, order_id: str,
               after_seq: str | None) -> OrderStream:
-        """Validate the path and query; raises `StreamClosed` (4400) with the reason."""
-        try:
-            canonical = str(UUID(order_id))
-        except ValueError:
-            raise StreamClosed(BAD_REQUEST, f"not an order id: {order_id[:60]!r}") from None
+        """Validate the path and query; raises `StreamClosed` (4404, 4400) with the reason."""
+        canonical = canonical_order_id(order_id)
+        if canonical is None:  # names no order: as for an unknown one (see api.order_ids)
+            raise StreamClosed(NOT_FOUND, f"order {order_id[:60]!r} not found")
         if after_seq is None:
             return cls(fanout, history, config, canonical, 0)
         if not after_seq.isascii() or not after_seq.isdigit() or len(after_seq) > 12:

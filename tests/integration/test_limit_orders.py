@@ -80,7 +80,14 @@ async def test_a_marketable_limit_order_fires_as_soon_as_it_waits(provisioned: S
 async def test_a_gtd_limit_order_that_is_never_reached_expires_at_its_time(
     provisioned: Settings,
 ) -> None:
-    async with workers(provisioned), EventLog(provisioned) as log, edge(provisioned) as client:
+    # No bestPrice updates: on a slow machine one can fall inside the window.
+    settings = provisioned.model_copy(update={"best_price_interval_s": 0.0})
+    async with workers(settings), EventLog(settings) as log, edge(settings) as client:
+        # The worker must be deciding before the clock starts: on a loaded machine its start
+        # alone can outlast a short GTD window, and the order would (rightly) be accepted and
+        # expired at once, never waiting.
+        probe = await place(client, {**LIMIT, "orderType": "market", "amountIn": "0.01"})
+        await wait_until(lambda: log.terminal(probe) is not None, 90, "the worker to decide")
         expires_at = datetime.now(UTC) + timedelta(seconds=3)
         order_id = await place(client, {**LIMIT, "limitPrice": "250",
                                          "expiresAt": expires_at.isoformat()})

@@ -1,5 +1,5 @@
 """The query API over a read model projected from real Kafka into real PostgreSQL: one order,
-its audit trail, its state as of a time, the filtered and paginated list, and a 422 naming
+its audit trail, its state as of a time, the filtered and paginated list, and a 400 naming
 every bad parameter."""
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ async def test_amounts_are_exact_strings_in_human_and_base_units(
     assert isinstance(body["expectedAmountOut"]["baseUnits"], str)
 
 
-async def test_an_unknown_order_is_404_and_a_malformed_id_is_422(
+async def test_an_unknown_order_is_404_and_so_is_a_malformed_id(
     client: httpx.AsyncClient, histories: dict[str, list[Event]]
 ) -> None:
     unknown = await client.get("/api/orders/00000000-0000-4000-8000-000000000000")
@@ -132,7 +132,8 @@ async def test_an_unknown_order_is_404_and_a_malformed_id_is_422(
     assert unknown.json()["error"] == "not_found"
     for path in ("/api/orders/not-an-id", "/api/orders/not-an-id/events"):
         malformed = await client.get(path)
-        assert malformed.status_code == 422
+        assert malformed.status_code == 404
+        assert malformed.json()["error"] == "not_found"
         assert malformed.json()["detail"][0]["field"] == "orderId"
     assert (await client.get("/api/orders/00000000-0000-4000-8000-000000000000/events")
             ).status_code == 404
@@ -243,11 +244,11 @@ async def test_a_time_window_keeps_orders_created_in_it(
         ({"stauts": "confirmed"}, "stauts"),
     ],
 )
-async def test_a_bad_list_parameter_is_422_naming_it(
+async def test_a_bad_list_parameter_is_400_naming_it(
     client: httpx.AsyncClient, params: dict[str, str], field: str
 ) -> None:
     answer = await client.get("/api/orders", params=params)
-    assert answer.status_code == 422
+    assert answer.status_code == 400
     body = answer.json()
     assert body["error"] == "invalid_request"
     assert [error["field"] for error in body["detail"]] == [field]
@@ -256,7 +257,7 @@ async def test_a_bad_list_parameter_is_422_naming_it(
 async def test_every_bad_parameter_is_named_in_one_answer(client: httpx.AsyncClient) -> None:
     params = {"status": "x", "venue": "y", "limit": "0", "foo": "1"}
     answer = await client.get("/api/orders", params=params)
-    assert answer.status_code == 422
+    assert answer.status_code == 400
     assert sorted(e["field"] for e in answer.json()["detail"]) == ["foo", "limit", "status",
                                                                    "venue"]
 
@@ -265,9 +266,9 @@ async def test_every_bad_parameter_is_named_in_one_answer(client: httpx.AsyncCli
     ("params", "field"),
     [({"asOf": "last tuesday"}, "asOf"), ({"as_of": "2025-01-01"}, "as_of")],
 )
-async def test_a_bad_order_parameter_is_422_naming_it(
+async def test_a_bad_order_parameter_is_400_naming_it(
     client: httpx.AsyncClient, params: dict[str, str], field: str
 ) -> None:
     answer = await client.get("/api/orders/00000000-0000-4000-8000-000000000000", params=params)
-    assert answer.status_code == 422
+    assert answer.status_code == 400
     assert [error["field"] for error in answer.json()["detail"]] == [field]

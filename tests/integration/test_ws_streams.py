@@ -207,7 +207,7 @@ async def test_an_unknown_order_is_closed_4404_after_a_bounded_wait(
 
     assert unknown.code == 4404 and "not found" in unknown.reason
     assert waited >= 1.0
-    assert not_an_id.code == 4400 and "not an order id" in not_an_id.reason
+    assert not_an_id.code == 4404 and "not found" in not_an_id.reason  # names no order
 
 
 # --- all orders -------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_the_fingerprint_tells_limits_apart_but_not_their_spelling() -> None:
                                                 "limitPrice": None}).fingerprint()
 
 
-# --- refused: one 422 per bad field -----------------------------------------------------------
+# --- refused: one 400 per bad field -----------------------------------------------------------
 
 
 BAD = [
@@ -153,12 +153,12 @@ BAD = [
 
 
 @pytest.mark.parametrize(("body", "field", "message"), BAD)
-def test_a_bad_conditional_field_is_a_422_naming_it(
+def test_a_bad_conditional_field_is_a_400_naming_it(
     body: dict[str, object], field: str, message: str
 ) -> None:
     error = rejection({key: value for key, value in body.items() if value is not None})
 
-    assert (error.status, error.code) == (422, "invalid_request")
+    assert (error.status, error.code) == (400, "invalid_request")
     assert any(d.field == field and message in d.message for d in error.detail), error.detail
 
 

@@ -102,6 +102,7 @@ async def test_an_order_is_produced_then_answered_201_pending(
         "orderId": body["orderId"],
         "status": "pending",
         "websocketUrl": f"ws://edge.test/api/orders/{body['orderId']}/stream",
+        "success": True,
     }
     (command,) = sender.sent
     assert command == ExecuteOrder(
@@ -168,7 +169,7 @@ async def test_a_header_key_that_differs_from_client_order_id_is_rejected(
     response = await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "a"},
                                  headers={"Idempotency-Key": "b"})
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["detail"][0]["field"] == "Idempotency-Key"
     assert sender.sent == []
 
@@ -176,11 +177,11 @@ async def test_a_header_key_that_differs_from_client_order_id_is_rejected(
 @pytest.mark.parametrize(
     ("content", "status", "field"),
     [
-        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"-1"}', 422, "amountIn"),
-        (b'{"tokenIn":"SOL","tokenOut":"SOL","amountIn":"1"}', 422, "tokenOut"),
-        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountln":"1"}', 422, "amountln"),
-        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"1","slippage":0.9}', 422, "slippage"),
-        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"1","orderType":"x"}', 422, "orderType"),
+        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"-1"}', 400, "amountIn"),
+        (b'{"tokenIn":"SOL","tokenOut":"SOL","amountIn":"1"}', 400, "tokenOut"),
+        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountln":"1"}', 400, "amountln"),
+        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"1","slippage":0.9}', 400, "slippage"),
+        (b'{"tokenIn":"SOL","tokenOut":"USDC","amountIn":"1","orderType":"x"}', 400, "orderType"),
         (b'{"tokenIn":"SOL",', 400, "body"),
         (b"", 400, "body"),
         (b'{"tokenIn":"' + b"A" * 20_000 + b'"}', 413, "body"),
@@ -247,12 +248,13 @@ async def test_a_cancel_needs_no_body(client: httpx.AsyncClient, sender: Recordi
     assert isinstance(sender.sent[0], CancelOrder) and sender.sent[0].reason is None
 
 
-async def test_a_cancel_of_something_that_is_not_an_order_id_is_422(
+async def test_a_cancel_of_something_that_is_not_an_order_id_is_404(
     client: httpx.AsyncClient, sender: RecordingSender
 ) -> None:
     response = await client.post("/api/orders/not-an-id/cancel")
 
-    assert response.status_code == 422
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
     assert response.json()["detail"][0]["field"] == "orderId"
     assert sender.sent == []
 
@@ -320,12 +322,12 @@ async def test_a_multi_hop_quote_names_the_intermediate_token(client: httpx.Asyn
         ({"tokenIn": "SOL", "tokenOut": "USDC"}, "amountIn"),
     ],
 )
-async def test_a_bad_quote_parameter_is_422_naming_it(
+async def test_a_bad_quote_parameter_is_400_naming_it(
     client: httpx.AsyncClient, params: dict[str, str], field: str
 ) -> None:
     response = await client.get("/api/quote", params=params)
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert field in [detail["field"] for detail in response.json()["detail"]]
 
 
@@ -344,7 +346,7 @@ async def test_no_route_is_404_with_a_reason(sender: RecordingSender) -> None:
 async def test_health_is_200_ok(client: httpx.AsyncClient) -> None:
     response = await client.get("/health")
 
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()["status"]) == (200, "ok")
 
 
 async def test_the_openapi_document_shows_the_request_body_with_examples(
@@ -372,7 +374,7 @@ async def test_an_unknown_path_is_404_in_the_error_body(client: httpx.AsyncClien
 async def test_a_missing_query_parameter_is_named(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/quote", params={"tokenIn": "SOL", "tokenOut": "USDC"})
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["detail"] == [{"field": "amountIn", "message": "is required"}]
 
 

@@ -353,10 +353,10 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("body", "field", "message"), BAD_INPUTS)
-def test_a_bad_input_is_a_422_naming_its_field(body: str, field: str, message: str) -> None:
+def test_a_bad_input_is_a_400_naming_its_field(body: str, field: str, message: str) -> None:
     error = rejection(body)
 
-    assert error.status == 422
+    assert error.status == 400
     assert error.code == "invalid_request"
     assert field in fields_named(error)
     assert any(message in d.message for d in error.detail if d.field == field), error.detail
@@ -407,5 +407,5 @@ def test_a_cancel_body_rejects_unknown_fields() -> None:
     with pytest.raises(ApiError) as caught:
         parse_cancel_request(b'{"reson": "typo"}')
 
-    assert caught.value.status == 422
+    assert caught.value.status == 400
     assert fields_named(caught.value) == ["reson"]

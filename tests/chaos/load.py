@@ -1,0 +1,107 @@
+"""Open-loop load through the public HTTP API, by clients that retry like a careful bot.
+
+Consumes the API's base URL. Produces `count` market orders at a fixed rate, each under its
+own `clientOrderId`, fired on schedule whether or not earlier ones have been answered (open
+loop: a stalled engine does not slow the arrivals down). A client whose POST fails without a
+verdict (connection refused or reset, timeout, 5xx) retries the very same body, so the same
+key and order, with a capped backoff until its deadline: that is what makes a retry safe.
+An order counts as accepted once any attempt got 200/201; the accepted ones are what the
+checker holds the engine to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 2.0
+
+
+@dataclass
+class Submission:
+    key: str
+    body: dict[str, object]
+    order_id: str | None = None
+    accepted_at: float | None = None  # wall clock (seconds) of the first 2xx
+    outcomes: list[str] = field(default_factory=list)  # one per attempt: status or exception
+
+    @property
+    def accepted(self) -> bool:
+        return self.order_id is not None
+
+
+def market_order(key: str, index: int) -> dict[str, object]:
+    """A small SOL→USDC market order; amounts differ so that no two orders are alike."""
+    return {"orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC",
+            "amountIn": f"0.{index + 1:04d}", "slippageBps": 100, "clientOrderId": key}
+
+
+class OpenLoopLoad:
+    """`count` orders at `rate` per second against `base_url`; `run()` returns when all ended."""
+
+    def __init__(self, base_url: str, tag: str, count: int, rate: float,
+                 give_up_after_s: float = 120.0, request_timeout_s: float = 15.0) -> None:
+        self.base_url = base_url
+        self.count = count
+        self.rate = rate
+        self.give_up_after_s = give_up_after_s
+        self.request_timeout_s = request_timeout_s
+        self.submissions = [Submission(key=f"chaos-{tag}-{i:05d}",
+                                       body=market_order(f"chaos-{tag}-{i:05d}", i))
+                            for i in range(count)]
+        self.started_at: float | None = None
+        self.fired = 0
+
+    @property
+    def accepted(self) -> dict[str, Submission]:
+        """Accepted submissions by order id."""
+        return {s.order_id: s for s in self.submissions if s.order_id is not None}
+
+    @property
+    def settled(self) -> int:
+        return sum(s.accepted for s in self.submissions)
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
+        timeout = httpx.Timeout(self.request_timeout_s)
+        async with httpx.AsyncClient(base_url=self.base_url, limits=limits,
+                                     timeout=timeout) as client:
+            self.started_at = time.monotonic()
+            tasks = []
+            for index, submission in enumerate(self.submissions):
+                due = self.started_at + index / self.rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))  # the arrival schedule
+                self.fired += 1
+                tasks.append(asyncio.create_task(self._submit(client, submission)))
+            await asyncio.gather(*tasks)
+
+    async def _submit(self, client: httpx.AsyncClient, submission: Submission) -> None:
+        give_up = time.monotonic() + self.give_up_after_s
+        backoff = BACKOFF_MIN_S
+        while time.monotonic() < give_up:
+            try:
+                response = await client.post("/api/orders/execute", json=submission.body)
+            except httpx.HTTPError as error:  # refused, reset, timed out: no verdict, retry
+                submission.outcomes.append(type(error).__name__)
+            else:
+                submission.outcomes.append(str(response.status_code))
+                if response.status_code in (200, 201):
+                    submission.order_id = str(response.json()["orderId"])
+                    submission.accepted_at = time.time()
+                    return
+                if response.status_code not in RETRYABLE_STATUS:
+                    return  # a verdict on the request itself: retrying would not change it
+            await asyncio.sleep(backoff)  # the client's retry backoff
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def outcome_summary(self) -> dict[str, int]:
+        """How many attempts ended how (e.g. {'201': 300, '503': 12, 'ConnectError': 40})."""
+        counts: dict[str, int] = {}
+        for submission in self.submissions:
+            for outcome in submission.outcomes:
+                counts[outcome] = counts.get(outcome, 0) + 1
+        return counts

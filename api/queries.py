@@ -36,14 +36,17 @@ from api.order_ids import order_id_or_404
 from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order_view
 from domain.orders.evolve import fold
 from domain.orders.status import OrderStatus, OrderType
+from domain.quotes import SPLIT
 from domain.tokens import TokenRegistry
+from domain.venues import VENUES as REGISTERED_VENUES
 from projections.event_json import EventReader
 from projections.rows import ORDER_COLUMNS, order_row, row_mapping
 
 PoolProvider = Callable[..., AsyncConnectionPool]
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
-VENUES: Final = ("raydium", "meteora", "split")
+VENUES: Final = (*REGISTERED_VENUES.names, SPLIT)  # what an order's `venue` column can hold
+_VENUE_DOC: Final = f"{', '.join(VENUES[:-1])} or {VENUES[-1]}."
 _LIST_PARAMS: Final = frozenset(
     {"status", "orderType", "tokenIn", "tokenOut", "venue", "createdFrom", "createdTo",
      "limit", "cursor"}
@@ -78,7 +81,7 @@ def queries_router(
         order_type: Annotated[str | None, Query(alias="orderType")] = None,
         token_in: Annotated[str | None, Query(alias="tokenIn", description=_TOKEN_DOC)] = None,
         token_out: Annotated[str | None, Query(alias="tokenOut", description=_TOKEN_DOC)] = None,
-        venue: Annotated[str | None, Query(description="raydium, meteora or split.")] = None,
+        venue: Annotated[str | None, Query(description=_VENUE_DOC)] = None,
         created_from: Annotated[str | None, Query(alias="createdFrom", description=_FROM)] = None,
         created_to: Annotated[str | None, Query(alias="createdTo", description=_TO)] = None,
         limit: Annotated[str | None, Query(description=_LIMIT_DOC)] = None,

@@ -30,8 +30,8 @@ from domain.market import DEFAULT_REFERENCE_USD, Market
 from domain.market_events import PriceTick, fold
 from domain.orders.commands import Command
 from domain.orders.signatures import b58encode
-from domain.pools import RaydiumPool
 from domain.tokens import USDC, Token
+from domain.venues.raydium import RaydiumPool
 from domain.waiting_book import Direction, WaitingBook, WaitingLimit, executable_price
 from streams.market_view import MarketView
 from streams.trigger_stage import TriggerStage

@@ -38,8 +38,8 @@ from domain.orders.events import OrderTriggered, OrderWaiting, TransactionSubmit
 from domain.orders.signatures import b58encode
 from domain.orders.status import Trigger
 from domain.orders.terms import LimitTerms, SniperTerms
-from domain.pools import RaydiumPool
 from domain.tokens import SOL, USDC, Token
+from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
 from producers.publisher import MarketPublisher
 from schemas.codec import Codec

@@ -1,7 +1,8 @@
 """The market: an immutable snapshot of every venue's pools, and how it moves.
 
-Consumes pools (and optional USD reference prices per token, the role an oracle such as Pyth
-plays) and produces new snapshots: `with_pool` for a price-feed or pool event, `drift` for a
+Consumes pools of registered venues (`domain.venues`; the default market is every venue's
+seed pools) and optional USD reference prices per token, the role an oracle such as Pyth
+plays; produces new snapshots: `with_pool` for a price-feed or pool event, `drift` for a
 seeded random walk. Routing reads it through `pool`, `neighbors` and `token`.
 
 Drift model (why it looks the way it does): tokens move, pools follow. Each step moves the
@@ -9,7 +10,8 @@ reference price of every volatile token by a random number of bps (stablecoins s
 liquid staking tokens follow SOL); each pool is then traded towards its tokens' reference
 ratio, keeping half of its previous deviation plus a little noise, which is what arbitrage
 does. Independent random walks per pool would let the venues drift apart without bound.
-Depth is preserved: constant-product pools keep k, DLMM pools keep their per-bin liquidity.
+Depth is preserved: each venue's `repriced` keeps it (constant-product pools keep k, DLMM
+pools keep their per-bin liquidity).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from types import MappingProxyType
 
-from domain.pools import MeteoraPool, Pool, PoolKey, RaydiumPool
+from domain.pools import Pool, PoolKey
 from domain.tokens import BONK, JUP, MSOL, RAY, SOL, USDC, USDT, Token, UnknownToken
+from domain.venues import VENUES
 
 # Reference prices in USD per token for the default market (early-2025 orders of magnitude).
 DEFAULT_REFERENCE_USD: Mapping[str, Decimal] = MappingProxyType({
@@ -57,6 +60,9 @@ class Market:
         by_key = {pool.key: pool for pool in self.pools}
         if len(by_key) != len(self.pools):
             raise ValueError("a market holds at most one pool per venue and pair")
+        strangers = sorted({pool.venue for pool in self.pools if pool.venue not in VENUES})
+        if strangers:
+            raise ValueError(f"pools of unregistered venues: {strangers}")
         neighbors: dict[tuple[str, str], set[str]] = {}
         tokens: dict[str, Token] = {}
         by_route: dict[tuple[str, str, str], Pool] = {}
@@ -166,43 +172,10 @@ def _grow(value: Decimal, bps: int) -> Decimal:
 
 
 def _default_pools() -> tuple[Pool, ...]:
-    """Raydium: deep constant-product pools. Meteora: concentrated DLMM bins with lower fees,
-    so it pays more for small orders while Raydium absorbs large ones better.
+    """Every registered venue's seed pools. Raydium: deep constant-product pools. Meteora:
+    concentrated DLMM bins with lower fees, so it pays more for small orders while Raydium
+    absorbs large ones better.
 
     BONK/JUP, BONK/USDT, mSOL/USDC and RAY/SOL have no direct pool: routing goes multi-hop.
     """
-    usd = DEFAULT_REFERENCE_USD
-    with localcontext(Context(prec=34)):
-        return (
-            _raydium(SOL, USDC, tvl_usd=18_500_000, usd=usd),
-            _raydium(SOL, USDT, tvl_usd=3_000_000, usd=usd),
-            _raydium(USDC, USDT, tvl_usd=4_000_000, usd=usd),
-            _raydium(BONK, SOL, tvl_usd=2_000_000, usd=usd),
-            _raydium(JUP, SOL, tvl_usd=3_000_000, usd=usd),
-            _raydium(RAY, USDC, tvl_usd=8_000_000, usd=usd),
-            _raydium(MSOL, SOL, tvl_usd=10_000_000, usd=usd),
-            _meteora(SOL, USDC, 10, bin_usd=3_000, bins=400, fee_bps=10, usd=usd, offset_bps=3),
-            _meteora(SOL, USDT, 10, bin_usd=1_000, bins=300, fee_bps=10, usd=usd),
-            _meteora(USDC, USDT, 1, bin_usd=150_000, bins=50, fee_bps=1, usd=usd),
-            _meteora(BONK, USDC, 25, bin_usd=2_000, bins=200, fee_bps=25, usd=usd),
-            _meteora(JUP, USDC, 20, bin_usd=3_000, bins=200, fee_bps=20, usd=usd),
-            _meteora(MSOL, SOL, 1, bin_usd=100_000, bins=100, fee_bps=1, usd=usd),
-        )
-
-
-def _raydium(x: Token, y: Token, *, tvl_usd: int, usd: Mapping[str, Decimal]) -> RaydiumPool:
-    """Half the TVL on each side, so the pool's price is the reference ratio."""
-    reserve_x = int(Decimal(tvl_usd) / 2 / usd[x.mint] * 10**x.decimals)
-    return RaydiumPool.from_price(x, y, reserve_x, usd[x.mint] / usd[y.mint])
-
-
-def _meteora(x: Token, y: Token, bin_step_bps: int, *, bin_usd: int, bins: int, fee_bps: int,
-             usd: Mapping[str, Decimal], offset_bps: int = 0) -> MeteoraPool:
-    price = _grow(usd[x.mint] / usd[y.mint], offset_bps)
-    return MeteoraPool.around(
-        x, y, price,
-        bin_step_bps=bin_step_bps,
-        bin_liquidity=int(Decimal(bin_usd) / usd[y.mint] * 10**y.decimals),
-        bins_each_side=bins,
-        base_fee_pips=fee_bps * 100,
-    )
+    return tuple(pool for venue in VENUES for pool in venue.seed_pools(DEFAULT_REFERENCE_USD))

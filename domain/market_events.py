@@ -10,6 +10,9 @@ events)` applies a batch and says which pairs it changed.
 - `PoolCreated` (market.pools): a new listing, its complete state and its liquidity in USD.
 - `LiquidityChanged` (market.pools): LPs added or withdrew; the new state and liquidity in USD.
 
+A pool's state is its venue's wire state (`domain.venues.PoolState`): each venue module maps
+its pools to and from it, and the registry says which venue reads which record.
+
 Every fact about a pool carries all of it, tokens included: a process that starts in the
 middle of the stream rebuilds a pool from any one record, and learns a new token from the
 record that lists it. Every record is keyed by its pair (`Pair.key`), not by venue, so the
@@ -25,40 +28,12 @@ from decimal import Context, Decimal
 from typing import Final, TypeAlias
 
 from domain.market import Market
-from domain.pools import MeteoraPool, Pool, PoolKey, RaydiumPool
+from domain.pools import Pool, PoolKey
 from domain.tokens import Token
+from domain.venues import VENUES, PoolState
 
 # Room for 1/price of any price the feed writes (18 significant digits) without loss.
 _INVERSE = Context(prec=34)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConstantProductState:
-    """A Raydium pool: reserves in base units; the fee is numerator/denominator of the input."""
-
-    reserve_x: int
-    reserve_y: int
-    fee_numerator: int
-    fee_denominator: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BinState:
-    """A Meteora DLMM pool, field for field as `MeteoraPool` holds it (see there)."""
-
-    bin_step_bps: int
-    active_id: int
-    active_x: int
-    active_y: int
-    bin_liquidity: int
-    lower_id: int
-    upper_id: int
-    base_fee_pips: int
-    variable_fee_control: int
-    volatility: int
-
-
-PoolState: TypeAlias = ConstantProductState | BinState
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -152,36 +127,14 @@ POOL_EVENTS: Final = (PoolCreated, LiquidityChanged)  # market.pools
 
 
 def pool_state(pool: Pool) -> PoolState:
-    """The wire state of a domain pool."""
-    if isinstance(pool, RaydiumPool):
-        return ConstantProductState(
-            reserve_x=pool.reserve_x, reserve_y=pool.reserve_y,
-            fee_numerator=pool.fee_numerator, fee_denominator=pool.fee_denominator,
-        )
-    if isinstance(pool, MeteoraPool):
-        return BinState(
-            bin_step_bps=pool.bin_step_bps, active_id=pool.active_id, active_x=pool.active_x,
-            active_y=pool.active_y, bin_liquidity=pool.bin_liquidity, lower_id=pool.lower_id,
-            upper_id=pool.upper_id, base_fee_pips=pool.base_fee_pips,
-            variable_fee_control=pool.variable_fee_control, volatility=pool.volatility,
-        )
-    raise TypeError(f"no wire state for {type(pool).__name__}")
+    """The wire state of a domain pool (its venue says which branch of the union)."""
+    return pool.wire_state()
 
 
 def pool_from(venue: str, token_x: Token, token_y: Token, state: PoolState) -> Pool:
-    """The domain pool of a wire state; ValueError if the venue does not run that curve."""
-    pool: Pool
-    if isinstance(state, ConstantProductState):
-        pool = RaydiumPool(token_x, token_y, state.reserve_x, state.reserve_y,
-                           state.fee_numerator, state.fee_denominator)
-    else:
-        pool = MeteoraPool(token_x, token_y, state.bin_step_bps, state.active_id,
-                           state.active_x, state.active_y, state.bin_liquidity, state.lower_id,
-                           state.upper_id, state.base_fee_pips, state.variable_fee_control,
-                           state.volatility)
-    if pool.venue != venue:
-        raise ValueError(f"{venue} does not run {type(state).__name__} pools")
-    return pool
+    """The domain pool of a wire state; ValueError if the venue is unknown, does not run
+    that curve, or the state is not a valid pool."""
+    return VENUES[venue].pool_from(token_x, token_y, state)
 
 
 def snapshot_of(pool: Pool, event_id: str, occurred_at: datetime) -> PoolSnapshot:
@@ -252,7 +205,7 @@ def _reprice(pools: dict[PoolKey, Pool], tick: PriceTick) -> None:
         raise ValueError("a price tick needs two different mints")
     if not tick.price.is_finite() or tick.price <= 0:
         raise ValueError(f"price must be a positive finite decimal, got {tick.price}")
-    venues = (tick.venue,) if tick.venue is not None else sorted({k.venue for k in pools})
+    venues = (tick.venue,) if tick.venue is not None else VENUES.names
     keys = [PoolKey.of(venue, tick.base_mint, tick.quote_mint) for venue in venues]
     found = [pools[key] for key in keys if key in pools]
     if not found:

@@ -4,11 +4,12 @@ Consumes a `Market` and a direction (token in, token out, as mints); produces th
 price, tokenOut per 1 tokenIn in human units, that ANY amount could fetch after fees and
 impact. It is what lets the trigger stage skip waiting limit orders a tick cannot fill.
 
-Why it bounds every size: a constant-product pool pays `out = R_out*net / (R_in + net)
-<= net * R_out/R_in` with `net <= amount * (1 - fee)`; a DLMM pool fills the active bin at its
-price and every later bin at a worse one, charging at least its base fee. So a hop pays at
-most `spot * (1 - minimal fee)` per unit whatever the size, a path at most the product of its
-hops, and a split (a mix of paths) at most the best path. Spot prices are 18-digit
+Why it bounds every size: no venue pays more than its spot price for the net input (a
+constant-product pool pays `out = R_out*net / (R_in + net) <= net * R_out/R_in`; a DLMM pool
+fills the active bin at its price and every later bin at a worse one), and every venue
+declares the least fee rate its pools charge (`Pool.fee_bounds`). So a hop pays at most
+`spot * (1 - lowest fee)` per unit whatever the size, a path at most the product of its hops,
+and a split (a mix of paths) at most the best path. Spot prices are 18-digit
 truncations, so the bound is widened by a relative 1e-12: it may admit a few orders that the
 exact price then rejects, never miss one that would fill.
 """
@@ -19,7 +20,7 @@ from decimal import Context, Decimal
 from typing import Final
 
 from domain.market import Market
-from domain.pools import FEE_PIPS, MeteoraPool, Pool, RaydiumPool
+from domain.pools import Pool
 from domain.routing import candidate_paths
 
 _CONTEXT: Final = Context(prec=40)
@@ -46,10 +47,7 @@ def hop_bound(pool: Pool, mint_in: str) -> Decimal:
 
 
 def minimal_fee(pool: Pool) -> Decimal:
-    """The least fee rate the pool charges on any swap (0 for a pool type it does not know,
-    which keeps the bound a bound)."""
-    if isinstance(pool, RaydiumPool):
-        return _CONTEXT.divide(Decimal(pool.fee_numerator), Decimal(pool.fee_denominator))
-    if isinstance(pool, MeteoraPool):
-        return _CONTEXT.divide(Decimal(pool.base_fee_pips), Decimal(FEE_PIPS))
-    return Decimal(0)
+    """The least fee rate the pool charges on any swap: the lower of its venue's fee bounds
+    (every pool must declare them; see `domain.pools.Pool.fee_bounds`)."""
+    lowest = pool.fee_bounds().lowest
+    return _CONTEXT.divide(Decimal(lowest.numerator), Decimal(lowest.denominator))

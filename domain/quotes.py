@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
+
+SPLIT: Final = "split"  # the decision's venue when its legs use several venues (not a venue)
 
 
 @dataclass(frozen=True, slots=True)
 class VenueQuote:
     """What one venue (or one path through a venue) offers for the whole order."""
 
-    venue: str  # "raydium" | "meteora"
+    venue: str  # a registered venue's name (domain.venues)
     amount_in: int  # base units of the first mint in `path`
     amount_out: int  # base units of the last mint in `path`, after fees and impact
     fee: int  # base units of token in, charged by the pool(s)
@@ -45,6 +48,6 @@ class RoutingDecision:
 
     @property
     def venue(self) -> str:
-        """The venue that won, or "split" when the order is spread over several."""
+        """The venue that won, or SPLIT when the order is spread over several."""
         venues = {leg.venue for leg in self.legs}
-        return venues.pop() if len(venues) == 1 else "split"
+        return venues.pop() if len(venues) == 1 else SPLIT

@@ -5,14 +5,15 @@ passed in (nothing here reads a clock or the OS's randomness, so one seed replay
 produces the next `Walk` and the events that publish it: a `PoolSnapshot` of every pool each
 step, sometimes a `PoolCreated` (a new token listed against SOL or USDC, shallow as fresh
 listings are) and sometimes a `LiquidityChanged` (LPs adding or withdrawing), which is what
-sniper orders wait for.
+sniper orders wait for. How a pool drifts (`repriced`, `decayed`), what it is worth
+(`value_in_y`) and how LPs scale it (`scaled`) is its venue's business (`domain.pools.Pool`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal, localcontext
 from typing import Final
@@ -26,8 +27,9 @@ from domain.market_events import (
     snapshot_of,
 )
 from domain.orders.signatures import b58encode
-from domain.pools import MeteoraPool, Pool, RaydiumPool
+from domain.pools import Pool
 from domain.tokens import SOL, USDC, Token, to_human
+from domain.venues.raydium import RaydiumPool
 
 MAX_LISTINGS: Final = 50  # a long run must not grow the market (and every snapshot) forever
 _NAMES: Final = ("WIF", "POPCAT", "MEW", "BOME", "SLERF", "MYRO", "PNUT", "GOAT", "FWOG", "MOODENG")
@@ -68,7 +70,7 @@ class Walk:
         if rng.random() < config.liquidity_rate:
             before = _pick_for_liquidity(market, rng)
             previous_usd = liquidity_usd(before, market)
-            after = scaled(before, _move_bps(rng, previous_usd))
+            after = before.scaled(_move_bps(rng, previous_usd))
             market = market.with_pool(after)
             events.append(LiquidityChanged(
                 event_id=new_id(), occurred_at=occurred_at, venue=after.venue,
@@ -81,7 +83,7 @@ class Walk:
 def liquidity_usd(pool: Pool, market: Market) -> Decimal:
     """The pool's value in USD, to the cent: valued in its y token, then at a reference price
     (y's, or x's through the pool's price); zero if the market prices neither token."""
-    value_y = _value_in_y(pool)
+    value_y = pool.value_in_y()
     usd_y, usd_x = market.reference_price(pool.token_y.mint), market.reference_price(
         pool.token_x.mint)
     with localcontext(Context(prec=34)):  # the caller's context is restored on exit
@@ -95,38 +97,12 @@ def liquidity_usd(pool: Pool, market: Market) -> Decimal:
         return usd.quantize(_CENTS)
 
 
-def scaled(pool: Pool, bps: int) -> Pool:
-    """The pool after LPs changed its liquidity by `bps` (+ deposit, - withdrawal), at the
-    same price: both reserves (or every bin) scale together."""
-    def scale(amount: int) -> int:
-        return max(1, amount * (10_000 + bps) // 10_000)
-
-    if isinstance(pool, RaydiumPool):
-        return replace(pool, reserve_x=scale(pool.reserve_x), reserve_y=scale(pool.reserve_y))
-    if isinstance(pool, MeteoraPool):
-        return replace(pool, bin_liquidity=scale(pool.bin_liquidity),
-                       active_x=scale(pool.active_x) if pool.active_x else 0,
-                       active_y=scale(pool.active_y) if pool.active_y else 0)
-    raise TypeError(f"cannot scale {type(pool).__name__}")
-
-
 def _move_bps(rng: random.Random, depth_usd: Decimal) -> int:
     """A deposit of up to 50%, or a withdrawal by the inverse factor: equally likely moves
     cancel out (no drift in depth), and a pool outside the band is steered back into it."""
     step = rng.randint(1, _MOVE_BPS)
     deposit = depth_usd < _FLOOR_USD or (depth_usd <= _CEILING_USD and rng.randrange(2) == 1)
     return step if deposit else -(step * 10_000 // (10_000 + step))
-
-
-def _value_in_y(pool: Pool) -> int:
-    """Everything the pool holds, in base units of y at its current price."""
-    if isinstance(pool, RaydiumPool):
-        return 2 * pool.reserve_y  # at the spot price x is worth exactly y: y / x * x
-    if isinstance(pool, MeteoraPool):
-        full_bins = pool.upper_id - pool.lower_id  # every bin but the active one
-        return (full_bins * pool.bin_liquidity + pool.active_y
-                + ((pool.active_x * pool.price_q128) >> 128))  # Q128 price, y per x
-    raise TypeError(f"cannot value {type(pool).__name__}")
 
 
 def _listing(market: Market, rng: random.Random, number: int) -> RaydiumPool:

@@ -1,22 +1,29 @@
 """The one Faust app: every topic, agent and consumer group of the stream workers, wired here.
 
-Agents are thin `async for` loops around the stage objects. The only broad `except` is in
-these loops: a record that cannot be processed is dead-lettered with the error, because an
-exception escaping a Faust agent would ack the record and drop it silently (PITFALLS 1).
+The Faust shell of the application layer: agents are thin `async for` loops that decode each
+record (bytes) into a command or work item and hand it to the writer or a stage, which talk to
+Kafka and PostgreSQL only through the adapters built here (`KafkaOutbox`, `OrderStates`,
+`SimulatedChain`). The only broad `except` is in these loops: a record that cannot be
+processed is dead-lettered with the error, because an exception escaping a Faust agent would
+ack the record and drop it silently (PITFALLS 1). The order writer's agent consumes without
+automatic acks: `CommandFlow` acks each record once everything it caused is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
+from functools import partial
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP, Message
 
 from domain.market import Market
+from domain.orders.commands import Command
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import OrderState
 from domain.work import ExecuteSwap, QuoteRoute
@@ -24,6 +31,7 @@ from oee.settings import Settings
 from psycopg_pool import AsyncConnectionPool
 from schemas.codec import Codec
 from streams.chain import ChainPolicy, SimulatedChain
+from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
 from streams.event_store import EventStoreReader
 from streams.execution_stage import ExecutionStage
@@ -32,9 +40,12 @@ from streams.market_feed import MarketFollower
 from streams.market_view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
-from streams.outbox import Outbox
+from streams.outbox import KafkaOutbox
+from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.trigger_stage import TriggerStage
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -54,16 +65,16 @@ class Engine:
             database_url, min_size=1, max_size=8, open=False,
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
-        self.outbox = Outbox(app.producer, s.topics, self.codec)
-        reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events, self.codec)
-        self.states = OrderStates(reader, on_loaded=self._on_loaded)
+        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
+        reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
+        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded)
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
                                      best_price_interval_s=s.best_price_interval_s)
         self.market_feed.subscribe(self.triggers.on_market_change)
         policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
-        self.writer = OrderWriter(self.codec, self.states, self.outbox,
+        self.writer = OrderWriter(self.states, self.outbox,
                                   WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
                                   utc_now, observe=self.triggers.track)
         latency = VenueLatency(s.venue_latency_min_ms, s.venue_latency_max_ms,
@@ -75,6 +86,7 @@ class Engine:
             s.confirm_delay_max_ms))
         self.execution = ExecutionStage(chain, self.market, self.outbox,
                                         InFlight(s.stage_max_in_flight), utc_now)
+        self.flow = CommandFlow(self.writer, self._rewind, self.triggers.forget)
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
         self.writer.on_loaded(partition, states)
@@ -84,8 +96,31 @@ class Engine:
         await self.market_feed.wait_caught_up()  # never route on the seed market of a restart
         self.ready.set()
 
-    async def decide(self, message: Message) -> None:
-        await self.writer.handle(message.partition, _value(message))
+    async def consume_commands(self, stream: Any) -> None:
+        """The writer's loop over a no-ack stream: the flow acks each record once what it
+        caused is durable (an exception escaping here would not be acked, but log it)."""
+        await self.ready.wait()
+        async for event in stream.events():
+            message = event.message
+            record = Inbound(message.partition, message.offset, event.ack,
+                             partial(self._dead_letter, message))
+            command: Command | Exception
+            try:
+                command = self.codec.decode_command(_value(message))
+            except Exception as exc:  # dead-lettered by the flow, in offset order
+                command = exc
+            try:
+                await self.flow.receive(record, command)
+            except Exception:
+                log.exception("orders.commands[%d]@%d could not be handled",
+                              message.partition, message.offset)
+
+    async def _dead_letter(self, message: Message, error: BaseException) -> Delivery:
+        return await self.outbox.dead_letter(message.topic, message.partition, message.offset,
+                                             message.key, message.value, error)
+
+    async def _rewind(self, partition: int, offset: int) -> None:
+        await self.app.consumer.seek(TP(self.settings.topics.commands, partition), offset)
 
     async def route(self, message: Message) -> None:
         work = self.codec.decode_work(_value(message))
@@ -163,7 +198,7 @@ def _wire(app: faust.App, engine: Engine) -> None:
 
     @app.agent(topic(topics.commands), name="order-writer")
     async def order_writer(stream: faust.StreamT[bytes]) -> None:
-        await engine.consume(stream, engine.decide)
+        await engine.consume_commands(cast(Any, stream).noack())
 
     @app.agent(topic(topics.routing), name="routing-stage")
     async def routing_stage(stream: faust.StreamT[bytes]) -> None:
@@ -179,7 +214,7 @@ def _wire(app: faust.App, engine: Engine) -> None:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
-        dropped = engine.states.revoke(tp.partition for tp in revoked
-                                       if tp.topic == topics.commands)
-        engine.writer.timers.disarm(dropped)
+        partitions = [tp.partition for tp in revoked if tp.topic == topics.commands]
+        engine.flow.revoke(partitions)
+        dropped = engine.writer.revoke(partitions)
         engine.triggers.forget(dropped)

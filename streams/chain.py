@@ -1,9 +1,10 @@
 """A simulated Solana chain, kept in PostgreSQL so every worker process sees the same ledger.
 
 Consumes swap submissions from the execution stage and answers what happened to them.
-Submission is idempotent by signature (`INSERT .. ON CONFLICT`): a re-driven order asks
-`find` first, and even a racing second submit is recorded as a duplicate instead of landing
-twice. Each signature's fate (transient RPC error, dropped, confirm delay) is drawn from a
+Submitting is one atomic step, idempotent by signature (`INSERT .. ON CONFLICT DO NOTHING
+RETURNING`, the signature is the primary key): whoever inserts the row submitted it
+(`Submission.fresh`); every other submit of that signature, a re-drive or a racing duplicate,
+is told it was already submitted and follows the one transaction. Each signature's fate (transient RPC error, dropped, confirm delay) is drawn from a
 hash of the signature and the seed, so a re-drive sees the same fate it had the first time.
 The swap is settled at landing time against the market of that moment, which is where
 slippage protection bites.
@@ -56,6 +57,12 @@ class ChainTransaction:
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    tx: ChainTransaction
+    fresh: bool  # this call submitted it (False: it was already submitted)
+
+
+@dataclass(frozen=True, slots=True)
 class ChainPolicy:
     seed: int
     failure_rate: float
@@ -91,8 +98,11 @@ class SimulatedChain:
         return _transaction(row) if row else None
 
     async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
-                     now: datetime) -> ChainTransaction:
-        """Send the transaction; returns it pending. Raises TransientChainError if refused."""
+                     now: datetime) -> Submission:
+        """Send the transaction unless it was sent before; either way, the one transaction.
+
+        Raises TransientChainError if the RPC node refuses it (nothing is sent: a signature's
+        fate is fixed, so a refused signature is never on chain)."""
         fate = self._policy.fate(signature)
         if fate.rejected_at_submit:
             raise TransientChainError("NodeUnhealthy", "RPC node is behind; transaction not sent")
@@ -102,14 +112,17 @@ class SimulatedChain:
                 """INSERT INTO sim_chain_transactions
                      (signature, order_id, attempt, min_amount_out, submitted_at, lands_at, status)
                    VALUES (%s, %s, %s, %s, %s, %s, 'pending')
-                   ON CONFLICT (signature) DO UPDATE
-                     SET duplicate_submissions = sim_chain_transactions.duplicate_submissions + 1
+                   ON CONFLICT (signature) DO NOTHING
                    RETURNING *""",
                 (signature, order_id, attempt, min_amount_out, now, lands_at),
             )
             row = await cur.fetchone()
-        assert row is not None
-        return _transaction(row)
+        if row is not None:
+            return Submission(_transaction(row), fresh=True)
+        # A separate statement: the INSERT's snapshot predates a racing submitter's commit.
+        known = await self.find(signature)
+        assert known is not None, "a conflicting signature is on chain"
+        return Submission(known, fresh=False)
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
                      min_amount_out: int, market: Market, now: datetime) -> ChainTransaction:

@@ -1,29 +1,35 @@
 """Reads one partition of the event store (`orders.events`) from offset 0 to its current end.
 
-The order agent folds what this returns into its in-memory state when it is assigned a
-partition: the event store is the aggregate's changelog, so state can never be ahead of (or
-behind) what is durable in Kafka.
+Produces the raw records (offset, key, value), undecoded: the fold (`streams.order_states`)
+decides what a record it cannot read means, so one bad record can never make the whole
+partition unreadable. The order agent folds the partition when it is assigned it: the event
+store is the aggregate's changelog, so state can never be ahead of what is durable in Kafka.
 """
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from dataclasses import dataclass
 
-from domain.orders.events import Event
-from schemas.codec import Codec
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 FETCH_BYTES = 16 * 1024 * 1024
 
 
-class EventStoreReader:
-    def __init__(self, bootstrap_servers: str, topic: str, codec: Codec) -> None:
-        self._bootstrap = bootstrap_servers
-        self._topic = topic
-        self._codec = codec
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
-    async def read_partition(self, partition: int) -> list[Event]:
-        """Every event of `partition` durable at call time, in offset order."""
-        tp = TopicPartition(self._topic, partition)
+
+class EventStoreReader:
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self._bootstrap = bootstrap_servers
+        self.topic = topic
+
+    async def read_partition(self, partition: int) -> list[StoredRecord]:
+        """Every record of `partition` durable at call time, in offset order."""
+        tp = TopicPartition(self.topic, partition)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             group_id=None,
@@ -43,13 +49,12 @@ class EventStoreReader:
             await consumer.stop()
 
     async def _read_until(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
-                          end: int) -> list[Event]:
-        events: list[Event] = []
+                          end: int) -> list[StoredRecord]:
+        records: list[StoredRecord] = []
         while await consumer.position(tp) < end:
             batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
             for record in batches.get(tp, []):
                 if record.offset >= end:
                     break
-                if record.value is not None:
-                    events.append(self._codec.decode_event(record.value))
-        return events
+                records.append(StoredRecord(record.offset, record.key, record.value))
+        return records

@@ -1,10 +1,14 @@
 """The execution stage: submits a built transaction to the simulated chain and follows it.
 
-For an ExecuteSwap work item it first asks the chain whether the signature is already known
-(a re-drive after a crash must never submit twice), submits if not, reports the submission,
-waits for the landing time without holding the partition, settles the swap against the
-market of that moment and reports the outcome. An unknown outcome (the database is down, the
-worker dies) is never reported as a failure — the watchdog re-drives and the chain answers.
+Consumes decoded `ExecuteSwap` items (the Faust shell decodes them) and produces its reports
+to `orders.commands` through the `Outbox` port; the chain is the `Chain` port. For an
+ExecuteSwap item it submits the transaction in one atomic step (a re-drive after a crash finds
+it already submitted and follows it instead: never twice), reports the submission, waits for
+the landing time without holding the partition, settles the swap against the market of that
+moment and reports the outcome. A re-drive of a swap this stage is still executing (same order
+and attempt) is a no-op: the running task reports for both. An unknown outcome (the database
+is down, the worker dies) is never reported as a failure — the watchdog re-drives and the
+chain answers.
 """
 
 from __future__ import annotations
@@ -12,33 +16,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from domain.orders.commands import AttemptFailed, Command, SubmissionSucceeded, SwapConfirmed
 from domain.work import ExecuteSwap
-from streams.chain import ChainTransaction, SimulatedChain, TransientChainError, slot_at
+from streams.chain import ChainTransaction, TransientChainError, slot_at
 from streams.in_flight import InFlight
-from streams.market_view import MarketView
-from streams.outbox import Outbox
+from streams.ports import Chain, Clock, MarketSource, Outbox
 
 log = logging.getLogger(__name__)
 
 
 class ExecutionStage:
-    def __init__(self, chain: SimulatedChain, market: MarketView, outbox: Outbox,
-                 in_flight: InFlight, clock: Callable[[], datetime]) -> None:
+    def __init__(self, chain: Chain, market: MarketSource, outbox: Outbox,
+                 in_flight: InFlight, clock: Clock) -> None:
         self._chain = chain
         self._market = market
         self._outbox = outbox
         self.in_flight = in_flight
         self._clock = clock
+        self._running: set[tuple[str, int]] = set()
 
     async def accept(self, work: ExecuteSwap) -> None:
-        await self.in_flight.spawn(self._execute(work))
+        key = (work.order_id, work.attempt)
+        if key in self._running:
+            log.info("%s attempt %d is still executing; re-drive ignored", *key)
+            return
+        self._running.add(key)
+        try:
+            await self.in_flight.spawn(self._execute(work))
+        except BaseException:
+            self._running.discard(key)
+            raise
 
     async def _execute(self, work: ExecuteSwap) -> None:
+        try:
+            await self._follow(work)
+        finally:
+            self._running.discard((work.order_id, work.attempt))
+
+    async def _follow(self, work: ExecuteSwap) -> None:
         try:
             tx = await self._submitted(work)
             if tx is None:
@@ -53,17 +71,18 @@ class ExecutionStage:
             log.exception("execution of %s attempt %d interrupted", work.order_id, work.attempt)
 
     async def _submitted(self, work: ExecuteSwap) -> ChainTransaction | None:
-        """The transaction on chain: found (re-drive) or freshly submitted; None if refused."""
-        known = await self._chain.find(work.signature)
-        if known is not None:
-            return known
+        """The transaction on chain: submitted now or before (re-drive); None if refused."""
         try:
-            return await self._chain.submit(work.order_id, work.attempt, work.signature,
-                                            work.min_amount_out, self._clock())
+            submission = await self._chain.submit(work.order_id, work.attempt, work.signature,
+                                                  work.min_amount_out, self._clock())
         except TransientChainError as exc:
             await self._report(AttemptFailed, work, stage="submit", error_code=exc.code,
                                message=str(exc), transient=True)
             return None
+        if not submission.fresh:
+            log.info("%s attempt %d was already submitted; following it", work.order_id,
+                     work.attempt)
+        return submission.tx
 
     async def _report_outcome(self, work: ExecuteSwap, tx: ChainTransaction) -> None:
         if tx.status == "confirmed":
@@ -89,4 +108,4 @@ class ExecutionStage:
     async def _report(self, kind: type[Command], work: ExecuteSwap, **fields: Any) -> None:
         report = kind(command_id=str(uuid.uuid4()), order_id=work.order_id,  # type: ignore[call-arg]
                       issued_at=self._clock(), attempt=work.attempt, **fields)
-        await self._outbox.command(report)
+        await (await self._outbox.command(report))

@@ -1,31 +1,39 @@
-"""The order agent: the single writer of `orders.events`.
+"""The order writer: the single writer of `orders.events` (the application layer, no Kafka).
 
-Consumes `orders.commands` (edge commands, stage and trigger reports, timers), decides with the
-pure core, appends the events to the same partition number of `orders.events`, hands the next
-piece of work to a stage, re-arms the order's timers and shows the order's state to its
-observer (the trigger stage keeps its book of waiting orders from it). Nothing here waits on a
-venue: one command is a few microseconds of pure code plus non-blocking produces that Faust
-flushes before it commits the command's offset (at-least-once; duplicates decide nothing).
+Consumes decoded commands (edge commands, stage and trigger reports, timers) with the number of
+the `orders.commands` partition they came from. Decides each with the pure core against the
+partition's folded states, appends the events to the same partition number of the event store
+through the `Outbox` port, hands the next piece of work to a stage, re-arms the order's timers
+and shows the order's state to its observer (the trigger stage keeps its book of waiting
+orders from it). Produces a `Decided` per command, whose `settled` future resolves once the
+events are acknowledged by the broker and the work (sent only then: a stage must never act on
+an event the store may not have) is too. Nothing is decided for an order on top of events
+still on their way; if they failed, `DeliveryFailed` until `fail_stop` has the partition folded
+again. A command to an order whose stored history could not be folded raises
+`OrderQuarantined` with the reason. Nothing here waits on a venue; `streams.command_flow`
+acks and rewinds, the Faust shell (`streams.app`) decodes. Duplicates decide nothing
+(at-least-once delivery is safe).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Protocol
 
 from domain.orders.commands import Command
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
-from domain.orders.state import OrderState
+from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from domain.orders.timers import timers_after, timers_of
-from domain.work import work_after
-from schemas.codec import Codec
-from streams.order_states import OrderStates
-from streams.outbox import Outbox
+from domain.work import Work, work_after
+from streams.order_states import PartitionStates
+from streams.ports import Clock, Delivery, Outbox, failure_of
 from streams.timers import TimerWheel
 
 log = logging.getLogger(__name__)
@@ -40,44 +48,131 @@ def _unobserved(state: OrderState, command: Command | None) -> None:
     return None
 
 
+class StateSource(Protocol):
+    """The folded states of one partition of the event store (`streams.order_states`)."""
+
+    async def ready(self, partition: int) -> PartitionStates: ...
+
+
+class OrderQuarantined(Exception):
+    """The order's history in the event store cannot be folded: nothing is decided for it."""
+
+
+class DeliveryFailed(Exception):
+    """The order's previous events never reached the store: its in-memory state ran ahead,
+    so nothing may be decided for it until its partition is folded again."""
+
+
+class StateReloader(StateSource, Protocol):
+    def revoke(self, partitions: Iterable[int]) -> set[str]:
+        """Forget the partitions; returns the ids of the orders forgotten."""
+        ...
+
+    def reload(self, partition: int, after: Sequence[Delivery]) -> set[str]:
+        """Drop the partition's states and fold it again once `after` are settled; returns
+        the ids of the orders dropped."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class WriterConfig:
     policy: ExecutionPolicy
     stall_timeout: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What one command caused: the events appended and the work handed on; `settled`
+    resolves once all of it is durable (and fails if any of it never will be)."""
+
+    events: tuple[Event, ...] = ()
+    work: tuple[Work, ...] = ()
+    settled: Delivery | None = None
+
+
 class OrderWriter:
-    def __init__(self, codec: Codec, states: OrderStates, outbox: Outbox, config: WriterConfig,
-                 clock: Callable[[], datetime], observe: StateObserver = _unobserved) -> None:
-        self._codec = codec
+    def __init__(self, states: StateReloader, outbox: Outbox, config: WriterConfig,
+                 clock: Clock, observe: StateObserver = _unobserved) -> None:
         self._states = states
         self._outbox = outbox
         self._config = config
         self._clock = clock
         self._observe = observe
         self.timers = TimerWheel(clock, outbox.command)
+        self._unsettled: dict[str, Delivery] = {}  # order id -> its last decision's outputs
 
-    async def handle(self, partition: int, value: bytes) -> int:
-        """Decide one command; returns how many events it appended."""
-        command = self._codec.decode_command(value)
-        states = await self._states.ready(partition)
-        state = self._states.get(states, command.order_id)
+    async def handle(self, partition: int, command: Command) -> Decided:
+        """Decide one command of `orders.commands[partition]`.
+
+        Raises DeliveryFailed if the order's previous events did not reach the store (after
+        waiting for them if they are still on their way): its state ran ahead of the store."""
+        await self._settled_before(command.order_id)
+        partition_states = await self._states.ready(partition)
+        quarantined = partition_states.quarantined.get(command.order_id)
+        if quarantined is not None:
+            raise OrderQuarantined(f"order {command.order_id} is quarantined: {quarantined}")
+        states = partition_states.orders
+        state = states.get(command.order_id) or initial_state(command.order_id)
         events = decide(state, command, now=self._clock(), policy=self._config.policy)
         if not events:
             self._observe(state, command)
-            return 0
-        statuses = []
+            return Decided()
+        statuses: list[OrderStatus] = []
         for event in events:
             state = evolve(state, event)
+            assert state.status is not None  # evolve never leaves an accepted order without one
             statuses.append(state.status)
-        await self._append(partition, events, statuses)
-        for work in work_after(state, events):
-            await self._outbox.work(work)
+        # The status after each event goes into its envelope: readers need not fold again.
+        deliveries = await self._outbox.events(partition, events, statuses)
+        work = work_after(state, events)
+        settled = asyncio.ensure_future(self._hand_on(deliveries, work))
+        self._unsettled[state.order_id] = settled
+        settled.add_done_callback(lambda done: self._forget_settled(command.order_id, done))
         states[state.order_id] = state
         self.timers.arm(state.order_id, timers_after(state, events,
                                                      stall_timeout_ms=self._stall_ms))
         self._observe(state, command)
-        return len(events)
+        return Decided(events, work, settled)
+
+    def fail_stop(self, partition: int, after: Sequence[Delivery]) -> set[str]:
+        """Forget the partition's states (they ran ahead of the store) and fold it again
+        once `after` are settled; returns the ids of the orders dropped."""
+        return self._forget(self._states.reload(partition, after))
+
+    def revoke(self, partitions: Iterable[int]) -> set[str]:
+        """Forget revoked partitions (their next owner folds them); returns the orders."""
+        return self._forget(self._states.revoke(partitions))
+
+    def _forget(self, dropped: set[str]) -> set[str]:
+        self.timers.disarm(dropped)
+        for order_id in dropped:
+            self._unsettled.pop(order_id, None)
+        return dropped
+
+    async def _settled_before(self, order_id: str) -> None:
+        previous = self._unsettled.get(order_id)
+        if previous is None:
+            return
+        if not previous.done():
+            await asyncio.wait([previous])
+        error = failure_of(previous)  # a failed one stays until the partition is folded again
+        if error is None and self._unsettled.get(order_id) is previous:
+            del self._unsettled[order_id]
+        if error is not None:
+            raise DeliveryFailed(f"order {order_id}: the events of its last decision were "
+                                 f"not stored ({error!r})")
+
+    def _forget_settled(self, order_id: str, settled: Delivery) -> None:
+        """A decision that was stored holds nothing back; a failed one stays (see handle)."""
+        if failure_of(settled) is None and self._unsettled.get(order_id) is settled:
+            del self._unsettled[order_id]
+
+    async def _hand_on(self, events: list[Delivery], work: tuple[Work, ...]) -> None:
+        """Once the events are durable, hand the work on: a stage must never act on an
+        event the store may not have (a swap could land for an order stuck before it)."""
+        await asyncio.gather(*events)
+        for item in work:
+            await (await self._outbox.work(item))
 
     def on_loaded(self, partition: int, states: list[OrderState]) -> None:
         """Re-arm the timers of a freshly folded partition (the watchdog and GTD expiries
@@ -86,14 +181,7 @@ class OrderWriter:
             self.timers.arm(state.order_id, timers_of(state, stall_timeout_ms=self._stall_ms))
             self._observe(state, None)
 
-    async def _append(self, partition: int, events: tuple[Event, ...],
-                      statuses: list[OrderStatus | None]) -> None:
-        # The status after each event goes into its envelope: readers need not fold again.
-        for event, status in zip(events, statuses, strict=True):
-            assert status is not None  # evolve never leaves an accepted order without one
-            value = self._codec.encode_event(event, status=status)
-            await self._outbox.event(partition, event.order_id, value)
-
     @property
     def _stall_ms(self) -> int:
         return int(self._config.stall_timeout.total_seconds() * 1000)
+

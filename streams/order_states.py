@@ -1,34 +1,107 @@
 """The order agent's in-memory state, one map per assigned partition, folded from the event store.
 
-Loading starts as soon as a partition is assigned (so the watchdog re-arms timers for stalled
-orders even if no command ever arrives for them) and the agent awaits it before deciding
-anything for that partition. Revoked partitions are forgotten: their next owner folds them anew.
+Consumes the raw records of `orders.events[p]` (`EventStoreReader`) and produces each order's
+folded state. Loading starts as soon as a partition is assigned (so the watchdog re-arms timers
+for stalled orders even if no command ever arrives for them) and the agent awaits it before
+deciding anything for that partition. Revoked partitions are forgotten: their next owner folds
+them anew.
+
+A record that cannot be decoded or folded is quarantined, never fatal to the partition: it is
+logged with its topic, partition and offset and counted (`quarantined_records`), and only the
+order it belongs to (its key, or the event's order id) is set aside with the reason; the rest of
+the partition folds and flows. A seq gap in an order's history quarantines the order too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
-from streams.event_store import EventStoreReader
+from streams.event_store import EventStoreReader, StoredRecord
+from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
 
 Loaded = Callable[[int, list[OrderState]], None]
+Decode = Callable[[bytes], Event]
+
+
+@dataclass(slots=True)
+class PartitionStates:
+    """The folded orders of one partition, and the orders whose history could not be folded."""
+
+    orders: dict[str, OrderState] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)  # order id -> why
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    states: PartitionStates
+    problems: tuple[str, ...]  # one line per quarantined record
+
+
+def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) -> Folded:
+    """Fold `records` (of `where`, e.g. "orders.events[7]") into states, quarantining what
+    cannot be decoded or folded: that record, and at most the one order it belongs to."""
+    states = PartitionStates()
+    problems: list[str] = []
+
+    def quarantine(order_id: str | None, offset: int, why: str) -> None:
+        problem = f"{where}@{offset}: {why}"
+        problems.append(problem)
+        if order_id is not None and order_id not in states.quarantined:
+            states.orders.pop(order_id, None)
+            states.quarantined[order_id] = problem
+
+    for record in records:
+        owner = _order_of(record.key)
+        try:
+            if record.value is None:
+                raise ValueError("a record without a value (tombstone) is not an event")
+            event = decode(record.value)
+        except Exception as exc:
+            quarantine(owner, record.offset, f"unreadable event ({type(exc).__name__}: {exc})")
+            continue
+        if event.order_id in states.quarantined:
+            continue
+        current = states.orders.get(event.order_id) or initial_state(event.order_id)
+        if event.seq <= current.seq:
+            continue  # a re-decided duplicate of an event already folded
+        if event.seq != current.seq + 1:
+            quarantine(event.order_id, record.offset, f"seq {event.seq} follows {current.seq}")
+            continue
+        try:
+            states.orders[event.order_id] = evolve(current, event)
+        except Exception as exc:
+            quarantine(event.order_id, record.offset,
+                       f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
+    return Folded(states, tuple(problems))
+
+
+def _order_of(key: bytes | None) -> str | None:
+    if not key:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 class OrderStates:
-    def __init__(self, reader: EventStoreReader, on_loaded: Loaded) -> None:
+    def __init__(self, reader: EventStoreReader, decode: Decode, on_loaded: Loaded) -> None:
         self._reader = reader
+        self._decode = decode
         self._on_loaded = on_loaded
-        self._states: dict[int, dict[str, OrderState]] = {}
+        self._states: dict[int, PartitionStates] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
+        self.quarantined_records = 0
 
     def assign(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
@@ -42,37 +115,43 @@ class OrderStates:
             task = self._loading.pop(partition, None)
             if task is not None:
                 task.cancel()
-            dropped.update(self._states.pop(partition, {}))
+            dropped.update(self._states.pop(partition, PartitionStates()).orders)
         return dropped
 
-    async def ready(self, partition: int) -> dict[str, OrderState]:
+    def reload(self, partition: int, after: Sequence[Delivery]) -> set[str]:
+        """Drop the partition's states (they ran ahead of the store) and fold it again once
+        `after` (outputs still on their way) have settled, so the fold sees all that lands."""
+        dropped = self.revoke([partition])
+        self._loading[partition] = asyncio.create_task(self._load(partition, after))
+        return dropped
+
+    async def ready(self, partition: int) -> PartitionStates:
         """The partition's states, loading them first if this is the first touch."""
         if partition not in self._states:
             self.assign([partition])
             await asyncio.shield(self._loading[partition])
         return self._states[partition]
 
-    def get(self, states: dict[str, OrderState], order_id: str) -> OrderState:
-        return states.get(order_id) or initial_state(order_id)
-
     def in_flight(self) -> int:
-        return sum(1 for by_id in self._states.values() for s in by_id.values()
+        return sum(1 for by_id in self._states.values() for s in by_id.orders.values()
                    if s.status is not None and not is_terminal(s))
 
-    async def _load(self, partition: int) -> None:
-        events = await self._read_with_retry(partition)
-        states: dict[str, OrderState] = {}
-        for event in events:
-            current = states.get(event.order_id) or initial_state(event.order_id)
-            if event.seq <= current.seq:
-                continue  # a re-decided duplicate of an event already folded
-            states[event.order_id] = evolve(current, event)
+    async def _load(self, partition: int, after: Sequence[Delivery] = ()) -> None:
+        if after:
+            await asyncio.wait(after)
+        records = await self._read_with_retry(partition)
+        where = f"{self._reader.topic}[{partition}]"
+        folded = fold_partition(where, records, self._decode)
+        for problem in folded.problems:
+            log.error("quarantined %s", problem)
+        self.quarantined_records += len(folded.problems)
+        states = folded.states
         self._states[partition] = states
-        log.info("partition %d: folded %d events into %d orders", partition, len(events),
-                 len(states))
-        self._on_loaded(partition, list(states.values()))
+        log.info("partition %d: folded %d events into %d orders (%d quarantined)", partition,
+                 len(records), len(states.orders), len(states.quarantined))
+        self._on_loaded(partition, list(states.orders.values()))
 
-    async def _read_with_retry(self, partition: int) -> list[Event]:
+    async def _read_with_retry(self, partition: int) -> list[StoredRecord]:
         """Without its history a partition cannot decide anything: keep trying, loudly."""
         delay = 0.5
         while True:

@@ -1,19 +1,25 @@
-"""Everything the stream workers produce, through Faust's producer.
+"""The Kafka adapter of the `Outbox` port: encodes and produces through Faust's producer.
 
-Using Faust's own producer matters: before Faust commits a consumed offset it flushes this
-producer, so the events a command caused are durable before the command counts as done.
-Sends do not wait for the broker's acknowledgement one by one; the commit-time flush does.
+Consumes domain values (events, commands, work items, dead letters) and produces their Avro
+records. Every call returns once the record is enqueued, with the broker's future for it (a
+`Delivery`): the callers decide what to await. Using Faust's own producer keeps one producer
+per worker process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from domain.orders.commands import Command
+from domain.orders.events import Event
+from domain.orders.status import OrderStatus
 from domain.work import ExecuteSwap, QuoteRoute, Work
 from oee.settings import Topics
 from schemas.codec import Codec
+from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -21,33 +27,34 @@ log = logging.getLogger(__name__)
 class Producer(Protocol):
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
                    partition: int | None, timestamp: float | None,
-                   headers: list[tuple[str, bytes]] | None) -> object: ...
+                   headers: list[tuple[str, bytes]] | None) -> Awaitable[Any]: ...
 
 
-class Outbox:
+class KafkaOutbox:
     def __init__(self, producer: Producer, topics: Topics, codec: Codec) -> None:
         self._producer = producer
         self._topics = topics
         self._codec = codec
 
-    async def event(self, partition: int, order_id: str, value: bytes) -> None:
+    async def events(self, partition: int, events: Sequence[Event],
+                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
         # Same partition number as the command: the event store stays co-partitioned with
         # the commands by construction, whatever partitioner a client uses.
-        await self._producer.send(self._topics.events, order_id.encode(), value, partition,
-                                  None, None)
+        return [await self._send(self._topics.events, event.order_id.encode(),
+                                 self._codec.encode_event(event, status=status), partition)
+                for event, status in zip(events, statuses, strict=True)]
 
-    async def command(self, command: Command) -> None:
-        await self._producer.send(self._topics.commands, command.order_id.encode(),
-                                  self._codec.encode_command(command), None, None, None)
+    async def command(self, command: Command) -> Delivery:
+        return await self._send(self._topics.commands, command.order_id.encode(),
+                                self._codec.encode_command(command))
 
-    async def work(self, work: Work) -> None:
+    async def work(self, work: Work) -> Delivery:
         topic = self._topics.routing if isinstance(work, QuoteRoute) else self._topics.execution
         assert isinstance(work, QuoteRoute | ExecuteSwap)
-        await self._producer.send(topic, work.order_id.encode(), self._codec.encode_work(work),
-                                  None, None, None)
+        return await self._send(topic, work.order_id.encode(), self._codec.encode_work(work))
 
     async def dead_letter(self, source: str, partition: int, offset: int, key: bytes | None,
-                          value: bytes | None, error: BaseException) -> None:
+                          value: bytes | None, error: BaseException) -> Delivery:
         """Park a record nobody can process, with why, instead of crash-looping on it."""
         log.error("dead-lettering %s[%d]@%d: %r", source, partition, offset, error)
         headers = [
@@ -57,4 +64,10 @@ class Outbox:
             ("error-type", type(error).__name__.encode()),
             ("error", str(error)[:2000].encode()),
         ]
-        await self._producer.send(self._topics.dead_letters, key, value, None, None, headers)
+        return await self._send(self._topics.dead_letters, key, value, headers=headers)
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes | None,
+                    partition: int | None = None,
+                    headers: list[tuple[str, bytes]] | None = None) -> Delivery:
+        pending = await self._producer.send(topic, key, value, partition, None, headers)
+        return asyncio.ensure_future(pending)

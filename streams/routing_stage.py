@@ -1,6 +1,7 @@
 """The routing stage: turns a QuoteRoute work item into a RouteFound / RouteNotFound report.
 
-Both venues are asked in parallel, each answering after its own simulated network latency; the
+Consumes decoded `QuoteRoute` items (the Faust shell decodes them) and produces one report per
+item to `orders.commands` through the `Outbox` port. Both venues are asked in parallel, each answering after its own simulated network latency; the
 pure router then picks the best net output (or a split, or a multi-hop path) from the market as
 it stands when the answers are in. The agent loop only spawns the task and moves on.
 """
@@ -11,19 +12,15 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 
 from domain.orders.commands import Command, RouteFound, RouteNotFound
 from domain.routing import NoRoute, best_route
+from domain.venues import VENUES
 from domain.work import QuoteRoute
 from streams.in_flight import InFlight
-from streams.market_view import MarketView
-from streams.outbox import Outbox
+from streams.ports import Clock, MarketSource, Outbox, VenueQuoter
 
 log = logging.getLogger(__name__)
-
-VENUES = ("raydium", "meteora")
 
 
 class VenueLatency:
@@ -42,10 +39,10 @@ class VenueLatency:
 
 
 class RoutingStage:
-    def __init__(self, market: MarketView, latency: VenueLatency, outbox: Outbox,
-                 in_flight: InFlight, clock: Callable[[], datetime]) -> None:
+    def __init__(self, market: MarketSource, venues: VenueQuoter, outbox: Outbox,
+                 in_flight: InFlight, clock: Clock) -> None:
         self._market = market
-        self._latency = latency
+        self._venues = venues
         self._outbox = outbox
         self.in_flight = in_flight
         self._clock = clock
@@ -55,9 +52,9 @@ class RoutingStage:
 
     async def _route(self, work: QuoteRoute) -> None:
         try:
-            await self._latency.all_venues()
+            await self._venues.all_venues()
             report = self._report(work)
-            await self._outbox.command(report)
+            await (await self._outbox.command(report))
         except Exception:  # the order's watchdog re-drives routing; nothing is lost
             log.exception("routing %s attempt %d failed", work.order_id, work.attempt)
 

@@ -44,7 +44,7 @@ from streams.market_view import MarketView
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[Command], Awaitable[None]]
+Send = Callable[[Command], Awaitable[object]]
 
 RECENT_POOL_EVENTS: Final = 1_000  # pool events kept for snipers that (re)join the book
 _YIELD_EVERY: Final = 256  # price computations between two yields to the event loop

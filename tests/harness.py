@@ -24,6 +24,7 @@ from domain.orders.events import Event
 from domain.orders.status import OrderStatus
 from oee.settings import Settings
 from schemas.codec import Codec
+from schemas.errors import CodecError
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
@@ -85,6 +86,7 @@ class EventLog:
         self.by_order: dict[str, list[Event]] = defaultdict(list)
         # The status the writer put in each event's envelope, per order, in seq order.
         self.statuses: dict[str, list[OrderStatus | None]] = defaultdict(list)
+        self.undecodable: list[tuple[int, int]] = []  # (partition, offset) of garbage records
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventLog:
@@ -104,7 +106,11 @@ class EventLog:
 
     async def _follow(self) -> None:
         async for record in self._consumer:
-            envelope = self._codec.decode_envelope(record.value)
+            try:
+                envelope = self._codec.decode_envelope(record.value)
+            except CodecError:  # a test put garbage into the store on purpose
+                self.undecodable.append((record.partition, record.offset))
+                continue
             self.by_order[envelope.event.order_id].append(envelope.event)
             self.statuses[envelope.event.order_id].append(envelope.status)
 

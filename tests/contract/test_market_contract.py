@@ -4,6 +4,7 @@ matches it, every market event survives the wire, and every committed version st
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,8 +16,6 @@ from hypothesis import strategies as st
 from domain.market import Market
 from domain.market_events import (
     MARKET_EVENT_TYPES,
-    BinState,
-    ConstantProductState,
     LiquidityChanged,
     PoolCreated,
     PoolSnapshot,
@@ -24,6 +23,8 @@ from domain.market_events import (
     snapshot_of,
 )
 from domain.tokens import SOL, USDT, Token
+from domain.venues import VENUES
+from domain.venues.raydium import ConstantProductState
 from schemas.codec import MAGIC, Codec, UndecodableRecord, UnknownSchemaVersion
 from schemas.errors import SchemaMismatch
 from schemas.json_reader import json_reader
@@ -36,6 +37,7 @@ from tests.contract.avro_records import (
     project,
     raw_schema,
     read,
+    records,
     write,
 )
 from tests.contract.strategies import DECIMALS, TEXT, TIMES
@@ -47,13 +49,19 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 LONGS = st.integers(-(2**63), 2**63 - 1)
 INTS = st.integers(-(2**31), 2**31 - 1)
 TOKENS = st.builds(Token, symbol=TEXT, mint=TEXT, decimals=st.integers(0, 18))
-STATES = st.one_of(
-    st.builds(ConstantProductState, reserve_x=LONGS, reserve_y=LONGS, fee_numerator=INTS,
-              fee_denominator=INTS),
-    st.builds(BinState, bin_step_bps=INTS, active_id=INTS, active_x=LONGS, active_y=LONGS,
-              bin_liquidity=LONGS, lower_id=INTS, upper_id=INTS, base_fee_pips=INTS,
-              variable_fee_control=INTS, volatility=INTS),
-)
+
+
+def state_strategy(state_type: type[Any]) -> st.SearchStrategy[Any]:
+    """Any wire state of one venue: every field over the whole range of its Avro type."""
+    record = records(raw_schema(NAME))[f"oee.market.{state_type.__name__}"]
+    ranges = {"int": INTS, "long": LONGS}
+    return st.builds(state_type, **{
+        re.sub("([A-Z])", r"_\1", field["name"]).lower(): ranges[field["type"]]
+        for field in record["fields"]
+    })
+
+
+STATES = st.one_of(*(state_strategy(venue.state_type) for venue in VENUES))
 BASE: dict[str, st.SearchStrategy[Any]] = {"event_id": TEXT, "occurred_at": TIMES}
 POOL: dict[str, st.SearchStrategy[Any]] = {
     "venue": TEXT, "token_x": TOKENS, "token_y": TOKENS, "state": STATES,
@@ -91,6 +99,15 @@ def test_the_payload_union_holds_exactly_the_python_market_event_types() -> None
     assert schema["namespace"] == "oee.market"
     assert {b["name"] for b in schema["fields"][-1]["type"]} == {
         cls.__name__ for cls in MARKET_EVENT_TYPES}
+
+
+def test_every_pool_fact_carries_exactly_the_registered_venues_states() -> None:
+    schema = raw_schema(NAME)
+    registered = {f"oee.market.{venue.state_type.__name__}" for venue in VENUES}
+    for fact in ("PoolSnapshot", "PoolCreated", "LiquidityChanged"):
+        (state,) = [f for f in branch(schema, fact)["fields"] if f["name"] == "state"]
+        names = {b if isinstance(b, str) else f"oee.market.{b['name']}" for b in state["type"]}
+        assert names == registered, fact
 
 
 def test_a_pool_state_union_missing_a_curve_is_refused() -> None:

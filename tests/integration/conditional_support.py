@@ -12,11 +12,11 @@ import httpx
 from domain.market_events import LiquidityChanged, MarketEvent, PoolCreated, PriceTick, pool_state
 from domain.orders.events import Event, OrderTriggered, OrderWaiting, PriceObserved
 from domain.orders.signatures import b58encode
-from domain.pools import Pool, RaydiumPool
+from domain.pools import Pool
 from domain.tokens import SOL, USDC, Token
+from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
 from producers.publisher import publish
-from producers.random_walk import scaled
 from tests.harness import EventLog
 
 LIMIT = {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "0.5",
@@ -54,7 +54,7 @@ def created(pool: Pool, liquidity_usd: int) -> PoolCreated:
 
 
 def liquidity_changed(pool: Pool, previous_usd: int, now_usd: int) -> tuple[Pool, LiquidityChanged]:
-    after = scaled(pool, (now_usd - previous_usd) * 10_000 // previous_usd)
+    after = pool.scaled((now_usd - previous_usd) * 10_000 // previous_usd)
     event = LiquidityChanged(
         event_id=f"liquidity-{uuid.uuid4().hex[:8]}", occurred_at=datetime.now(UTC),
         venue=after.venue, token_x=after.token_x, token_y=after.token_y, state=pool_state(after),

@@ -11,6 +11,7 @@ from tests.orders_support import execute_order
 from domain.orders.evolve import recorded_statuses
 from domain.orders.commands import ExecuteOrder
 from domain.orders.decide import ExecutionPolicy, decide
+from domain.orders.events import Event
 from domain.orders.state import initial_state
 from domain.orders.status import OrderType
 from domain.tokens import SOL, USDC
@@ -33,7 +34,7 @@ async def test_reading_a_partition_returns_every_event_in_offset_order(
     codec = Codec.load()
     producer = AIOKafkaProducer(bootstrap_servers=provisioned.kafka_bootstrap_servers)
     await producer.start()
-    written: list[object] = []
+    written: list[Event] = []
     try:
         for _ in range(5):
             order_id = str(uuid.uuid4())
@@ -48,7 +49,10 @@ async def test_reading_a_partition_returns_every_event_in_offset_order(
         await producer.stop()
 
     reader = EventStoreReader(str(provisioned.kafka_bootstrap_servers),
-                              provisioned.topics.events, codec)
+                              provisioned.topics.events)
 
-    assert await reader.read_partition(2) == written
+    records = await reader.read_partition(2)
+    assert [codec.decode_event(r.value) for r in records if r.value] == written
+    assert [r.offset for r in records] == list(range(len(written)))
+    assert [r.key for r in records] == [e.order_id.encode() for e in written]
     assert await reader.read_partition(1) == []

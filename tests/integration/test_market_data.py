@@ -31,8 +31,8 @@ from domain.market_events import (
     pool_state,
 )
 from domain.orders.events import RouteSelected
-from domain.pools import RaydiumPool
 from domain.tokens import SOL, USDC, USDT, Token
+from domain.venues.raydium import RaydiumPool
 from infra import process
 from oee.settings import FeedMode, Settings
 from producers.feed import run_feed

@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.market import Market
-from domain.pools import MeteoraPool, Pool, RaydiumPool
+from domain.pools import Pool
 from domain.tokens import BONK, JUP, MSOL, RAY, SOL, USDC, USDT, Token, UnknownToken
+from domain.venues.meteora import MeteoraPool
+from domain.venues.raydium import RaydiumPool
 
 DEFAULT = Market.default()
 

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from domain.market import Market
 from domain.market_events import (
-    BinState,
     LiquidityChanged,
     MarketChange,
     MarketEvent,
@@ -25,9 +24,11 @@ from domain.market_events import (
     pool_state,
     snapshot_of,
 )
-from domain.pools import MeteoraPool, Pool, RaydiumPool
+from domain.pools import Pool
 from domain.routing import best_route
 from domain.tokens import BONK, JUP, SOL, USDC, Token
+from domain.venues.meteora import BinState, MeteoraPool
+from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
 from schemas.codec import Codec
 from streams.market_feed import MarketFollower, _in_time_order

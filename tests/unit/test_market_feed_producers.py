@@ -24,8 +24,8 @@ from domain.market_events import (
     fold,
     snapshot_of,
 )
-from domain.pools import RaydiumPool
 from domain.tokens import SOL, USDC, TokenRegistry
+from domain.venues.raydium import RaydiumPool
 from producers.publisher import MarketPublisher, topic_of
 from producers.random_walk import (
     MAX_LISTINGS,
@@ -33,7 +33,6 @@ from producers.random_walk import (
     WalkConfig,
     _move_bps,
     liquidity_usd,
-    scaled,
 )
 from producers.script import ScriptedEvent, ScriptError, parse_script, play
 from oee.settings import Topics
@@ -121,7 +120,7 @@ def test_the_liquidity_of_the_default_pools_is_their_depth_in_usd() -> None:
 def test_a_deposit_and_the_withdrawal_of_the_same_step_cancel_out() -> None:
     pool = Market.default().pool("raydium", SOL.mint, USDC.mint)
     assert isinstance(pool, RaydiumPool)
-    there_and_back = scaled(scaled(pool, 2_500), -(2_500 * 10_000 // 12_500))
+    there_and_back = pool.scaled(2_500).scaled(-(2_500 * 10_000 // 12_500))
     assert isinstance(there_and_back, RaydiumPool)
     assert abs(there_and_back.reserve_x - pool.reserve_x) <= 1
 

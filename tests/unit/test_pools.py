@@ -8,15 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.pools import (
-    FEE_PIPS,
-    MeteoraPool,
-    InsufficientLiquidity,
-    Pool,
-    PoolKey,
-    RaydiumPool,
-)
+from domain.pools import InsufficientLiquidity, Pool, PoolKey
 from domain.tokens import SOL, USDC
+from domain.venues.meteora import FEE_PIPS, MeteoraPool
+from domain.venues.raydium import RaydiumPool
 
 LAMPORTS = 10**9
 MICRO_USDC = 10**6

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 import domain.routing as routing
 from domain.market import Market
-from domain.pools import MeteoraPool, RaydiumPool
 from domain.quotes import RoutingDecision
 from domain.routing import (
     NoRoute,
@@ -25,6 +24,8 @@ from domain.routing import (
     min_amount_out,
 )
 from domain.tokens import BONK, DEFAULT_TOKENS, JUP, MSOL, RAY, SOL, USDC, USDT, Token
+from domain.venues.meteora import MeteoraPool
+from domain.venues.raydium import RaydiumPool
 
 DEFAULT = Market.default()
 SOL_UNITS = 10**9

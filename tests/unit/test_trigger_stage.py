@@ -22,8 +22,8 @@ from domain.orders import (
     PriceReached,
     Trigger,
 )
-from domain.pools import RaydiumPool
 from domain.tokens import BONK, SOL, USDC, Token
+from domain.venues.raydium import RaydiumPool
 from streams.market_view import MarketView
 from streams.trigger_stage import TriggerStage
 from tests.harness import wait_until

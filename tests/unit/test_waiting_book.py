@@ -16,9 +16,9 @@ from domain.market import Market
 from domain.market_events import LiquidityChanged, Pair, PoolCreated, PriceTick, fold, pool_state
 from domain.orders import LimitTerms, OrderAccepted, OrderWaiting, Trigger, fold as fold_order
 from domain.orders.status import OrderType
-from domain.pools import RaydiumPool
 from domain.price_bound import price_bound
 from domain.tokens import BONK, JUP, MSOL, RAY, SOL, USDC, USDT, Token
+from domain.venues.raydium import RaydiumPool
 from domain.waiting_book import (
     Direction,
     WaitingBook,

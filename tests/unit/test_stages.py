@@ -1,0 +1,138 @@
+"""The routing and execution stages with in-memory ports: the report each work item yields."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from domain.market import Market
+from domain.orders.commands import AttemptFailed, RouteFound, RouteNotFound, SubmissionSucceeded, \
+    SwapConfirmed
+from domain.orders.signatures import transaction_signature
+from domain.quotes import RouteLeg
+from domain.routing import best_route
+from domain.tokens import SOL, USDC
+from domain.work import ExecuteSwap, QuoteRoute
+from streams.chain import ChainTransaction, Submission, TransientChainError
+from streams.execution_stage import ExecutionStage
+from streams.in_flight import InFlight
+from streams.market_view import MarketView
+from streams.routing_stage import RoutingStage
+from tests.unit.stream_fakes import FakeClock, FakeOutbox, InstantVenues
+
+UNKNOWN_MINT = "Unknown1111111111111111111111111111111111111"
+
+
+def routing(outbox: FakeOutbox) -> tuple[RoutingStage, InstantVenues]:
+    venues = InstantVenues()
+    stage = RoutingStage(MarketView(Market.default()), venues, outbox, InFlight(10), FakeClock())
+    return stage, venues
+
+
+def quote(order_id: str = "o-1", token_out: str = USDC.mint) -> QuoteRoute:
+    return QuoteRoute(order_id=order_id, attempt=2, token_in=SOL.mint, token_out=token_out,
+                      amount_in=1_000_000_000)
+
+
+async def test_the_routing_stage_reports_the_route_found_for_the_attempt() -> None:
+    outbox = FakeOutbox()
+    stage, venues = routing(outbox)
+
+    await stage.accept(quote())
+    await stage.in_flight.drain()
+
+    (report,) = outbox.of("command")
+    assert isinstance(report, RouteFound)
+    assert report.order_id == "o-1" and report.attempt == 2
+    assert report.decision == best_route(Market.default(), SOL.mint, USDC.mint, 1_000_000_000)
+    assert venues.asked == 1
+
+
+async def test_the_routing_stage_reports_a_pair_without_a_route_as_permanent() -> None:
+    outbox = FakeOutbox()
+    stage, _ = routing(outbox)
+
+    await stage.accept(quote(token_out=UNKNOWN_MINT))
+    await stage.in_flight.drain()
+
+    (report,) = outbox.of("command")
+    assert isinstance(report, RouteNotFound) and not report.transient
+
+
+class FakeChain:
+    """A ledger in a dict: submit records the transaction pending; settle confirms it."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.ledger: dict[str, ChainTransaction] = {}
+        self.submits = 0
+
+    async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
+                     now: datetime) -> Submission:
+        self.submits += 1
+        if self.refuse:
+            raise TransientChainError("NodeUnhealthy", "RPC node is behind")
+        if signature in self.ledger:
+            return Submission(self.ledger[signature], fresh=False)
+        tx = ChainTransaction(signature=signature, order_id=order_id, attempt=attempt,
+                              status="pending", lands_at=now, slot=None, amount_out=None,
+                              error_code=None)
+        self.ledger[signature] = tx
+        return Submission(tx, fresh=True)
+
+    async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
+                     min_amount_out: int, market: Market, now: datetime) -> ChainTransaction:
+        settled = dataclasses.replace(tx, status="confirmed", slot=7,
+                                      amount_out=sum(leg.amount_out for leg in legs))
+        self.ledger[tx.signature] = settled
+        return settled
+
+
+def swap(order_id: str = "o-1", attempt: int = 1) -> ExecuteSwap:
+    decision = best_route(Market.default(), SOL.mint, USDC.mint, 1_000_000_000)
+    return ExecuteSwap(order_id=order_id, attempt=attempt,
+                       signature=transaction_signature(order_id, attempt), legs=decision.legs,
+                       min_amount_out=decision.amount_out * 99 // 100)
+
+
+def execution(chain: FakeChain, outbox: FakeOutbox) -> ExecutionStage:
+    return ExecutionStage(chain, MarketView(Market.default()), outbox, InFlight(10), FakeClock())
+
+
+async def test_the_execution_stage_reports_the_submission_then_the_confirmation() -> None:
+    chain, outbox = FakeChain(), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.in_flight.drain()
+
+    submitted, confirmed = outbox.of("command")
+    assert isinstance(submitted, SubmissionSucceeded) and submitted.attempt == 1
+    assert isinstance(confirmed, SwapConfirmed)
+    assert confirmed.signature == transaction_signature("o-1", 1) and confirmed.slot == 7
+    assert chain.ledger[confirmed.signature].status == "confirmed"
+
+
+async def test_a_refused_submission_is_reported_as_a_transient_attempt_failure() -> None:
+    chain, outbox = FakeChain(refuse=True), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.in_flight.drain()
+
+    (failed,) = outbox.of("command")
+    assert isinstance(failed, AttemptFailed)
+    assert failed.stage == "submit" and failed.transient and failed.error_code == "NodeUnhealthy"
+    assert chain.ledger == {}
+
+
+async def test_a_re_drive_of_a_swap_still_executing_is_a_no_op() -> None:
+    chain, outbox = FakeChain(), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.accept(swap())  # the watchdog re-drives before the first task got anywhere
+    await stage.in_flight.drain()
+
+    assert chain.submits == 1
+    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]

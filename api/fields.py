@@ -20,8 +20,6 @@ from domain.tokens import InvalidAmount, Token, TokenRegistry, UnknownToken, par
 
 T = TypeVar("T")
 
-MIN_SLIPPAGE_BPS: Final = 1
-MAX_SLIPPAGE_BPS: Final = 5_000  # 50%: beyond that "slippage protection" protects nothing
 # Printable ASCII without leading/trailing blanks: the key ends up in logs and in an HTTP
 # header, and two keys that look the same must be the same.
 _KEY = re.compile(r"[!-~](?:[ -~]{0,126}[!-~])?", re.ASCII)
@@ -77,7 +75,8 @@ class SlippageField:
     unit: str
 
     def bps(self, text: str) -> int:
-        """`text` in whole basis points within the allowed range, or a 400 naming this field."""
+        """`text` in whole basis points, or a 400 naming this field; the range is the rule
+        book's (`domain.orders.rules`)."""
         if len(text) > _MAX_NUMBER_CHARS:
             raise invalid(self.name, f"{shown(text)} is longer than {_MAX_NUMBER_CHARS} characters")
         match = _DECIMAL.fullmatch(text)
@@ -93,9 +92,6 @@ class SlippageField:
             step = self._in_unit(1)
             message = f"{text} is not a whole number of basis points (steps of {step})"
             raise invalid(self.name, message)
-        if not MIN_SLIPPAGE_BPS <= bps <= MAX_SLIPPAGE_BPS:
-            low, high = self._in_unit(MIN_SLIPPAGE_BPS), self._in_unit(MAX_SLIPPAGE_BPS)
-            raise invalid(self.name, f"{text} is out of range: {low} to {high} ({self.unit})")
         return bps
 
     def _in_unit(self, bps: int) -> str:

@@ -15,6 +15,7 @@ the command bus, and answers only once Kafka has acknowledged the command (acks=
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 from uuid import uuid4
 
@@ -144,22 +145,7 @@ def _execute_command(
         command_id=execute_command_id(order_id),
         order_id=order_id,
         issued_at=edge.clock(),
-        order_type=order.order_type,
-        token_in=order.token_in.mint,
-        token_out=order.token_out.mint,
-        token_in_symbol=order.token_in.symbol,
-        token_out_symbol=order.token_out.symbol,
-        token_in_decimals=order.token_in.decimals,
-        token_out_decimals=order.token_out.decimals,
-        amount_in=order.amount_in,
-        slippage_bps=order.slippage_bps,
-        client_order_id=key,
-        limit_price=order.conditions.limit_price,
-        time_in_force=order.conditions.time_in_force,
-        expires_at=order.conditions.expires_at,
-        trigger=order.conditions.trigger,
-        min_liquidity_usd=order.conditions.min_liquidity_usd,
-        max_price=order.conditions.max_price,
+        terms=replace(order.terms, client_order_id=key),
     )
 
 

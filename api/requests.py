@@ -21,31 +21,38 @@ with `tokenOutDecimals` (read from the mint account, as a wallet does).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from api.bodies import read_object, validated
-from api.conditions import ConditionFields, Conditions, parse_conditions
+from api.conditions import ConditionFields, parse_conditions
 from api.errors import FieldError, InvalidRequest, invalid
 from api.exact_json import JsonNumber
+from schemas.records import camel
 from api.fields import (
-    MAX_SLIPPAGE_BPS,
-    MIN_SLIPPAGE_BPS,
     SLIPPAGE_BPS,
     SLIPPAGE_FRACTION,
     SLIPPAGE_PERCENT,
     Collector,
     amount_units,
-    check_distinct,
     check_idempotency_key,
     resolve_token,
     shown,
 )
+from domain.orders.rules import (
+    MAX_SLIPPAGE_BPS,
+    MAX_TOKEN_DECIMALS,
+    MIN_SLIPPAGE_BPS,
+    decimals_problem,
+    order_errors,
+)
 from domain.orders.status import OrderType
+from domain.orders.terms import TERMS_OF_TYPE, OrderTerms
 from domain.tokens import Token, TokenRegistry
 
 DEFAULT_SLIPPAGE_BPS: Final = 50
@@ -220,15 +227,18 @@ class CancelRequestBody(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """A valid order request: resolved tokens, base units, whole bps."""
+    """A valid order request: its terms (resolved tokens, base units, whole bps), mapped from
+    the body once; the router only adds the idempotency key."""
 
-    order_type: OrderType
-    token_in: Token
-    token_out: Token
-    amount_in: int
-    slippage_bps: int
-    client_order_id: str | None = None
-    conditions: Conditions = field(default_factory=Conditions)
+    terms: OrderTerms
+
+    @property
+    def order_type(self) -> OrderType:
+        return self.terms.order_type
+
+    @property
+    def client_order_id(self) -> str | None:
+        return self.terms.client_order_id
 
     def fingerprint(self) -> tuple[object, ...]:
         """What makes two requests "the same order" under one idempotency key.
@@ -236,14 +246,10 @@ class OrderRequest:
         The key itself is left out (it is what is being compared), and spelling does not
         matter: `"amount": 1.5` and `"amountIn": "1.50"` are the same order.
         """
-        return (
-            self.order_type.value,
-            self.token_in.mint,
-            self.token_out.mint,
-            self.amount_in,
-            self.slippage_bps,
-            *self.conditions.fingerprint(),
-        )
+        terms = replace(self.terms, client_order_id=None)
+        return (self.order_type.value, *(
+            format(value.normalize(), "f") if isinstance(value, Decimal) else value
+            for value in (getattr(terms, f.name) for f in fields(terms))))
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -266,37 +272,60 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
     order_type = found.check(lambda: _order_type(body.order_type))
     token_in = found.check(lambda: resolve_token("tokenIn", body.token_in, registry))
     token_out = found.check(lambda: _token_out(body, order_type, registry))
-    if token_in is not None and token_out is not None:
-        found.check(lambda: check_distinct(token_in, token_out))
     amount = found.check(lambda: _amount_field(body))
     # Without a known tokenIn its decimals are unknown; the token error is reported already.
     amount_in = None
     if amount is not None and token_in is not None:
         amount_in = found.check(lambda: amount_units(*amount, token_in))
-    slippage_bps = found.check(lambda: _slippage_bps(body))
+    slippage = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
-    conditions = _conditions(order_type, body, now, found)
+    values, unreadable = _conditions(body, found)
+    if token_in is not None and token_out is not None:
+        values |= {"token_in": token_in.mint, "token_out": token_out.mint,
+                   "token_in_symbol": token_in.symbol, "token_out_symbol": token_out.symbol,
+                   "token_in_decimals": token_in.decimals,
+                   "token_out_decimals": token_out.decimals}
+    if amount_in is not None:
+        values["amount_in"] = amount_in
+    if slippage is not None:
+        values["slippage_bps"] = slippage[1]
+    if order_type is not None:
+        # The rule book names fields as the terms do; the answer names them as the client did.
+        spelled = {"amount_in": amount[0] if amount else "amountIn",
+                   "slippage_bps": slippage[0] if slippage else SLIPPAGE_BPS.name,
+                   "limit_price": _limit_price_name(body)}
+        for error in order_errors(order_type, values, now=now, unreadable=unreadable):
+            found.errors.append(FieldError(spelled.get(error.field, camel(error.field)),
+                                           error.message))
     if found.errors:
         raise InvalidRequest(found.errors)
-    assert order_type is not None and token_in is not None and token_out is not None
-    assert amount_in is not None and slippage_bps is not None and conditions is not None
-    return OrderRequest(order_type, token_in, token_out, amount_in, slippage_bps, key, conditions)
+    assert order_type is not None
+    terms_type = TERMS_OF_TYPE[order_type]
+    takes = {f.name for f in fields(terms_type)}
+    # Only a GTC timeInForce on a market order is left out here: the rule book let it pass.
+    given: dict[str, Any] = {name: value for name, value in values.items() if name in takes}
+    return OrderRequest(terms_type(**given, client_order_id=key))
 
 
-def _conditions(order_type: OrderType | None, body: OrderRequestBody, now: datetime,
-                found: Collector) -> Conditions | None:
-    """The conditional terms. `targetPrice` (older clients) stands for `limitPrice`; what is
-    wrong with it is reported under the name the client sent."""
+def _conditions(body: OrderRequestBody,
+                found: Collector) -> tuple[dict[str, object], frozenset[str]]:
+    """The conditional terms as read. `targetPrice` (older clients) stands for `limitPrice`;
+    what is wrong with it is reported under the name the client sent."""
     if body.target_price is not None and body.limit_price is not None:
         found.errors.append(FieldError(
             TARGET_PRICE, "is an alias of limitPrice; give one of them, not both"))
     before = len(found.errors)
-    conditions = parse_conditions(order_type, body.conditions(), now, found)
-    if body.target_price is not None and body.limit_price is None:
-        found.errors[before:] = [FieldError(TARGET_PRICE, error.message)
-                                 if error.field == "limitPrice" else error
-                                 for error in found.errors[before:]]
-    return conditions
+    values, unreadable = parse_conditions(body.conditions(), found)
+    name = _limit_price_name(body)
+    found.errors[before:] = [FieldError(name, error.message) if error.field == "limitPrice"
+                             else error for error in found.errors[before:]]
+    return values, unreadable
+
+
+def _limit_price_name(body: OrderRequestBody) -> str:
+    """How the client spelled the limit price."""
+    return TARGET_PRICE if body.target_price is not None and body.limit_price is None \
+        else "limitPrice"
 
 
 def _order_type(value: str | None) -> OrderType:
@@ -331,8 +360,13 @@ def _token_out(body: OrderRequestBody, order_type: OrderType | None,
 def _decimals(text: str | None) -> int | None:
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit() and len(text) <= 2 and int(text) <= 18):
-        raise invalid("tokenOutDecimals", f"{shown(text)} is not a whole number from 0 to 18")
+    problem = None
+    if not (text.isascii() and text.isdigit() and len(text) <= 3):
+        problem = f"{shown(text)} is not a whole number from 0 to {MAX_TOKEN_DECIMALS}"
+    else:
+        problem = decimals_problem(int(text))  # before a Token is built with them
+    if problem is not None:
+        raise invalid("tokenOutDecimals", problem)
     return int(text)
 
 
@@ -347,20 +381,21 @@ def _amount_field(body: OrderRequestBody) -> tuple[str, str]:
     return field, text
 
 
-def _slippage_bps(body: OrderRequestBody) -> int:
+def _slippage_bps(body: OrderRequestBody) -> tuple[str, int]:
+    """(the field the client used, whole bps); the range is the rule book's."""
     given = _given({
         SLIPPAGE_BPS.name: body.slippage_bps,
         SLIPPAGE_FRACTION.name: body.slippage,
         SLIPPAGE_PERCENT.name: body.slippage_tolerance,
     })
     if not given:
-        return DEFAULT_SLIPPAGE_BPS
+        return SLIPPAGE_BPS.name, DEFAULT_SLIPPAGE_BPS
     if len(given) > 1:
         first, second, *_ = given
         raise invalid(second, f"sets the same slippage as {first}, in other units; give only one")
     ((name, text),) = given.items()
     spec = next(s for s in (SLIPPAGE_BPS, SLIPPAGE_FRACTION, SLIPPAGE_PERCENT) if s.name == name)
-    return spec.bps(text)
+    return name, spec.bps(text)
 
 
 def _client_order_id(value: str | None) -> str | None:

@@ -36,7 +36,8 @@ from domain.market_events import MarketEvent, PoolCreated, PriceTick, pool_state
 from domain.orders.commands import ExecuteOrder
 from domain.orders.events import OrderTriggered, OrderWaiting, TransactionSubmitted
 from domain.orders.signatures import b58encode
-from domain.orders.status import OrderType, Trigger
+from domain.orders.status import Trigger
+from domain.orders.terms import LimitTerms, SniperTerms
 from domain.tokens import SOL, USDC, Token
 from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
@@ -88,18 +89,20 @@ class Watch:
 def limit_order(limit: str) -> ExecuteOrder:
     return ExecuteOrder(
         command_id=str(uuid.uuid4()), order_id=str(uuid.uuid4()), issued_at=datetime.now(UTC),
-        order_type=OrderType.LIMIT, token_in=SOL.mint, token_out=USDC.mint,
-        token_in_symbol="SOL", token_out_symbol="USDC", token_in_decimals=9,
-        token_out_decimals=6, amount_in=10_000_000, slippage_bps=100, limit_price=Decimal(limit))
+        terms=LimitTerms(token_in=SOL.mint, token_out=USDC.mint,
+                         token_in_symbol="SOL", token_out_symbol="USDC", token_in_decimals=9,
+                         token_out_decimals=6, amount_in=10_000_000, slippage_bps=100,
+                         limit_price=Decimal(limit)))
 
 
 def sniper_order(token: Token) -> ExecuteOrder:
     return ExecuteOrder(
         command_id=str(uuid.uuid4()), order_id=str(uuid.uuid4()), issued_at=datetime.now(UTC),
-        order_type=OrderType.SNIPER, token_in=USDC.mint, token_out=token.mint,
-        token_in_symbol="USDC", token_out_symbol=token.symbol, token_in_decimals=6,
-        token_out_decimals=token.decimals, amount_in=10_000_000, slippage_bps=300,
-        trigger=Trigger.POOL_CREATED, max_price=Decimal("0.01"))
+        terms=SniperTerms(token_in=USDC.mint, token_out=token.mint,
+                          token_in_symbol="USDC", token_out_symbol=token.symbol,
+                          token_in_decimals=6, token_out_decimals=token.decimals,
+                          amount_in=10_000_000, slippage_bps=300, trigger=Trigger.POOL_CREATED,
+                          max_price=Decimal("0.01")))
 
 
 def listing(token: Token) -> PoolCreated:

@@ -37,7 +37,8 @@ from domain.orders import (
     evolve,
     initial_state,
 )
-from domain.orders.status import AttemptStage, OrderType
+from domain.orders.status import AttemptStage
+from domain.orders.terms import MarketTerms
 from domain.quotes import RoutingDecision
 from domain.routing import best_route
 from domain.tokens import SOL, USDC, USDT, Token
@@ -164,12 +165,14 @@ def _execute(order_id: str, shape: _Shape, now: datetime, rng: random.Random) ->
     client_order_id = f"client-{rng.getrandbits(48):012x}" if rng.random() < 0.3 else None
     return ExecuteOrder(
         command_id=f"{order_id}/execute", order_id=order_id, issued_at=now,
-        order_type=OrderType.MARKET,
-        token_in=shape.token_in.mint, token_out=shape.token_out.mint,
-        token_in_symbol=shape.token_in.symbol, token_out_symbol=shape.token_out.symbol,
-        token_in_decimals=shape.token_in.decimals, token_out_decimals=shape.token_out.decimals,
-        amount_in=shape.amount_in, slippage_bps=rng.choice((10, 50, 100)),
-        client_order_id=client_order_id,
+        terms=MarketTerms(
+            token_in=shape.token_in.mint, token_out=shape.token_out.mint,
+            token_in_symbol=shape.token_in.symbol, token_out_symbol=shape.token_out.symbol,
+            token_in_decimals=shape.token_in.decimals,
+            token_out_decimals=shape.token_out.decimals,
+            amount_in=shape.amount_in, slippage_bps=rng.choice((10, 50, 100)),
+            client_order_id=client_order_id,
+        ),
     )
 
 

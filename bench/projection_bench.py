@@ -40,6 +40,7 @@ from psycopg import sql
 
 from bench.order_histories import HistoryMaker, interleaved
 from bench.stack import free_ports
+from domain.orders.evolve import recorded_statuses
 from infra import process
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
@@ -121,7 +122,8 @@ def chunks_of_events(total: int, orders: int = CHUNK_ORDERS) -> Iterator[list[Re
         events = interleaved(maker.orders(orders))[: total - made]
         made += len(events)
         yield [(-1, int(e.occurred_at.timestamp() * 1000), e.order_id.encode(),
-                codec.encode_event(e)) for e in events]
+                codec.encode_event(e, status=status))
+               for e, status in zip(events, recorded_statuses(events), strict=True)]
 
 
 async def write_topic(settings: Settings, records: list[Record]) -> int:
@@ -164,7 +166,8 @@ async def live_run(base: Settings, orders_per_s: int, seconds: float) -> dict[st
     events = interleaved(maker.orders(int(orders_per_s * seconds)))
     first = events[0].occurred_at
     due = [((e.occurred_at - first).total_seconds(), (-1, 0, e.order_id.encode(),
-            codec.encode_event(e))) for e in events]
+            codec.encode_event(e, status=status)))
+           for e, status in zip(events, recorded_statuses(events), strict=True)]
     projector = _spawn_projector(settings)
     try:
         await _warm_up(settings)  # the projector's start-up is not projection lag

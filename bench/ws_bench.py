@@ -46,7 +46,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.order_histories import HistoryMaker
-from domain.orders import Event
+from domain.orders import Event, OrderState, evolve, initial_state
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -173,13 +173,19 @@ class Producer:
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer, self._topic = producer, topic
+        self._states: dict[str, OrderState] = {}  # as the writer folds them: for the envelope
 
     async def send(self, events: Sequence[Event]) -> None:
         futures = []
         for event in events:
             stamped = replace(event, occurred_at=datetime.now(UTC))
+            state = evolve(self._states.get(event.order_id) or initial_state(event.order_id),
+                           event)
+            self._states[event.order_id] = state
+            assert state.status is not None
             futures.append(await self._producer.send(
-                self._topic, CODEC.encode_event(stamped), key=event.order_id.encode()))
+                self._topic, CODEC.encode_event(stamped, status=state.status),
+                key=event.order_id.encode()))
         await asyncio.gather(*futures)
 
     async def at_rate(self, events: Sequence[Event], rate: float) -> None:

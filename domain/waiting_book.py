@@ -36,7 +36,8 @@ from domain.orders.conditions import (
     within_max_price,
 )
 from domain.orders.state import OrderState
-from domain.orders.status import OrderStatus, OrderType, Trigger
+from domain.orders.status import OrderStatus, Trigger
+from domain.orders.terms import LimitTerms, SniperTerms
 from domain.price_bound import price_bound
 from domain.pools import PoolKey
 from domain.routing import NoRoute, best_route, candidate_paths
@@ -107,10 +108,10 @@ def waiting_of(state: OrderState) -> Waiting | None:
     if state.status is not OrderStatus.WAITING or terms is None:
         return None
     direction = Direction(terms.token_in, terms.token_out)
-    if terms.order_type is OrderType.LIMIT and terms.limit_price is not None:
+    if isinstance(terms, LimitTerms):
         return WaitingLimit(state.order_id, direction, terms.amount_in, terms.limit_price,
                             state.best_price)
-    if terms.order_type is OrderType.SNIPER and terms.trigger is not None:
+    if isinstance(terms, SniperTerms):
         assert state.status_history, "a waiting order has been accepted"
         accepted_at = state.status_history[0][1]
         return WaitingSniper(state.order_id, direction, terms.amount_in, terms.trigger,

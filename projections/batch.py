@@ -9,6 +9,11 @@ writes the rows, in one transaction.
 
 Exactly-once lives here and in the store: an event whose seq the order has already reached
 is a duplicate (a redelivery, or an event re-decided after a crash) and changes nothing.
+
+An event row's status is the one its writer put in the envelope. The fold is still needed for
+the `orders` row (and checks the history); a status that disagrees with it is a writer bug,
+kept as a reject like any other. Only a v1/v2 record whose event alone does not tell its
+status (the envelope's is null) shows the fold's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from domain.orders.errors import OrderDomainError
 from domain.orders.events import Event, RouteSelected
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state
+from domain.orders.status import OrderStatus
 from readmodel.rows import EventRow, OrderRow, event_row, order_row
 from schemas.codec import Codec, CodecError
 
@@ -43,6 +49,7 @@ class Decoded:
     event: Event | None
     value: bytes | None
     error: str | None = None
+    status: OrderStatus | None = None  # the writer's, from the envelope
 
 
 @dataclass(slots=True)
@@ -96,10 +103,11 @@ def _decode(codec: Codec, record: ConsumerRecord[Any, Any]) -> Decoded:
     if value is None:
         return Decoded(record.partition, record.offset, None, None, "record without a value")
     try:
-        event = codec.decode_event(value)
+        envelope = codec.decode_envelope(value)
     except CodecError as error:
         return Decoded(record.partition, record.offset, None, value, f"undecodable: {error}")
-    return Decoded(record.partition, record.offset, event, value)
+    return Decoded(record.partition, record.offset, envelope.event, value,
+                   status=envelope.status)
 
 
 @dataclass(slots=True)
@@ -147,11 +155,16 @@ def _apply(codec: Codec, topic: str, item: Decoded, event: Event, snapshots: Sna
         rows.rejects.append(_reject(topic, item, event, f"{type(error).__name__}: {error}"))
         return False
     assert state.status is not None  # evolve never leaves an accepted order without one
+    if item.status is not None and item.status is not state.status:
+        why = f"the envelope says {item.status.value}, the history {state.status.value}"
+        rows.rejects.append(_reject(topic, item, event, f"StatusMismatch: {why}"))
+        return False
     snapshots.states[order_id] = state
     payload = codec.event_to_json(event)
     if isinstance(event, RouteSelected):
         snapshots.routings[order_id] = orjson.dumps(payload["decision"]).decode()
-    rows.events.append(event_row(event, state.status, orjson.dumps(payload).decode(), topic,
+    status = item.status or state.status  # the fold's only for a legacy record's null
+    rows.events.append(event_row(event, status, orjson.dumps(payload).decode(), topic,
                                  item.partition, item.offset))
     return True
 

@@ -14,7 +14,8 @@ import orjson
 
 from domain.orders.events import Event
 from domain.orders.state import OrderState
-from domain.orders.status import OrderStatus, OrderType
+from domain.orders.status import OrderStatus
+from domain.orders.terms import LimitTerms, SniperTerms
 from domain.quotes import RoutingDecision
 from schemas.records import json_converter
 
@@ -67,8 +68,10 @@ def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
     if decision is not None and routing is None:
         routing = decision_json(decision)
     entered = {s: at for s, at in state.status_history}  # the last time each was entered
-    # A market order has no conditional terms: its time_in_force (GTC by default) means nothing.
-    conditional = terms.order_type is not OrderType.MARKET
+    # The columns of terms the order type does not take stay null (a market order's GTC too).
+    limit = terms if isinstance(terms, LimitTerms) else None
+    sniper = terms if isinstance(terms, SniperTerms) else None
+    waiting = limit or sniper
     return (
         state.order_id, state.seq, status.value, terms.order_type.value,
         terms.token_in, terms.token_out, terms.token_in_symbol, terms.token_out_symbol,
@@ -80,9 +83,10 @@ def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
         state.attempt, state.reason_code, state.reason, routing,
         state.status_history[0][1], state.updated_at,
         *(entered.get(s) for s in _ROW_STATUS_ORDER),
-        terms.limit_price, terms.time_in_force.value if conditional else None,
-        terms.expires_at, terms.trigger.value if terms.trigger else None,
-        terms.min_liquidity_usd, terms.max_price,
+        limit.limit_price if limit else None,
+        waiting.time_in_force.value if waiting else None, terms.deadline,
+        sniper.trigger.value if sniper else None,
+        sniper.min_liquidity_usd if sniper else None, sniper.max_price if sniper else None,
         state.best_price, state.best_price_at, state.triggered_price,
     )  # fmt: skip
 

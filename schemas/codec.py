@@ -6,13 +6,16 @@ topics (market events): a 2-byte header + Avro binary.
     rest     the record, Avro binary without a container (fastavro's schemaless format)
 
 A record is read with the schema version it was written with and resolved to the current
-schema, so every committed version (schemas/history) stays readable. The caller builds one
+schema, Avro resolution and the upcasters of `schemas.upcasts` taking turns (what resolution
+cannot express, such as flat fields becoming a nested record), so every committed version
+(schemas/history) stays readable. The caller builds one
 `Codec` at startup (`Codec.load()`): schemas are parsed and the messages mapped once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, cast, get_args
@@ -22,6 +25,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from domain.market_events import MARKET_EVENT_TYPES, BaseMarketEvent, MarketEvent
 from domain.orders.commands import COMMAND_TYPES, BaseCommand, Command
 from domain.orders.events import EVENT_TYPES, BaseEvent, Event
+from domain.orders.status import OrderStatus
 from domain.work import Work
 from schemas.errors import (
     CodecError,
@@ -32,12 +36,14 @@ from schemas.errors import (
     UnknownSchemaVersion,
 )
 from schemas.records import RecordMapping, camel, json_converter, record_mapping
+from schemas.upcasts import UPCASTS, NotUpcastable, Upcast
 from schemas.versions import Schema, SchemaHistory, load_history
 
 __all__ = [
     "MAGIC",
     "Codec",
     "CodecError",
+    "EventEnvelope",
     "SchemaHistoryError",
     "SchemaMismatch",
     "UndecodableRecord",
@@ -62,6 +68,20 @@ _REJECTED: Final = (ValueError, ArithmeticError)
 _UNENCODABLE: Final = (ValueError, TypeError, OverflowError)
 
 
+@dataclass(frozen=True, slots=True)
+class EventEnvelope:
+    """An event as the event store holds it: the business fact and what its writer knew.
+
+    The order's status after the event is not part of the domain event (events are facts;
+    the status is a function of the whole history, the transition table applied by the one
+    writer): the writer folds it anyway, so it writes it beside the event, and every reader
+    (projector, live fan-out, dashboard) takes it from here instead of folding again. None
+    only for a v1/v2 record whose event alone does not tell it (see `schemas.upcasts`)."""
+
+    event: Event
+    status: OrderStatus | None
+
+
 def event_type_name(event: Event) -> str:
     """The event's type as written in the envelope's `type` field."""
     return type(event).__name__
@@ -83,10 +103,12 @@ class Codec:
         commands = commands or load_history(COMMAND_SCHEMA)
         work = work or load_history(WORK_SCHEMA)
         market = market or load_history(MARKET_SCHEMA)
-        event_envelope = _EVENT_BASE | {"type", "schema_version", "payload"}
+        event_envelope = _EVENT_BASE | {"type", "status", "schema_version", "payload"}
         command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
-        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope)
-        self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope)
+        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope,
+                                 UPCASTS.get(events.name, {}))
+        self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope,
+                                   UPCASTS.get(commands.name, {}))
         # Work items have no envelope of their own: the whole item is the payload.
         self._work = _Contract(work, get_args(Work), frozenset(), _WORK_ENVELOPE)
         self._market = _Contract(market, MARKET_EVENT_TYPES, _MARKET_BASE,
@@ -122,7 +144,8 @@ class Codec:
     def market_version(self) -> int:
         return self._market.version
 
-    def encode_event(self, event: Event) -> bytes:
+    def encode_event(self, event: Event, *, status: OrderStatus) -> bytes:
+        """`event` in its envelope, with the order's `status` after it (the writer's fold)."""
         mapping = self._events.mapping_of(event)
         return self._events.write(
             {
@@ -133,17 +156,26 @@ class Codec:
                 "occurredAt": event.occurred_at,
                 "correlationId": event.correlation_id,
                 "causationId": event.causation_id,
+                "status": status.value,
                 "schemaVersion": self._events.version,
                 "payload": (mapping.fullname, mapping.to_avro(event)),
             }
         )
 
     def decode_event(self, data: bytes) -> Event:
+        """The event alone (see `decode_envelope` for the status beside it)."""
+        return self.decode_envelope(data).event
+
+    def decode_envelope(self, data: bytes) -> EventEnvelope:
         record = self._events.read(data)
         mapping, payload = self._events.payload_of(record)
         if record["type"] != mapping.cls.__name__:
             raise UndecodableRecord(f"type {record['type']!r} but payload {mapping.fullname}")
-        return cast(
+        try:
+            status = None if record["status"] is None else OrderStatus(record["status"])
+        except ValueError as error:
+            raise UndecodableRecord(f"{self._events.name}: {error}") from error
+        event = cast(
             Event,
             self._events.build(
                 mapping,
@@ -156,6 +188,7 @@ class Codec:
                 causation_id=record["causationId"],
             ),
         )
+        return EventEnvelope(event, status)
 
     def encode_command(self, command: Command) -> bytes:
         mapping = self._commands.mapping_of(command)
@@ -242,15 +275,17 @@ class _Contract:
         types: Sequence[type[Any]],
         base: frozenset[str],
         envelope: frozenset[str],
+        upcasts: Mapping[int, Upcast] | None = None,
     ) -> None:
         self.name = history.name
         self.version = history.current_version
         self._header = bytes((MAGIC, self.version))
         named: dict[str, Any] = {}
         self.schema = cast(Schema, parse_schema(history.current, named_schemas=named))
-        self._readers = {
-            version: self._reader(schema) for version, schema in history.versions.items()
-        }
+        self._parsed = {version: cast(Schema, parse_schema(schema))
+                        for version, schema in history.versions.items()}
+        self._upcasts = {v: f for v, f in (upcasts or {}).items() if v < self.version}
+        self._readers = {version: self._reader(version) for version in history.versions}
         fields = {field["name"]: field["type"] for field in self.schema["fields"]}
         if set(fields) != {camel(name) for name in envelope}:
             raise SchemaMismatch(f"{self.name}: envelope fields {sorted(fields)}")
@@ -262,15 +297,36 @@ class _Contract:
         self._by_class = {mapping.cls: mapping for mapping in mappings}
         self._by_name = {mapping.fullname: mapping for mapping in mappings}
 
-    def _reader(self, writer: Schema) -> Callable[[BytesIO], Any]:
-        parsed = cast(Schema, parse_schema(writer))
+    def _stop(self, version: int) -> int:
+        """How far Avro resolution takes a record of `version`: to the first version with an
+        upcaster (which resolution cannot replace), else to the current one."""
+        return min((v for v in self._upcasts if v >= version), default=self.version)
+
+    def _reader(self, version: int) -> Callable[[BytesIO], Any]:
+        writer, target = self._parsed[version], self._parsed[self._stop(version)]
         # Resolving schemas costs time on every read: skip it when nothing changed.
-        reader_schema = None if parsed == self.schema else self.schema
+        reader_schema = None if writer == target else target
 
         def read(buffer: BytesIO) -> Any:
-            return schemaless_reader(buffer, parsed, reader_schema, True, True)
+            return schemaless_reader(buffer, writer, reader_schema, True, True)
 
         return read
+
+    def _upcast(self, version: int, record: dict[str, Any]) -> dict[str, Any]:
+        """`record`, read up to `_stop(version)`, in the shape of the current version."""
+        at = self._stop(version)
+        while at < self.version:
+            record = self._upcasts[at](record)
+            at += 1
+            stop = self._stop(at)
+            if stop != at:  # resolution again, up to the next upcaster (re-encoded: rare)
+                buffer = BytesIO()
+                schemaless_writer(buffer, self._parsed[at], record)
+                buffer.seek(0)
+                record = schemaless_reader(buffer, self._parsed[at], self._parsed[stop],
+                                           True, True)  # type: ignore[assignment]
+                at = stop
+        return record
 
     def mapping_of(self, message: Any) -> RecordMapping:
         mapping = self._by_class.get(type(message))
@@ -307,7 +363,10 @@ class _Contract:
             raise UndecodableRecord(
                 f"{self.name}: header v{data[1]} but schemaVersion {record['schemaVersion']}"
             )
-        return cast(dict[str, Any], record)
+        try:
+            return self._upcast(data[1], cast(dict[str, Any], record))
+        except NotUpcastable as error:
+            raise UndecodableRecord(f"{self.name} v{data[1]}: {error}") from error
 
     def payload_of(self, record: dict[str, Any]) -> tuple[RecordMapping, dict[str, Any]]:
         name, payload = record["payload"]

@@ -42,8 +42,16 @@ class FieldsReader(Protocol):
 
 
 def json_reader(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> FieldsReader:
-    """A function turning the JSON view of a `cls` (less `skip`) into `cls`'s keyword args."""
+    """A function turning the JSON view of a `cls` (less `skip`) into `cls`'s keyword args.
+
+    An order's terms are read from their flat view in their owner (`schemas.terms_json`)."""
+    from schemas.terms_json import is_terms_union, terms_from_json  # it builds on this module
+
     hints = get_type_hints(cls)
+    flat = [field.name for field in dataclasses.fields(cls)
+            if field.name not in skip and is_terms_union(record_union(hints[field.name]))]
+    if flat:
+        return _with_flat_terms(cls, skip, flat[0], terms_from_json())
     fields = tuple(
         (field.name, camel(field.name), _reader(hints[field.name]))
         for field in dataclasses.fields(cls)
@@ -67,6 +75,23 @@ def json_reader(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Fields
             raise UnreadableJson(f"{where}: unknown field(s) {unknown}, missing {missing}")
         return {attr: to(data.get(key), f"{where}.{key}") for attr, key, to in fields
                 if key in data or key not in defaulted}
+
+    return read
+
+
+def _with_flat_terms(cls: type[Any], skip: frozenset[str], terms_field: str,
+                     read_terms: Read) -> FieldsReader:
+    """The reader of a class holding terms: its own keys as usual, every other key the terms'."""
+    rest = json_reader(cls, skip=skip | {terms_field})
+    own = frozenset(camel(field.name) for field in dataclasses.fields(cls)
+                    if field.name not in skip and field.name != terms_field)
+
+    def read(data: Mapping[str, Any], where: str = cls.__name__) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise UnreadableJson(f"{where}: expected an object, got {_kind(data)}")
+        terms = {key: value for key, value in data.items() if key not in own}
+        mine = {key: value for key, value in data.items() if key in own}
+        return {**rest(mine, where), terms_field: read_terms(terms, f"{where}.terms")}
 
     return read
 

@@ -212,14 +212,22 @@ def _mismatch(owner: type[Any], attr: str, hint: Any, avro: Any) -> SchemaMismat
 
 
 def json_converter(cls: type[Any], *, skip: frozenset[str] = frozenset()) -> Convert:
-    """A function turning a `cls` instance into a JSON-ready dict with camelCase keys."""
+    """A function turning a `cls` instance into a JSON-ready dict with camelCase keys.
+
+    An order's terms are shown flat in their owner (`schemas.terms_json`)."""
+    from schemas.terms_json import is_terms_union, terms_to_json  # it builds on this module
+
     hints = get_type_hints(cls)
-    fields = tuple(
-        (field.name, camel(field.name), _json_value(hints[field.name], field.name))
-        for field in dataclasses.fields(cls)
-        if field.name not in skip
-    )
-    return lambda message: {key: to(getattr(message, attr)) for attr, key, to in fields}
+    names = [field.name for field in dataclasses.fields(cls) if field.name not in skip]
+    flat = {name for name in names if is_terms_union(record_union(hints[name]))}
+    fields = tuple((name, camel(name), _json_value(hints[name], name))
+                   for name in names if name not in flat)
+    if not flat:
+        return lambda message: {key: to(getattr(message, attr)) for attr, key, to in fields}
+    (terms_field,) = flat
+    terms = terms_to_json()
+    return lambda message: {**terms(getattr(message, terms_field)),
+                            **{key: to(getattr(message, attr)) for attr, key, to in fields}}
 
 
 def _json_value(hint: Any, attr: str) -> Convert:

@@ -29,6 +29,7 @@ from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state
+from domain.orders.status import OrderStatus
 from domain.orders.timers import timers_after, timers_of
 from domain.work import Work, work_after
 from streams.order_states import PartitionStates
@@ -116,9 +117,13 @@ class OrderWriter:
         if not events:
             self._observe(state, command)
             return Decided()
+        statuses: list[OrderStatus] = []
         for event in events:
             state = evolve(state, event)
-        deliveries = await self._outbox.events(partition, events)
+            assert state.status is not None  # evolve never leaves an accepted order without one
+            statuses.append(state.status)
+        # The status after each event goes into its envelope: readers need not fold again.
+        deliveries = await self._outbox.events(partition, events, statuses)
         work = work_after(state, events)
         settled = asyncio.ensure_future(self._hand_on(deliveries, work))
         self._unsettled[state.order_id] = settled

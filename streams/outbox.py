@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from domain.orders.commands import Command
 from domain.orders.events import Event
+from domain.orders.status import OrderStatus
 from domain.work import ExecuteSwap, QuoteRoute, Work
 from oee.settings import Topics
 from schemas.codec import Codec
@@ -35,12 +36,13 @@ class KafkaOutbox:
         self._topics = topics
         self._codec = codec
 
-    async def events(self, partition: int, events: Sequence[Event]) -> list[Delivery]:
+    async def events(self, partition: int, events: Sequence[Event],
+                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
         # Same partition number as the command: the event store stays co-partitioned with
         # the commands by construction, whatever partitioner a client uses.
         return [await self._send(self._topics.events, event.order_id.encode(),
-                                 self._codec.encode_event(event), partition)
-                for event in events]
+                                 self._codec.encode_event(event, status=status), partition)
+                for event, status in zip(events, statuses, strict=True)]
 
     async def command(self, command: Command) -> Delivery:
         return await self._send(self._topics.commands, command.order_id.encode(),

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from domain.market import Market
 from domain.orders.commands import Command
 from domain.orders.events import Event
+from domain.orders.status import OrderStatus
 from domain.quotes import RouteLeg
 from domain.work import Work
 from streams.chain import ChainTransaction, Submission
@@ -35,7 +36,10 @@ def failure_of(done: Delivery) -> BaseException | None:
 class Outbox(Protocol):
     """Produces records; each call returns once the records are enqueued, with their futures."""
 
-    async def events(self, partition: int, events: Sequence[Event]) -> list[Delivery]: ...
+    async def events(self, partition: int, events: Sequence[Event],
+                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
+        """`statuses[i]`: the order's status after `events[i]`, for the event's envelope."""
+        ...
 
     async def work(self, work: Work) -> Delivery: ...
 

@@ -21,6 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from domain.orders.events import Event
+from domain.orders.status import OrderStatus
 from oee.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import CodecError
@@ -83,6 +84,8 @@ class EventLog:
         self._settings = settings
         self._codec = Codec.load()
         self.by_order: dict[str, list[Event]] = defaultdict(list)
+        # The status the writer put in each event's envelope, per order, in seq order.
+        self.statuses: dict[str, list[OrderStatus | None]] = defaultdict(list)
         self.undecodable: list[tuple[int, int]] = []  # (partition, offset) of garbage records
         self._task: asyncio.Task[None] | None = None
 
@@ -104,11 +107,12 @@ class EventLog:
     async def _follow(self) -> None:
         async for record in self._consumer:
             try:
-                event = self._codec.decode_event(record.value)
+                envelope = self._codec.decode_envelope(record.value)
             except CodecError:  # a test put garbage into the store on purpose
                 self.undecodable.append((record.partition, record.offset))
                 continue
-            self.by_order[event.order_id].append(event)
+            self.by_order[envelope.event.order_id].append(envelope.event)
+            self.statuses[envelope.event.order_id].append(envelope.status)
 
     def types(self, order_id: str) -> list[str]:
         return [type(e).__name__ for e in self.by_order.get(order_id, [])]

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 
 from api.live.config import LiveConfig
 from api.live.mailbox import Mailbox
-from api.live.messages import OrderMessage, encode, status_after
+from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
 from domain.orders.events import OrderAccepted
 from schemas.codec import Codec, CodecError
@@ -222,13 +222,13 @@ class Fanout:
         """Decode and encode once; every subscriber shares the result."""
         self.stats.records += 1
         try:
-            event = self._codec.decode_event(record.value or b"")
+            envelope = self._codec.decode_envelope(record.value or b"")
         except CodecError as error:  # the order agent dead-letters; the edge only skips
             self.stats.undecodable += 1
             log.warning("live fan-out: skipping %s/%d@%d: %s", record.topic, record.partition,
                         record.offset, error)
             return None
-        status = status_after(self._recent.status_of(event.order_id), event)
+        event, status = envelope.event, envelope.status  # the writer's status: no folding
         tokens = (_tokens(event) if isinstance(event, OrderAccepted)
                   else self._recent.tokens_of(event.order_id))
         text = encode(event.order_id, status, type(event).__name__, event.seq,
@@ -247,5 +247,6 @@ class Fanout:
 
 
 def _tokens(event: OrderAccepted) -> frozenset[str]:
-    return frozenset({event.token_in, event.token_out,
-                      event.token_in_symbol.upper(), event.token_out_symbol.upper()})
+    terms = event.terms
+    return frozenset({terms.token_in, terms.token_out,
+                      terms.token_in_symbol.upper(), terms.token_out_symbol.upper()})

@@ -1,9 +1,9 @@
-"""The fan-out's memory of recently active orders: their last events, status and tokens.
+"""The fan-out's memory of recently active orders: their last events and tokens.
 
-Consumes every live event once; serves (1) the status before an event, to fold the status
-after it, (2) the order's tokens, for the all-orders stream's token filter (only
-OrderAccepted names them), and (3) the last few messages of an order, so a stream that
-connects while the projector lags can close the gap without waiting for PostgreSQL.
+Consumes every live event once; serves (1) the order's tokens, for the all-orders stream's
+token filter (only OrderAccepted names them), and (2) the last few messages of an order, so a
+stream that connects while the projector lags can close the gap without waiting for
+PostgreSQL. (Each event carries its status in its envelope: none is remembered to fold it.)
 Bounded twice: least-recently-active orders are evicted, and each order keeps only its last
 `per_order` messages. Nothing here is authoritative: the read model is.
 """
@@ -14,12 +14,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from api.live.messages import OrderMessage
-from domain.orders.status import OrderStatus
 
 
 @dataclass(slots=True)
 class _Order:
-    status: OrderStatus | None = None
     tokens: frozenset[str] = frozenset()
     messages: deque[OrderMessage] = field(default_factory=deque)
 
@@ -31,10 +29,6 @@ class RecentEvents:
         self._orders: OrderedDict[str, _Order] = OrderedDict()
         self._max_orders = max_orders
         self._per_order = per_order
-
-    def status_of(self, order_id: str) -> OrderStatus | None:
-        order = self._orders.get(order_id)
-        return None if order is None else order.status
 
     def tokens_of(self, order_id: str) -> frozenset[str]:
         order = self._orders.get(order_id)
@@ -51,8 +45,6 @@ class RecentEvents:
         else:
             self._orders.move_to_end(message.order_id)
         order.messages.append(message)
-        if message.status is not None:
-            order.status = message.status
         if tokens:
             order.tokens = tokens
 

@@ -2,16 +2,15 @@
 
 Consumes `OrderMessage`s in any order and with duplicates, from the fan-out's recent cache,
 the live feed and the read model; produces them in seq order, each exactly once, with no
-gap, stopping after the terminal event. The status of a message is checked against the
-transition table from the status of the message before it, so a live message whose status
-the fan-out could only guess leaves corrected.
+gap, stopping after the terminal event. Each message carries the status its event's writer
+recorded (see `api.live.messages`): nothing is folded again here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from api.live.messages import OrderMessage, next_status_of
+from api.live.messages import OrderMessage
 from domain.orders.status import TERMINAL, OrderStatus
 
 
@@ -37,7 +36,7 @@ class OrderTimeline:
         """The messages that can go out now: contiguous from `next_seq`, up to the terminal."""
         ready: list[OrderMessage] = []
         while not self.finished and self.next_seq in self._pending:
-            message = self._checked(self._pending.pop(self.next_seq))
+            message = self._pending.pop(self.next_seq)
             ready.append(message)
             self._advance(message)
         return ready
@@ -61,11 +60,3 @@ class OrderTimeline:
         self._resume_after(message)
         if self.finished:
             self._pending.clear()
-
-    def _checked(self, message: OrderMessage) -> OrderMessage:
-        if self.status is None and message.seq != 1:
-            return message  # nothing to check against (resumed without the previous event)
-        expected = next_status_of(self.status, message.type)
-        if expected is not None and expected is not message.status:
-            return message.with_status(expected)
-        return message

@@ -4,7 +4,9 @@
 // Sources: POST /api/orders/execute (the form), WS /api/orders/stream/all (the table, the
 // counters and the charts), WS /api/orders/{id}/stream (the detail panel: every event of the
 // order once, in seq order, then a normal close), GET /dashboard/tokens.json (the form's
-// tokens). Every message is {orderId, status, type, seq, timestamp, data}.
+// tokens). Every message is {orderId, status, type, seq, timestamp, data}; `status` is the
+// order's status after the event as its writer recorded it (never derived here). It is null
+// only for an event recorded before events carried it, and then the last known one stays.
 "use strict";
 
 const TERMINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
@@ -91,7 +93,7 @@ function orderRow(orderId) {
 
 function applyEvent(order, message) {
   const data = message.data || {};
-  if (message.status) order.status = message.status;
+  order.status = message.status ?? order.status;
   order.updated = message.timestamp;
   switch (message.type) {
     case "OrderAccepted":
@@ -203,7 +205,7 @@ function openDetail(orderId) {
     if (message.type === "OrderAccepted") terms = message.data;
     $("timeline").append(timelineItem(message, previous, terms));
     previous = message;
-    if (message.status) setDetailStatus(message.status);
+    if (message.status !== null) setDetailStatus(message.status);
     if (message.type === "RouteSelected") renderRouting(message.data);
   };
   socket.onclose = (event) => {
@@ -344,7 +346,7 @@ async function submitOrder(event) {
     message.className = "message ok";
     message.textContent = `Accepted: order ${answer.orderId}`;
     const order = orderRow(answer.orderId);
-    order.status = order.status || "pending";
+    order.status = order.status ?? answer.status;  // the feed may have been faster
     openDetail(answer.orderId);
   } catch (error) {
     message.className = "message error";

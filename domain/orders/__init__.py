@@ -62,7 +62,6 @@ from domain.orders.policy import ExecutionPolicy
 from domain.orders.signatures import transaction_signature
 from domain.orders.state import (
     OrderState,
-    OrderTerms,
     awaits_stage,
     initial_state,
     is_interrupted,
@@ -77,6 +76,15 @@ from domain.orders.status import (
     TimeInForce,
     Trigger,
 )
+from domain.orders.terms import (
+    TERMS_TYPES,
+    BaseTerms,
+    LimitTerms,
+    MarketTerms,
+    OrderTerms,
+    SniperTerms,
+    WaitingTerms,
+)
 from domain.orders.timers import Timer, timers_after, timers_of
 from domain.orders.transitions import SAME, TRANSITIONS, next_status
 
@@ -87,12 +95,18 @@ __all__ = [
     "SAME",
     "TERMINAL",
     "TERMINAL_EVENTS",
+    "TERMS_TYPES",
     "TRANSITIONS",
     "AttemptError",
     "AttemptFailed",
     "AttemptStage",
     "BaseCommand",
     "BaseEvent",
+    "BaseTerms",
+    "LimitTerms",
+    "MarketTerms",
+    "SniperTerms",
+    "WaitingTerms",
     "CancelOrder",
     "CancelRejected",
     "Command",

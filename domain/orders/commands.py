@@ -9,7 +9,7 @@ Four families share one topic (`orders.commands`, keyed by order id) and one env
 Only the order aggregate turns them into events, so one writer owns each order's history.
 
 Prices are Decimals in human units, tokenOut received per 1 tokenIn (as limit prices are
-written), except a sniper's `max_price`: the most tokenIn paid per 1 tokenOut.
+written); see `terms` for an order's own terms.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, get_args
 
-from domain.orders.status import AttemptStage, OrderType, TimeInForce, Trigger
+from domain.orders.status import AttemptStage, OrderType, Trigger
+from domain.orders.terms import OrderTerms
 from domain.quotes import RoutingDecision
 
 
@@ -43,25 +44,13 @@ class BaseCommand:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecuteOrder(BaseCommand):
-    """Execute a swap of `amount_in` base units of `token_in` (a mint) into `token_out`."""
+    """Execute the order whose `terms` (market, limit or sniper) the trader gave."""
 
-    order_type: OrderType
-    token_in: str
-    token_out: str
-    token_in_symbol: str
-    token_out_symbol: str
-    token_in_decimals: int
-    token_out_decimals: int
-    amount_in: int
-    slippage_bps: int
-    client_order_id: str | None = None
-    # Conditional orders; the defaults are a market order's (and a v1 record's).
-    limit_price: Decimal | None = None  # limit: execute once the net price reaches this
-    time_in_force: TimeInForce = TimeInForce.GTC
-    expires_at: datetime | None = None  # GTD: expire if not executing by then
-    trigger: Trigger | None = None  # sniper: pool_created | liquidity
-    min_liquidity_usd: Decimal | None = None  # sniper: the pool liquidity to wait for
-    max_price: Decimal | None = None  # sniper: the most tokenIn paid per 1 tokenOut
+    terms: OrderTerms
+
+    @property
+    def order_type(self) -> OrderType:
+        return self.terms.order_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,10 +17,12 @@ from decimal import Context, Decimal
 from typing import Final
 
 from domain.orders.commands import PoolTriggerFired
-from domain.orders.state import OrderTerms
+from domain.orders.rules import MAX_PRICE_DIGITS
 from domain.orders.status import Trigger
+from domain.orders.terms import SniperTerms
 
-MAX_PRICE_DIGITS: Final = 18  # significant digits of a limit / max price (see above)
+__all__ = ["MAX_PRICE_DIGITS", "limit_reached", "liquidity_crossed", "liquidity_reached",
+           "sniper_fires", "within_max_price"]
 # Wide enough that the product of two prices of the wire (at most ~40 digits) is exact.
 _EXACT: Final = Context(prec=100)
 
@@ -50,7 +52,7 @@ def liquidity_crossed(
     return previous_usd is None or not liquidity_reached(min_liquidity_usd, previous_usd)
 
 
-def sniper_fires(terms: OrderTerms, report: PoolTriggerFired) -> bool:
+def sniper_fires(terms: SniperTerms, report: PoolTriggerFired) -> bool:
     """Does a reported pool event meet the sniper's trigger, threshold and price guard?"""
     return (
         terms.trigger is report.trigger
@@ -58,8 +60,3 @@ def sniper_fires(terms: OrderTerms, report: PoolTriggerFired) -> bool:
         and liquidity_reached(terms.min_liquidity_usd, report.liquidity_usd)
         and within_max_price(terms.max_price, report.observed_price)
     )
-
-
-def significant_digits(value: Decimal) -> int:
-    """How many significant digits `value` has ("185.50" has 4: trailing zeros do not count)."""
-    return len(value.normalize().as_tuple().digits)

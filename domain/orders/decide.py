@@ -16,6 +16,7 @@ Conditional orders (limit, sniper) are decided in `waiting`; their validation is
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import assert_never
 
@@ -56,13 +57,13 @@ from domain.orders.signatures import transaction_signature
 from domain.orders.stamps import Stamper
 from domain.orders.state import (
     OrderState,
-    OrderTerms,
     awaits_stage,
     is_interrupted,
     is_terminal,
     unanswered_failure,
 )
-from domain.orders.status import CANCELLABLE, AttemptStage, OrderStatus
+from domain.orders.status import CANCELLABLE, STAGE_STATUSES, AttemptStage, OrderStatus
+from domain.orders.terms import OrderTerms
 from domain.orders.validation import validate
 from domain.orders.waiting import first_steps, on_expiry, on_observed, on_trigger
 from domain.quotes import RoutingDecision
@@ -71,13 +72,6 @@ __all__ = ["ExecutionPolicy", "decide"]  # the policy lives in .policy
 
 _PENDING, _ROUTING = OrderStatus.PENDING, OrderStatus.ROUTING
 _BUILDING, _SUBMITTED = OrderStatus.BUILDING, OrderStatus.SUBMITTED
-# Which statuses a failure report of each stage fits (confirm also while `building`:
-# the submission report may have been lost in a crash).
-_STAGE_STATUSES = {
-    AttemptStage.ROUTING: (_ROUTING,),
-    AttemptStage.SUBMIT: (_BUILDING,),
-    AttemptStage.CONFIRM: (_BUILDING, _SUBMITTED),
-}
 
 
 def decide(
@@ -120,7 +114,7 @@ def _react(
             error = _error(state, AttemptStage.ROUTING, command, stamp)
             return attempt_failed(state, error, stamp, policy)
         case AttemptFailed():
-            if not _is_current(state, command.attempt, _STAGE_STATUSES[command.stage]):
+            if not _is_current(state, command.attempt, STAGE_STATUSES[command.stage]):
                 return ()
             error = _error(state, command.stage, command, stamp)
             return attempt_failed(state, error, stamp, policy)
@@ -166,27 +160,9 @@ def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[E
         correlation_id=command.command_id,
         causation_id=command.command_id,
     )
-    accepted = OrderAccepted(
-        **stamp(),
-        order_type=command.order_type,
-        token_in=command.token_in,
-        token_out=command.token_out,
-        token_in_symbol=command.token_in_symbol,
-        token_out_symbol=command.token_out_symbol,
-        token_in_decimals=command.token_in_decimals,
-        token_out_decimals=command.token_out_decimals,
-        amount_in=command.amount_in,
-        slippage_bps=command.slippage_bps,
-        client_order_id=command.client_order_id,
-        limit_price=command.limit_price,
-        time_in_force=command.time_in_force,
-        expires_at=command.expires_at,
-        trigger=command.trigger,
-        min_liquidity_usd=command.min_liquidity_usd,
-        max_price=command.max_price,
-    )
+    accepted = OrderAccepted(**stamp(), terms=command.terms)
     # A market order starts routing at once; a conditional one waits for its trigger.
-    return accepted, *first_steps(OrderTerms.of(accepted), stamp)
+    return accepted, *first_steps(command.terms, stamp)
 
 
 # --- interrupted decisions -----------------------------------------------------------------
@@ -343,7 +319,7 @@ def _cancel(state: OrderState, command: CancelOrder, stamp: Stamper) -> tuple[Ev
 def _is_current(
     state: OrderState,
     attempt: int,
-    statuses: tuple[OrderStatus, ...],
+    statuses: Collection[OrderStatus],
     signature: str | None = None,
 ) -> bool:
     """Does a report fit: the attempt in flight (no backoff running), a fitting status and,

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, get_args
 
-from domain.orders.status import AttemptStage, OrderStatus, OrderType, TimeInForce, Trigger
+from domain.orders.status import AttemptStage, OrderStatus, OrderType, Trigger
+from domain.orders.terms import OrderTerms
 from domain.quotes import RoutingDecision
 
 
@@ -51,25 +52,13 @@ class PostMortem:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderAccepted(BaseEvent):
-    """The order was accepted: status `pending`. The conditional terms (see
-    `commands.ExecuteOrder`) default to a market order's, as in a v1 record."""
+    """The order was accepted with its `terms`, as the `ExecuteOrder` gave them: `pending`."""
 
-    order_type: OrderType
-    token_in: str
-    token_out: str
-    token_in_symbol: str
-    token_out_symbol: str
-    token_in_decimals: int
-    token_out_decimals: int
-    amount_in: int
-    slippage_bps: int
-    client_order_id: str | None
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
-    expires_at: datetime | None = None
-    trigger: Trigger | None = None
-    min_liquidity_usd: Decimal | None = None
-    max_price: Decimal | None = None
+    terms: OrderTerms
+
+    @property
+    def order_type(self) -> OrderType:
+        return self.terms.order_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,7 +32,8 @@ from domain.orders.events import (
     TransactionBuilt,
     TransactionSubmitted,
 )
-from domain.orders.state import OrderState, OrderTerms, initial_state
+from domain.orders.state import OrderState, initial_state
+from domain.orders.status import OrderStatus
 from domain.orders.transitions import next_status
 
 
@@ -65,6 +66,21 @@ def fold(events: Iterable[Event], initial: OrderState | None = None) -> OrderSta
     return state
 
 
+def recorded_statuses(events: Iterable[Event]) -> list[OrderStatus]:
+    """The status after each of `events` (the histories of several orders, each in seq order,
+    possibly interleaved), folded as their writer folds them: what a writer records in each
+    event's envelope. For tools that write histories (benchmarks, test harnesses); a reader
+    takes the status from the envelope instead."""
+    states: dict[str, OrderState] = {}
+    after: list[OrderStatus] = []
+    for event in events:
+        state = evolve(states.get(event.order_id) or initial_state(event.order_id), event)
+        states[event.order_id] = state
+        assert state.status is not None  # evolve never leaves an accepted order without one
+        after.append(state.status)
+    return after
+
+
 def _check_attempt(state: OrderState, event: Event) -> None:
     """Attempts only move forward one at a time; reports belong to the current one."""
     match event:
@@ -91,7 +107,7 @@ def _check_attempt(state: OrderState, event: Event) -> None:
 def _fold_payload(state: OrderState, event: Event) -> OrderState:
     match event:
         case OrderAccepted():
-            return replace(state, terms=OrderTerms.of(event), correlation_id=event.correlation_id)
+            return replace(state, terms=event.terms, correlation_id=event.correlation_id)
         case RoutingStarted():
             # A new attempt: the previous attempt's route and transaction are dead.
             return replace(

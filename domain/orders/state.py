@@ -9,73 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from domain.orders.events import AttemptError, OrderAccepted
-from domain.orders.status import (
-    IN_FLIGHT,
-    TERMINAL,
-    OrderStatus,
-    OrderType,
-    TimeInForce,
-    Trigger,
-)
+from domain.orders.events import AttemptError
+from domain.orders.status import IN_FLIGHT, TERMINAL, OrderStatus
+from domain.orders.terms import OrderTerms
 from domain.quotes import RoutingDecision
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderTerms:
-    """What the trader asked for, as accepted."""
-
-    order_type: OrderType
-    token_in: str
-    token_out: str
-    token_in_symbol: str
-    token_out_symbol: str
-    token_in_decimals: int
-    token_out_decimals: int
-    amount_in: int
-    slippage_bps: int
-    client_order_id: str | None
-    # Conditional terms (see `commands.ExecuteOrder`); the defaults are a market order's.
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
-    expires_at: datetime | None = None
-    trigger: Trigger | None = None
-    min_liquidity_usd: Decimal | None = None
-    max_price: Decimal | None = None
-
-    @property
-    def waits_for(self) -> Trigger | None:
-        """What the order waits for before it executes; None for a market order."""
-        if self.order_type is OrderType.LIMIT:
-            return Trigger.PRICE
-        if self.order_type is OrderType.SNIPER:
-            return self.trigger
-        return None
-
-    def expired_at(self, now: datetime) -> bool:
-        """Has a GTD order's time run out by `now`?"""
-        return self.expires_at is not None and now >= self.expires_at
-
-    @classmethod
-    def of(cls, event: OrderAccepted) -> OrderTerms:
-        return cls(
-            order_type=event.order_type,
-            token_in=event.token_in,
-            token_out=event.token_out,
-            token_in_symbol=event.token_in_symbol,
-            token_out_symbol=event.token_out_symbol,
-            token_in_decimals=event.token_in_decimals,
-            token_out_decimals=event.token_out_decimals,
-            amount_in=event.amount_in,
-            slippage_bps=event.slippage_bps,
-            client_order_id=event.client_order_id,
-            limit_price=event.limit_price,
-            time_in_force=event.time_in_force,
-            expires_at=event.expires_at,
-            trigger=event.trigger,
-            min_liquidity_usd=event.min_liquidity_usd,
-            max_price=event.max_price,
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +23,7 @@ class OrderState:
     status: OrderStatus | None = None
     seq: int = 0
     correlation_id: str | None = None
-    terms: OrderTerms | None = None  # what was accepted
+    terms: OrderTerms | None = None  # what was accepted (OrderAccepted.terms)
     attempt: int = 0  # the attempt routed / executed now (0 before the first)
     retry_pending: int | None = None  # the next attempt while its backoff runs
     retry_at: datetime | None = None  # when that backoff ends

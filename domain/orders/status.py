@@ -68,6 +68,14 @@ CANCELLABLE: Final[frozenset[OrderStatus]] = frozenset(
     {OrderStatus.PENDING, OrderStatus.WAITING, OrderStatus.ROUTING}
 )
 
+# Which statuses a failure of each stage of an attempt can happen in (confirm also while
+# `building`: the submission report may have been lost in a crash).
+STAGE_STATUSES: Final[dict[AttemptStage, frozenset[OrderStatus]]] = {
+    AttemptStage.ROUTING: frozenset({OrderStatus.ROUTING}),
+    AttemptStage.SUBMIT: frozenset({OrderStatus.BUILDING}),
+    AttemptStage.CONFIRM: frozenset({OrderStatus.BUILDING, OrderStatus.SUBMITTED}),
+}
+
 # Statuses in which the order waits on a routing or execution stage to report back.
 IN_FLIGHT: Final[frozenset[OrderStatus]] = frozenset(
     {OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED}

@@ -85,7 +85,7 @@ def _progress(state: OrderState, armed_at: datetime, stall_timeout_ms: int) -> t
 
 
 def _expiry(state: OrderState, armed_at: datetime) -> tuple[Timer, ...]:
-    expires_at = state.terms.expires_at if state.terms is not None else None
+    expires_at = state.terms.deadline if state.terms is not None else None
     if expires_at is None or state.status not in CANCELLABLE:
         return ()
     command = ExpiryDue(

@@ -36,7 +36,7 @@ from domain.orders.events import (
     TransactionBuilt,
     TransactionSubmitted,
 )
-from domain.orders.status import OrderStatus
+from domain.orders.status import STAGE_STATUSES, AttemptStage, OrderStatus
 
 
 class Unchanged(Enum):
@@ -93,6 +93,24 @@ TRANSITIONS: Final[Mapping[tuple[OrderStatus | None, type[Event]], Target]] = Ma
         (_ROUTING, OrderExpired): OrderStatus.EXPIRED,
     }
 )
+
+
+def implied_status(event_type: type[Event], stage: str | None = None) -> OrderStatus | None:
+    """The status after an event of `event_type` when the event alone tells it, else None.
+
+    For records written before the envelope carried the writer's status (v1, v2): the table
+    gives every status the event can leave (SAME: the one it came from); one is the answer. An
+    attempt's failure narrows them by its `stage` (`STAGE_STATUSES`), a re-drive names its
+    `stage` itself. Ambiguous: a CancelRejected, a confirm-stage failure (building or
+    submitted)."""
+    if event_type is OrderRedriven and stage is not None:
+        return OrderStatus(stage)
+    after = {source if target is SAME else target
+             for (source, cls), target in TRANSITIONS.items() if cls is event_type}
+    if event_type is ExecutionAttemptFailed and stage is not None:
+        after &= STAGE_STATUSES[AttemptStage(stage)]
+    (only,) = after if len(after) == 1 else (None,)
+    return only
 
 
 def next_status(status: OrderStatus | None, event_type: type[Event]) -> OrderStatus | None:

@@ -4,6 +4,7 @@
   expires at once if its GTD time has already passed when the writer gets to it;
 - a trigger report that meets the order's terms fires it: `OrderTriggered`, then the first
   attempt's `RoutingStarted`, so routing and execution are a market order's from there on;
+  a trigger report decided at or after a GTD order's `expires_at` expires it instead;
 - `ObservePrice` records a new best price of a waiting order (`PriceObserved`);
 - `ExpiryDue` ends a GTD order whose time is up while no transaction of it exists.
 
@@ -26,8 +27,9 @@ from domain.orders.events import (
     RoutingStarted,
 )
 from domain.orders.stamps import Stamper
-from domain.orders.state import OrderState, OrderTerms
-from domain.orders.status import CANCELLABLE, OrderStatus, OrderType, Trigger
+from domain.orders.state import OrderState
+from domain.orders.status import CANCELLABLE, OrderStatus, Trigger
+from domain.orders.terms import LimitTerms, OrderTerms, SniperTerms
 
 
 def first_steps(terms: OrderTerms, stamp: Stamper) -> tuple[Event, ...]:
@@ -46,14 +48,21 @@ def on_trigger(
     if state.status is not OrderStatus.WAITING:
         return ()
     terms = _terms(state)
+    if terms.expired_at(stamp.now):
+        # The time in force has ended: no trade may start after it (issue 10). Expiring now
+        # is the very event the ExpiryDue timer would decide (same seq, same id), so a timer
+        # that is late (a crash, a busy wheel) changes nothing; waiting for it instead would
+        # leave an order that cannot trade any more shown as waiting.
+        return (_expired(terms, stamp),)
     if isinstance(report, PriceReached):
-        if terms.limit_price is None or not limit_reached(terms.limit_price, report.observed_price):
+        if not isinstance(terms, LimitTerms) or not limit_reached(terms.limit_price,
+                                                                   report.observed_price):
             return ()
         fired = OrderTriggered(**stamp(), trigger=Trigger.PRICE,
                                observed_price=report.observed_price,
                                market_event_id=report.market_event_id)
     else:
-        if terms.order_type is not OrderType.SNIPER or not sniper_fires(terms, report):
+        if not isinstance(terms, SniperTerms) or not sniper_fires(terms, report):
             return ()
         fired = OrderTriggered(**stamp(), trigger=report.trigger,
                                observed_price=report.observed_price, venue=report.venue,
@@ -80,8 +89,8 @@ def on_expiry(state: OrderState, stamp: Stamper) -> tuple[Event, ...]:
 
 
 def _expired(terms: OrderTerms, stamp: Stamper) -> OrderExpired:
-    assert terms.expires_at is not None  # expired_at() said so
-    return OrderExpired(**stamp(), expires_at=terms.expires_at)
+    assert terms.deadline is not None  # expired_at() said so
+    return OrderExpired(**stamp(), expires_at=terms.deadline)
 
 
 def _terms(state: OrderState) -> OrderTerms:

@@ -110,3 +110,23 @@ def backward_incompatibilities(old: Schema, new: Schema) -> list[str]:
             if not names & old_fields and "default" not in field:
                 problems.append(f"{name}.{field['name']} was added without a default")
     return problems
+
+
+_ORDER_TYPES = {"oee.orders.MarketTerms": "market", "oee.orders.LimitTerms": "limit",
+                "oee.orders.SniperTerms": "sniper"}
+_V2_DEFAULTS: dict[str, Any] = {"limitPrice": None, "timeInForce": "GTC", "expiresAt": None,
+                                "trigger": None, "minLiquidityUsd": None, "maxPrice": None}
+
+
+def flat_terms(record: dict[str, Any], version: int) -> dict[str, Any]:
+    """A current record as a writer of `version` < 3 wrote it: the nested terms of
+    ExecuteOrder / OrderAccepted flat (the inverse of `schemas.upcasts.upcast_v2_v3`); v1 had
+    market orders only."""
+    name, payload = record["payload"]
+    if "terms" not in payload:
+        return record
+    terms_name, terms = payload["terms"]
+    order_type = _ORDER_TYPES[terms_name]
+    if version < 2 and order_type != "market":
+        raise NotInVersion(terms_name)
+    return {**record, "payload": (name, {"orderType": order_type, **_V2_DEFAULTS, **terms})}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.orders import BaseEvent, CancelOrder, OrderConfirmed, RoutingStarted
+from domain.orders import BaseEvent, CancelOrder, OrderConfirmed, OrderStatus, RoutingStarted
 from schemas.codec import (
     MAGIC,
     Codec,
@@ -30,14 +30,15 @@ CONFIRMED = OrderConfirmed(
     **META, attempt=1, signature="5" * 88, amount_out=277_400_000,
     executed_price=Decimal("184.93"), slot=302,
 )
-VALID = CODEC.encode_event(CONFIRMED)
+VALID = CODEC.encode_event(CONFIRMED, status=OrderStatus.CONFIRMED)
 
 
 def envelope(name: str, payload: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A record of the current schema (written with its version in the header)."""
     return {
         "eventId": "e-1", "orderId": "o-1", "seq": 1, "type": name, "occurredAt": T0,
-        "correlationId": "c", "causationId": "k", "schemaVersion": 1,
-        "payload": (f"oee.orders.{name}", payload),
+        "correlationId": "c", "causationId": "k", "status": None,
+        "schemaVersion": CODEC.event_version, "payload": (f"oee.orders.{name}", payload),
     } | overrides
 
 
@@ -88,16 +89,16 @@ def test_a_value_the_domain_rejects_is_undecodable() -> None:
     schema = raw_schema("order_event")
     bad_stage = envelope("OrderRedriven", {"stage": "sleeping", "stalledSeq": 3, "attempt": 1})
     with pytest.raises(UndecodableRecord, match="sleeping"):
-        CODEC.decode_event(write(schema, 1, bad_stage))
+        CODEC.decode_event(write(schema, CODEC.event_version, bad_stage))
     payload = {"attempt": 1, "signature": "s", "amountOut": 1, "executedPrice": "1,5", "slot": 2}
     with pytest.raises(UndecodableRecord):
-        CODEC.decode_event(write(schema, 1, envelope("OrderConfirmed", payload)))
+        CODEC.decode_event(write(schema, CODEC.event_version, envelope("OrderConfirmed", payload)))
 
 
 def test_a_type_field_that_contradicts_the_payload_is_undecodable() -> None:
     record = envelope("RoutingStarted", {"attempt": 1}, type="OrderConfirmed")
     with pytest.raises(UndecodableRecord, match="OrderConfirmed"):
-        CODEC.decode_event(write(raw_schema("order_event"), 1, record))
+        CODEC.decode_event(write(raw_schema("order_event"), CODEC.event_version, record))
 
 
 def test_an_amount_beyond_a_long_is_unencodable() -> None:
@@ -105,12 +106,26 @@ def test_an_amount_beyond_a_long_is_unencodable() -> None:
         **META, attempt=1, signature="s", amount_out=2**63, executed_price=Decimal(1), slot=1
     )
     with pytest.raises(UnencodableMessage):
-        CODEC.encode_event(too_big)
+        CODEC.encode_event(too_big, status=OrderStatus.CONFIRMED)
 
 
 def test_a_command_is_not_an_event_and_an_event_not_a_command() -> None:
     cancel = CancelOrder(command_id="c-1", order_id="o-1", issued_at=T0)
     with pytest.raises(UnencodableMessage, match="CancelOrder is not in order_event"):
-        CODEC.encode_event(cancel)  # type: ignore[arg-type]
+        CODEC.encode_event(cancel, status=OrderStatus.CANCELLED)  # type: ignore[arg-type]
     with pytest.raises(UnencodableMessage, match="RoutingStarted is not in order_command"):
         CODEC.encode_command(RoutingStarted(**META, attempt=1))  # type: ignore[arg-type]
+
+
+def test_a_v2_record_of_a_stage_the_domain_rejects_is_undecodable_not_a_crash() -> None:
+    record = envelope("OrderRedriven", {"stage": "sleeping", "stalledSeq": 3, "attempt": 1},
+                      schemaVersion=2)
+    del record["status"]
+    with pytest.raises(UndecodableRecord, match="sleeping"):
+        CODEC.decode_event(write(raw_schema("order_event", 2), 2, record))
+
+
+def test_a_status_the_domain_does_not_know_is_undecodable() -> None:
+    record = envelope("RoutingStarted", {"attempt": 1}, status="sleeping")
+    with pytest.raises(UndecodableRecord, match="sleeping"):
+        CODEC.decode_event(write(raw_schema("order_event"), CODEC.event_version, record))

@@ -11,10 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.orders import COMMAND_TYPES, EVENT_TYPES, OrderConfirmed, RetryScheduled, RouteSelected
+from domain.orders import (
+    COMMAND_TYPES,
+    EVENT_TYPES,
+    OrderConfirmed,
+    OrderStatus,
+    RetryScheduled,
+    RouteSelected,
+)
 from domain.quotes import RouteLeg, RoutingDecision, VenueQuote
 from domain.work import Work
-from schemas.codec import MAGIC, Codec, event_type_name
+from schemas.codec import MAGIC, Codec, EventEnvelope, event_type_name
 from tests.contract.strategies import messages
 
 CODEC = Codec.load()
@@ -30,8 +37,10 @@ META: dict[str, Any] = dict(
 @given(data=st.data())
 def test_every_event_type_round_trips(event_type: type[Any], data: st.DataObject) -> None:
     event = data.draw(messages(event_type))
-    encoded = CODEC.encode_event(event)
+    status = data.draw(st.sampled_from(OrderStatus))
+    encoded = CODEC.encode_event(event, status=status)
     assert encoded[:2] == bytes((MAGIC, CODEC.event_version))
+    assert CODEC.decode_envelope(encoded) == EventEnvelope(event, status)
     assert CODEC.decode_event(encoded) == event
 
 
@@ -60,7 +69,7 @@ def test_the_largest_amounts_of_the_wire_round_trip() -> None:
         **META, attempt=2**31 - 1, signature="s", amount_out=2**63 - 1,
         executed_price=Decimal("1E-30"), slot=2**63 - 1,
     )
-    assert CODEC.decode_event(CODEC.encode_event(event)) == event
+    assert CODEC.decode_event(CODEC.encode_event(event, status=OrderStatus.CONFIRMED)) == event
 
 
 def test_a_route_selected_event_renders_as_camel_case_json_with_exact_numbers() -> None:

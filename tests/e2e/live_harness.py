@@ -28,6 +28,7 @@ from domain.orders import Event, evolve, initial_state
 from oee.settings import Settings
 from projections.projector import project
 from schemas.codec import Codec
+from tests.orders_support import WriterStatuses
 
 CODEC = Codec.load()
 
@@ -94,6 +95,7 @@ class EventWriter:
     """Produces events to `orders.events` as the order agent would (key: the order id)."""
 
     def __init__(self, settings: Settings) -> None:
+        self._statuses = WriterStatuses()  # what the order agent would write beside each event
         self._producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                           acks="all", linger_ms=0)
         self._topic = settings.topics.events
@@ -109,7 +111,8 @@ class EventWriter:
     async def send(self, event: Event, timestamp_ms: int | None = None) -> tuple[int, int]:
         """Produce and wait for the ack; returns (partition, offset)."""
         meta = await self._producer.send_and_wait(
-            self._topic, CODEC.encode_event(event), key=event.order_id.encode(),
+            self._topic, CODEC.encode_event(event, status=self._statuses.after(event)),
+            key=event.order_id.encode(),
             timestamp_ms=timestamp_ms)
         if event.seq == 1:
             self.first_sent[event.order_id] = time.monotonic()
@@ -117,8 +120,9 @@ class EventWriter:
 
     async def send_all(self, events: Iterable[Event]) -> None:
         """Produce many without waiting for each ack in turn (one order's stay in order)."""
-        futures = [await self._producer.send(self._topic, CODEC.encode_event(event),
-                                             key=event.order_id.encode()) for event in events]
+        futures = [await self._producer.send(
+            self._topic, CODEC.encode_event(event, status=self._statuses.after(event)),
+            key=event.order_id.encode()) for event in events]
         await asyncio.gather(*futures)
 
 

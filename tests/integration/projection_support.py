@@ -28,9 +28,15 @@ from domain.orders.evolve import fold
 from oee.settings import Settings
 from readmodel.rows import EVENT_COLUMNS, ORDER_COLUMNS, order_row
 from schemas.codec import Codec
+from tests.orders_support import WriterStatuses
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
+
+
+# The simulated writer of each events topic (every test has its own topic): a test that
+# produces a history in several calls gets each event stamped as one writer would stamp it.
+_WRITERS: dict[str, WriterStatuses] = {}
 
 
 async def produce(settings: Settings, events: Iterable[Event], codec: Codec | None = None,
@@ -44,9 +50,11 @@ async def produce(settings: Settings, events: Iterable[Event], codec: Codec | No
     count = 0
     try:
         futures = []
+        statuses = _WRITERS.setdefault(settings.topics.events, WriterStatuses())
         for event in events:
+            value = codec.encode_event(event, status=statuses.after(event))
             futures.append(await producer.send(
-                settings.topics.events, codec.encode_event(event), key=event.order_id.encode(),
+                settings.topics.events, value, key=event.order_id.encode(),
                 timestamp_ms=int(event.occurred_at.timestamp() * 1000)))
             count += 1
         for value in values or ():

@@ -97,8 +97,8 @@ async def test_an_accepted_order_is_already_in_the_commands_topic(
     assert isinstance(command, ExecuteOrder)
     assert command.order_id == order_id
     assert command.order_type is OrderType.MARKET
-    assert (command.token_in, command.token_out) == (SOL.mint, USDC.mint)
-    assert (command.amount_in, command.slippage_bps) == (1_100_000_000, 40)
+    assert (command.terms.token_in, command.terms.token_out) == (SOL.mint, USDC.mint)
+    assert (command.terms.amount_in, command.terms.slippage_bps) == (1_100_000_000, 40)
 
 
 async def test_the_same_client_order_id_always_names_the_same_order(

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
+from tests.orders_support import execute_order
+from domain.orders.evolve import recorded_statuses
 from domain.orders.commands import ExecuteOrder
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
@@ -19,8 +21,8 @@ from streams.event_store import EventStoreReader
 
 
 def accepted(order_id: str) -> ExecuteOrder:
-    return ExecuteOrder(command_id=str(uuid.uuid4()), order_id=order_id,
-                        issued_at=datetime.now(UTC), order_type=OrderType.MARKET,
+    return execute_order(command_id=str(uuid.uuid4()), order_id=order_id,
+                        issued_at=datetime.now(UTC),
                         token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL",
                         token_out_symbol="USDC", token_in_decimals=9, token_out_decimals=6,
                         amount_in=10**9, slippage_bps=50)
@@ -38,8 +40,9 @@ async def test_reading_a_partition_returns_every_event_in_offset_order(
             order_id = str(uuid.uuid4())
             events = decide(initial_state(order_id), accepted(order_id), now=datetime.now(UTC),
                             policy=ExecutionPolicy())
-            for event in events:
-                await producer.send_and_wait(provisioned.topics.events, codec.encode_event(event),
+            for event, status in zip(events, recorded_statuses(events), strict=True):
+                await producer.send_and_wait(provisioned.topics.events,
+                                             codec.encode_event(event, status=status),
                                              key=order_id.encode(), partition=2)
             written.extend(events)
     finally:

@@ -16,6 +16,7 @@ import httpx
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from domain.orders.evolve import recorded_statuses
 from domain.orders.events import (
     ExecutionAttemptFailed,
     OrderConfirmed,
@@ -54,6 +55,8 @@ async def test_200_concurrent_orders_each_reach_exactly_one_terminal_state(
     for order_id in ids:
         assert_one_clean_history(log, order_id)
         assert isinstance(log.terminal(order_id), OrderConfirmed)
+        # The writer recorded each event's status beside it: its own fold of the history.
+        assert log.statuses[order_id] == recorded_statuses(log.by_order[order_id])
 
 
 async def test_a_transient_failure_is_retried_with_growing_delays_then_fails_with_a_post_mortem(

@@ -14,7 +14,16 @@ import pytest
 
 from api.order_views import order_view
 from bench.order_histories import POLICY, HistoryMaker, interleaved
-from domain.orders import Event, ExecuteOrder, ObservePrice, decide, evolve, fold, initial_state
+from tests.orders_support import execute_order
+from domain.orders import (
+    Event,
+    ObservePrice,
+    OrderAccepted,
+    decide,
+    evolve,
+    fold,
+    initial_state,
+)
 from domain.orders.status import OrderType, TimeInForce
 from domain.tokens import SOL, USDC
 from oee.api_bootstrap import Replacements, bootstrap
@@ -70,8 +79,8 @@ async def test_a_limit_order_shows_its_conditional_terms_and_a_market_order_null
     expires = now + timedelta(hours=6)
     state, limit_history = initial_state(order_id), list[Event]()
     for command in (
-        ExecuteOrder(command_id=f"{order_id}/execute", order_id=order_id, issued_at=now,
-                     order_type=OrderType.LIMIT, token_in=SOL.mint, token_out=USDC.mint,
+        execute_order(OrderType.LIMIT, command_id=f"{order_id}/execute", order_id=order_id,
+                     issued_at=now, token_in=SOL.mint, token_out=USDC.mint,
                      token_in_symbol=SOL.symbol, token_out_symbol=USDC.symbol,
                      token_in_decimals=SOL.decimals, token_out_decimals=USDC.decimals,
                      amount_in=500_000_000, slippage_bps=100, limit_price=Decimal("101.25"),
@@ -102,7 +111,8 @@ async def test_a_limit_order_shows_its_conditional_terms_and_a_market_order_null
 async def test_amounts_are_exact_strings_in_human_and_base_units(
     client: httpx.AsyncClient, histories: dict[str, list[Event]]
 ) -> None:
-    sol_order = next(h for h in histories.values() if h[0].token_in == SOL.mint)
+    sol_order = next(h for h in histories.values()
+                     if isinstance(h[0], OrderAccepted) and h[0].terms.token_in == SOL.mint)
     body = (await client.get(f"/api/orders/{sol_order[0].order_id}")).json()
     assert body["amountIn"] == {"amount": "1.5", "baseUnits": "1500000000"}
     assert body["tokenIn"] == {"symbol": "SOL", "mint": SOL.mint, "decimals": 9}

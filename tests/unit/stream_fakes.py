@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.orders.commands import Command, ExecuteOrder
+from tests import orders_support
 from domain.orders.events import Event
-from domain.orders.status import OrderType
+from domain.orders.status import OrderStatus, OrderType
 from domain.tokens import SOL, USDC
 from domain.work import Work
 from streams.order_states import PartitionStates
@@ -49,8 +50,11 @@ class FakeOutbox:
     fail_next: int = 0  # this many of the next produces fail (enqueue raises)
     reject_next: int = 0  # this many of the next deliveries fail (the broker refuses)
     sent: list[Sent] = field(default_factory=list)
+    statuses: list[OrderStatus] = field(default_factory=list)  # each event's, in order
 
-    async def events(self, partition: int, events: Sequence[Event]) -> list[Delivery]:
+    async def events(self, partition: int, events: Sequence[Event],
+                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
+        self.statuses.extend(statuses)
         return [self._record("events", event, partition) for event in events]
 
     async def work(self, work: Work) -> Delivery:
@@ -115,8 +119,9 @@ def execute_order(order_id: str, command_id: str | None = None, *,
                   amount_in: int = 1_500_000_000, **overrides: Any) -> ExecuteOrder:
     fields: dict[str, Any] = dict(
         command_id=command_id or f"execute-{order_id}", order_id=order_id, issued_at=T0,
-        order_type=OrderType.MARKET, token_in=SOL.mint, token_out=USDC.mint,
+        token_in=SOL.mint, token_out=USDC.mint,
         token_in_symbol="SOL", token_out_symbol="USDC", token_in_decimals=9,
         token_out_decimals=6, amount_in=amount_in, slippage_bps=100,
     )
-    return ExecuteOrder(**(fields | overrides))
+    order_type = overrides.pop("order_type", OrderType.MARKET)
+    return orders_support.execute_order(order_type, **(fields | overrides))

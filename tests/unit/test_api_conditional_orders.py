@@ -16,6 +16,7 @@ from api.order_statuses import ReadModelStatuses
 from api.requests import OrderRequest, parse_order_request
 from domain.orders.commands import ExecuteOrder
 from domain.orders.status import OrderStatus, OrderType, TimeInForce, Trigger
+from domain.orders.terms import LimitTerms, OrderTerms, SniperTerms
 from domain.tokens import TokenRegistry
 from tests.unit.test_api_http import NOW, FixedStatuses, RecordingSender, serving
 
@@ -26,6 +27,16 @@ SNIPER = {"orderType": "sniper", "tokenIn": "USDC", "tokenOut": "BONK", "amountI
           "trigger": "liquidity", "minLiquidityUsd": "50000"}
 NEW_MINT = "WiFWiFWiFWiFWiFWiFWiFWiFWiFWiFWiFWiFWiFWiF1"
 LATER = (NOW + timedelta(hours=1)).isoformat()
+
+
+def limit_of(terms: OrderTerms) -> LimitTerms:
+    assert isinstance(terms, LimitTerms)
+    return terms
+
+
+def sniper_of(terms: OrderTerms) -> SniperTerms:
+    assert isinstance(terms, SniperTerms)
+    return terms
 
 
 def order(body: Mapping[str, object]) -> OrderRequest:
@@ -45,16 +56,16 @@ def test_a_limit_order_carries_its_exact_limit_and_is_good_till_cancelled() -> N
     parsed = order({**LIMIT, "limitPrice": "190.125"})
 
     assert parsed.order_type is OrderType.LIMIT
-    assert (parsed.conditions.limit_price, parsed.conditions.time_in_force) == (
+    assert (limit_of(parsed.terms).limit_price, limit_of(parsed.terms).time_in_force) == (
         Decimal("190.125"), TimeInForce.GTC)
-    assert parsed.conditions.expires_at is None
+    assert limit_of(parsed.terms).expires_at is None
 
 
 def test_a_json_number_limit_is_read_from_its_text() -> None:
     raw = b'{"orderType":"limit","tokenIn":"SOL","tokenOut":"USDC","amountIn":"1",' \
           b'"limitPrice":185.100000000000001}'
     parsed = parse_order_request(raw, REGISTRY, now=NOW)
-    assert parsed.conditions.limit_price == Decimal("185.100000000000001")
+    assert limit_of(parsed.terms).limit_price == Decimal("185.100000000000001")
 
 
 @pytest.mark.parametrize(
@@ -68,24 +79,24 @@ def test_a_json_number_limit_is_read_from_its_text() -> None:
 )
 def test_a_gtd_order_expires_at_its_time(extra: dict[str, str], expires: datetime) -> None:
     parsed = order({**LIMIT, **extra})
-    assert (parsed.conditions.time_in_force, parsed.conditions.expires_at) == (
+    assert (limit_of(parsed.terms).time_in_force, limit_of(parsed.terms).expires_at) == (
         TimeInForce.GTD, expires)
 
 
 def test_a_sniper_order_carries_its_trigger_threshold_and_guard() -> None:
     parsed = order({**SNIPER, "maxPrice": "0.00003"})
 
-    assert parsed.conditions.trigger is Trigger.LIQUIDITY
-    assert parsed.conditions.min_liquidity_usd == Decimal(50_000)
-    assert parsed.conditions.max_price == Decimal("0.00003")
+    assert sniper_of(parsed.terms).trigger is Trigger.LIQUIDITY
+    assert sniper_of(parsed.terms).min_liquidity_usd == Decimal(50_000)
+    assert sniper_of(parsed.terms).max_price == Decimal("0.00003")
 
 
 def test_a_sniper_may_want_a_mint_nobody_lists_yet_given_its_decimals() -> None:
     parsed = order({**SNIPER, "tokenOut": NEW_MINT, "tokenOutDecimals": 6,
                     "trigger": "pool_created", "minLiquidityUsd": None})
 
-    assert (parsed.token_out.mint, parsed.token_out.decimals) == (NEW_MINT, 6)
-    assert parsed.conditions.trigger is Trigger.POOL_CREATED
+    assert (parsed.terms.token_out, parsed.terms.token_out_decimals) == (NEW_MINT, 6)
+    assert sniper_of(parsed.terms).trigger is Trigger.POOL_CREATED
 
 
 def test_the_fingerprint_tells_limits_apart_but_not_their_spelling() -> None:
@@ -168,9 +179,10 @@ async def test_a_limit_order_reaches_kafka_with_its_terms() -> None:
     assert response.status_code == 201
     (command,) = sender.sent
     assert isinstance(command, ExecuteOrder)
-    assert (command.order_type, command.limit_price, command.time_in_force,
-            command.expires_at) == (OrderType.LIMIT, Decimal(190), TimeInForce.GTD,
-                                    NOW + timedelta(hours=1))
+    terms = limit_of(command.terms)
+    assert (command.order_type, terms.limit_price, terms.time_in_force,
+            terms.expires_at) == (OrderType.LIMIT, Decimal(190), TimeInForce.GTD,
+                                  NOW + timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
@@ -224,5 +236,6 @@ async def test_a_sniper_for_an_unlisted_mint_reaches_kafka() -> None:
     assert response.status_code == 201, response.text
     (command,) = sender.sent
     assert isinstance(command, ExecuteOrder)
-    assert (command.token_out, command.token_out_decimals, command.trigger) == (
+    terms = sniper_of(command.terms)
+    assert (terms.token_out, terms.token_out_decimals, terms.trigger) == (
         NEW_MINT, 6, Trigger.LIQUIDITY)

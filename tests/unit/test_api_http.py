@@ -20,7 +20,8 @@ from api.deps import MarketSource, OrderStatuses
 from api.idempotency import order_id_for
 from domain.market import Market
 from domain.orders.commands import CancelOrder, EdgeCommand, ExecuteOrder
-from domain.orders.status import OrderStatus, OrderType
+from domain.orders.status import OrderStatus
+from domain.orders.terms import MarketTerms
 from domain.tokens import SOL, USDC
 from oee.api_bootstrap import Replacements, bootstrap
 from oee.settings import Settings
@@ -108,9 +109,11 @@ async def test_an_order_is_produced_then_answered_201_pending(
     (command,) = sender.sent
     assert command == ExecuteOrder(
         command_id=command.command_id, order_id=body["orderId"], issued_at=NOW,
-        order_type=OrderType.MARKET, token_in=SOL.mint, token_out=USDC.mint,
-        token_in_symbol="SOL", token_out_symbol="USDC", token_in_decimals=9, token_out_decimals=6,
-        amount_in=1_500_000_000, slippage_bps=30, client_order_id=None,
+        terms=MarketTerms(
+            token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL",
+            token_out_symbol="USDC", token_in_decimals=9, token_out_decimals=6,
+            amount_in=1_500_000_000, slippage_bps=30, client_order_id=None,
+        ),
     )
 
 
@@ -146,7 +149,7 @@ async def test_the_idempotency_key_header_works_like_client_order_id(
 
     assert by_header.status_code == 201 and by_body.status_code == 200
     assert by_header.json()["orderId"] == by_body.json()["orderId"] == order_id_for("k-9")
-    assert isinstance(sender.sent[0], ExecuteOrder) and sender.sent[0].client_order_id == "k-9"
+    assert isinstance(sender.sent[0], ExecuteOrder) and sender.sent[0].terms.client_order_id == "k-9"
 
 
 async def test_a_key_reused_with_other_terms_is_409_and_nothing_is_sent(

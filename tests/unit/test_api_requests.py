@@ -18,6 +18,7 @@ from api.requests import (
     parse_order_request,
 )
 from domain.orders.status import OrderType
+from domain.orders.terms import MarketTerms
 from domain.tokens import BONK, SOL, USDC, USDT, Token, TokenRegistry, format_amount
 
 REGISTRY = TokenRegistry.default()
@@ -49,19 +50,22 @@ BASE = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5"}
 def test_the_canonical_body_is_parsed_into_base_units_and_whole_bps() -> None:
     request = order({**BASE, "orderType": "market", "slippageBps": 75, "clientOrderId": "k-1"})
 
-    assert request == OrderRequest(OrderType.MARKET, SOL, USDC, 1_500_000_000, 75, "k-1")
+    assert request == OrderRequest(MarketTerms(
+        token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL", token_out_symbol="USDC",
+        token_in_decimals=9, token_out_decimals=6, amount_in=1_500_000_000, slippage_bps=75,
+        client_order_id="k-1"))
 
 
 def test_a_missing_order_type_means_market_and_missing_slippage_means_50_bps() -> None:
     request = order(BASE)
 
     assert request.order_type is OrderType.MARKET
-    assert request.slippage_bps == DEFAULT_SLIPPAGE_BPS == 50
+    assert request.terms.slippage_bps == DEFAULT_SLIPPAGE_BPS == 50
     assert request.client_order_id is None
 
 
 def test_amount_is_an_alias_of_amount_in() -> None:
-    assert order({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5"}).amount_in == 1_500_000_000
+    assert order({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5"}).terms.amount_in == 1_500_000_000
 
 
 @pytest.mark.parametrize(
@@ -84,13 +88,13 @@ def test_amount_is_an_alias_of_amount_in() -> None:
 def test_every_slippage_spelling_becomes_whole_basis_points(field: str, raw: str, bps: int) -> None:
     body = f'{{"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1", "{field}": {raw}}}'
 
-    assert order(body).slippage_bps == bps
+    assert order(body).terms.slippage_bps == bps
 
 
 def test_an_alias_given_as_null_counts_as_not_given() -> None:
     request = order({**BASE, "amount": None, "slippage": None, "slippageBps": 20})
 
-    assert (request.amount_in, request.slippage_bps) == (1_500_000_000, 20)
+    assert (request.terms.amount_in, request.terms.slippage_bps) == (1_500_000_000, 20)
 
 
 @pytest.mark.parametrize(
@@ -108,11 +112,13 @@ def test_tokens_may_be_symbols_in_any_case_or_mints(
 ) -> None:
     request = order({"tokenIn": token_in, "tokenOut": token_out, "amountIn": "1"})
 
-    assert (request.token_in, request.token_out) == expected
+    assert (request.terms.token_in, request.terms.token_out) == (expected[0].mint,
+                                                                  expected[1].mint)
+    assert request.terms.token_in_symbol == expected[0].symbol
 
 
 def test_sol_resolves_to_the_wrapped_sol_mint() -> None:
-    assert order(BASE).token_in.mint == "So11111111111111111111111111111111111111112"
+    assert order(BASE).terms.token_in == "So11111111111111111111111111111111111111112"
 
 
 def test_the_fingerprint_ignores_spelling_but_not_terms() -> None:
@@ -128,19 +134,19 @@ def test_the_fingerprint_ignores_spelling_but_not_terms() -> None:
 
 
 def test_the_smallest_sol_amount_is_one_lamport() -> None:
-    assert order({**BASE, "amountIn": "0.000000001"}).amount_in == 1
+    assert order({**BASE, "amountIn": "0.000000001"}).terms.amount_in == 1
 
 
 def test_a_json_number_is_read_from_its_text_not_through_a_float() -> None:
     # float(1.1) * 10**9 == 1100000000.0000002: a float anywhere would show here.
-    assert order('{"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": 1.1}').amount_in == 1100000000
-    assert order('{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.3}').amount_in == 300_000_000
+    assert order('{"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": 1.1}').terms.amount_in == 1100000000
+    assert order('{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.3}').terms.amount_in == 300_000_000
 
 
 def test_a_number_with_more_digits_than_a_float_holds_is_still_exact() -> None:
     body = '{"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": 9007199254.740993001}'
 
-    assert order(body).amount_in == 9_007_199_254_740_993_001
+    assert order(body).terms.amount_in == 9_007_199_254_740_993_001
 
 
 DECIMAL_TOKENS = st.sampled_from([token for token in REGISTRY])
@@ -166,7 +172,7 @@ def test_any_valid_decimal_round_trips_exactly(case: tuple[Token, str], as_numbe
     value = text if as_number else json.dumps(text)
     body = f'{{"tokenIn": "{token.mint}", "tokenOut": "{other.mint}", "amountIn": {value}}}'
 
-    units = order(body).amount_in
+    units = order(body).terms.amount_in
 
     whole, _, fraction = text.partition(".")
     assert units == int(whole) * 10**token.decimals + int(fraction.ljust(token.decimals, "0") or 0)
@@ -190,7 +196,7 @@ def test_any_whole_bps_survives_every_slippage_unit(bps: int, field: str) -> Non
 
     body = f'{{"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1", "{field}": {text}}}'
 
-    assert order(body).slippage_bps == bps
+    assert order(body).terms.slippage_bps == bps
 
 
 # --- rejected inputs, each naming its field -----------------------------------------------------

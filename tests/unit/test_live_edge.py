@@ -1,5 +1,5 @@
-"""The live edge's pure parts: the gapless merge, the bounded mailbox, the status fold, the
-recent-events cache and the parsing of stream parameters."""
+"""The live edge's pure parts: the gapless merge, the bounded mailbox, the recent-events cache
+and the parsing of stream parameters."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from api.live.all_stream import Filters
 from api.live.connection import BAD_REQUEST, StreamClosed
 from api.live.mailbox import FeedStopped, Mailbox, SubscriberTooSlow
-from api.live.messages import OrderMessage, encode, next_status_of, status_after
+from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
 from api.live.timeline import OrderTimeline
 from api.live.topic_stream import StartAt
 from bench.order_histories import HistoryMaker
-from domain.orders import CancelRejected, Event, OrderStatus, evolve, initial_state
+from domain.orders import Event, OrderStatus, evolve, initial_state
 
 HISTORIES = list(HistoryMaker(seed=5).orders(40))
 T0 = datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
@@ -78,41 +78,17 @@ def test_resuming_takes_the_status_of_the_event_before() -> None:
     assert finished.finished and finished.take_ready() == []
 
 
-def test_a_guessed_status_is_corrected_by_the_transition_table() -> None:
+def test_the_status_each_message_carries_is_delivered_as_is() -> None:
+    # The writer recorded it in the envelope; the timeline folds nothing (a null, from a v2
+    # record whose event alone does not tell it, stays null).
     order_id = "0b6f2c52-6a53-4f7e-9a4b-2d1c8e0f9a11"
-    guessed = OrderMessage(order_id, 2, "CancelRejected", None,
+    unknown = OrderMessage(order_id, 2, "CancelRejected", None,
                            encode(order_id, None, "CancelRejected", 2, T0, {}))
     timeline = OrderTimeline(after_seq=1)
     timeline.add([OrderMessage(order_id, 1, "TransactionSubmitted", OrderStatus.SUBMITTED, "{}"),
-                  guessed])
+                  unknown])
 
-    (sent,) = timeline.take_ready()
-    assert sent.status is OrderStatus.SUBMITTED
-    assert '"status":"submitted"' in sent.text
-
-
-# --- statuses ------------------------------------------------------------------------------------
-
-
-def test_the_status_after_an_event_follows_the_table_when_the_previous_is_known() -> None:
-    rejected = CancelRejected(event_id="e", order_id="o", seq=5, occurred_at=T0,
-                              correlation_id="c", causation_id="c", reason="late")
-
-    assert status_after(OrderStatus.SUBMITTED, rejected) is OrderStatus.SUBMITTED
-    assert status_after(None, rejected) is None  # building or submitted: unknowable
-    assert next_status_of(OrderStatus.ROUTING, "RouteSelected") is OrderStatus.BUILDING
-    assert next_status_of(OrderStatus.CONFIRMED, "RouteSelected") is None
-
-
-@pytest.mark.parametrize("history", HISTORIES[:10])
-def test_every_event_implies_the_folded_status_when_nothing_is_known(
-    history: list[Event],
-) -> None:
-    state = initial_state(history[0].order_id)
-    for event in history:
-        state = evolve(state, event)
-        implied = status_after(None, event)
-        assert implied in (state.status, None)
+    assert timeline.take_ready() == [unknown]
 
 
 # --- mailbox -------------------------------------------------------------------------------------

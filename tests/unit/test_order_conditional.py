@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.orders_support import execute_order
 from domain.orders import (
+    LimitTerms,
     CancelOrder,
     CancelRejected,
     Command,
@@ -65,7 +67,7 @@ STALL_MS = 30_000
 
 def execute(order_type: OrderType = OrderType.LIMIT, **overrides: Any) -> ExecuteOrder:
     fields: dict[str, Any] = dict(
-        command_id="cmd-execute", order_id=ORDER, issued_at=T0, order_type=order_type,
+        command_id="cmd-execute", order_id=ORDER, issued_at=T0,
         token_in=SOL, token_out=USDC, token_in_symbol="SOL", token_out_symbol="USDC",
         token_in_decimals=9, token_out_decimals=6, amount_in=1_000_000_000, slippage_bps=50,
     )
@@ -74,7 +76,7 @@ def execute(order_type: OrderType = OrderType.LIMIT, **overrides: Any) -> Execut
     if order_type is OrderType.SNIPER:
         fields |= dict(trigger=Trigger.LIQUIDITY, min_liquidity_usd=Decimal(50_000),
                        max_price=Decimal("0.0055"))  # at most 0.0055 SOL per USDC
-    return ExecuteOrder(**(fields | overrides))
+    return execute_order(order_type, **(fields | overrides))
 
 
 def gtd(order_type: OrderType = OrderType.LIMIT, **overrides: Any) -> ExecuteOrder:
@@ -153,11 +155,13 @@ def test_a_limit_order_is_accepted_with_its_terms_and_waits_for_its_price() -> N
     assert kinds(events) == ["OrderAccepted", "OrderWaiting"]
     accepted, waiting = events
     assert isinstance(accepted, OrderAccepted) and isinstance(waiting, OrderWaiting)
-    assert (accepted.limit_price, accepted.time_in_force, accepted.expires_at) == (
-        Decimal("190"), TimeInForce.GTD, EXPIRES)
+    assert accepted.terms == gtd().terms  # as given, nothing copied by hand
+    assert isinstance(accepted.terms, LimitTerms)
+    assert (accepted.terms.limit_price, accepted.terms.time_in_force,
+            accepted.terms.expires_at) == (Decimal("190"), TimeInForce.GTD, EXPIRES)
     assert waiting.trigger is Trigger.PRICE
     assert order.state.status is S.WAITING
-    assert order.state.terms is not None and order.state.terms.limit_price == Decimal("190")
+    assert order.state.terms == accepted.terms
 
 
 def test_a_sniper_order_waits_for_its_pool_trigger() -> None:
@@ -303,6 +307,27 @@ def test_an_order_executing_when_its_time_runs_out_is_seen_through() -> None:
     assert isinstance(order.send(confirmation())[-1], OrderConfirmed)
 
 
+@pytest.mark.parametrize("late", [timedelta(0), timedelta(seconds=1), timedelta(days=1)])
+@pytest.mark.parametrize("order_type", [OrderType.LIMIT, OrderType.SNIPER])
+def test_a_trigger_after_a_gtd_order_expired_expires_it_instead_of_trading(
+    order_type: OrderType, late: timedelta
+) -> None:
+    # Issue 10: the time in force has ended, so no trade may start, even if the ExpiryDue
+    # timer has not been delivered yet (a crash, a slow timer wheel).
+    report = reached("200") if order_type is OrderType.LIMIT else pool_fired()
+    order = Order(gtd(order_type))
+    events = order.send(report, at=EXPIRES + late)
+
+    assert kinds(events) == ["OrderExpired"]
+    assert order.state.status is OrderStatus.EXPIRED
+    assert order.send(expiry_due(), at=EXPIRES + late) == ()  # the timer then finds it ended
+
+
+def test_a_trigger_just_before_the_expiry_still_fires() -> None:
+    events = Order(gtd()).send(reached("200"), at=EXPIRES - timedelta(microseconds=1))
+    assert kinds(events) == ["OrderTriggered", "RoutingStarted"]
+
+
 def test_a_gtc_order_never_expires() -> None:
     assert Order(execute()).send(expiry_due(), at=EXPIRES + timedelta(days=365)) == ()
 
@@ -355,6 +380,19 @@ def test_a_crash_after_accepting_a_limit_order_is_finished_as_waiting() -> None:
 # --- validation -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("order_type", "term"), [
+    (OrderType.LIMIT, {"max_price": Decimal(1)}),
+    (OrderType.SNIPER, {"limit_price": Decimal(190)}),
+    (OrderType.MARKET, {"limit_price": Decimal(190)}),
+    (OrderType.MARKET, {"time_in_force": TimeInForce.GTD, "expires_at": EXPIRES}),
+])
+def test_a_term_an_order_type_does_not_take_cannot_even_be_written(
+    order_type: OrderType, term: dict[str, Any]
+) -> None:
+    with pytest.raises(TypeError):
+        execute(order_type, **term)
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -363,15 +401,11 @@ def test_a_crash_after_accepting_a_limit_order_is_finished_as_waiting() -> None:
         execute(limit_price=Decimal(-1)),
         execute(limit_price=Decimal("NaN")),
         execute(limit_price=Decimal("1.234567890123456789")),  # 19 significant digits
-        execute(max_price=Decimal(1)),
         execute(OrderType.SNIPER, trigger=None),
         execute(OrderType.SNIPER, trigger=Trigger.PRICE),
         execute(OrderType.SNIPER, min_liquidity_usd=None),
         execute(OrderType.SNIPER, min_liquidity_usd=Decimal(-1)),
         execute(OrderType.SNIPER, max_price=Decimal(0)),
-        execute(OrderType.SNIPER, limit_price=Decimal(190)),
-        execute(OrderType.MARKET, limit_price=Decimal(190)),
-        execute(OrderType.MARKET, time_in_force=TimeInForce.GTD, expires_at=EXPIRES),
         execute(time_in_force=TimeInForce.GTD),
         execute(expires_at=EXPIRES),
         execute(time_in_force=TimeInForce.GTD, expires_at=datetime(2025, 3, 1, 12, 5)),
@@ -401,7 +435,7 @@ def expected_end(sequence: list[str]) -> str | None:
     phase = "waiting"
     for racer in sequence:
         if racer == "trigger" and phase == "waiting":
-            phase = "routing"
+            return "OrderExpired"  # the expiry is due throughout: a late trigger expires it
         elif racer == "route" and phase == "routing":
             phase = "building"
         elif racer == "submitted" and phase == "building":

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.orders_support import execute_order
 from domain.orders import (
     AttemptFailed,
     AttemptStage,
@@ -60,13 +61,13 @@ POLICY = ExecutionPolicy()
 # --- builders ------------------------------------------------------------------------------
 
 
-def execute(**overrides: Any) -> ExecuteOrder:
+def execute(order_type: OrderType = OrderType.MARKET, **overrides: Any) -> ExecuteOrder:
     fields: dict[str, Any] = dict(
-        command_id="cmd-execute", order_id=ORDER, issued_at=T0, order_type=OrderType.MARKET,
+        command_id="cmd-execute", order_id=ORDER, issued_at=T0,
         token_in=SOL, token_out=USDC, token_in_symbol="SOL", token_out_symbol="USDC",
         token_in_decimals=9, token_out_decimals=6, amount_in=1_500_000_000, slippage_bps=50,
     )
-    return ExecuteOrder(**(fields | overrides))
+    return execute_order(order_type, **(fields | overrides))
 
 
 def decision(amount_out: int = 277_500_000, amount_in: int = 1_500_000_000) -> RoutingDecision:
@@ -168,8 +169,9 @@ def test_a_market_order_is_accepted_and_starts_routing_its_first_attempt() -> No
     assert types(events) == [OrderAccepted, RoutingStarted]
     accepted, started = events
     assert isinstance(accepted, OrderAccepted) and isinstance(started, RoutingStarted)
-    assert (accepted.amount_in, accepted.slippage_bps) == (1_500_000_000, 50)
-    assert (accepted.token_in, accepted.token_out_decimals) == (SOL, 6)
+    assert accepted.terms == execute().terms
+    assert (accepted.terms.amount_in, accepted.terms.slippage_bps) == (1_500_000_000, 50)
+    assert (accepted.terms.token_in, accepted.terms.token_out_decimals) == (SOL, 6)
     assert started.attempt == 1
     assert [e.seq for e in events] == [1, 2]
     assert [e.event_id for e in events] == [event_id(ORDER, 1), event_id(ORDER, 2)]
@@ -188,8 +190,9 @@ def test_a_duplicate_execute_order_decides_nothing() -> None:
 @pytest.mark.parametrize("order_type", [OrderType.LIMIT, OrderType.SNIPER])
 def test_limit_and_sniper_orders_without_their_terms_are_invalid(order_type: OrderType) -> None:
     # Their decisions are in test_order_conditional.py.
-    with pytest.raises(InvalidCommand):
-        Order(execute(order_type=order_type))
+    missing = {OrderType.LIMIT: "limit_price", OrderType.SNIPER: "trigger"}[order_type]
+    with pytest.raises(InvalidCommand, match=missing):  # written as None: only the rules catch it
+        Order(execute(order_type, **{missing: None}))
 
 
 @pytest.mark.parametrize(

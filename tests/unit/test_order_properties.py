@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.orders_support import execute_order
 from domain.orders import (
     AttemptFailed,
     AttemptStage,
@@ -27,7 +28,7 @@ from domain.orders import (
     ObservePrice,
     OrderState,
     OrderStatus,
-    OrderTerms,
+    MarketTerms,
     OrderType,
     PoolTriggerFired,
     PriceReached,
@@ -136,8 +137,10 @@ def executes(draw: st.DrawFn, meta: dict[str, Any]) -> ExecuteOrder:
     """Market, limit and sniper orders, mostly well-formed, some GTD (expiring within a run)."""
     order_type = draw(st.sampled_from([OrderType.MARKET] * 2 + list(OrderType)))
     conditions: dict[str, Any] = {}
-    if order_type is OrderType.LIMIT and draw(st.integers(0, 5)):
-        conditions["limit_price"] = Decimal("190")
+    if order_type is OrderType.LIMIT:  # sometimes malformed: without its price
+        conditions["limit_price"] = Decimal("190") if draw(st.integers(0, 5)) else None
+    if order_type is OrderType.SNIPER:
+        conditions["trigger"] = None  # sometimes malformed: without its trigger
     if order_type is OrderType.SNIPER and draw(st.integers(0, 5)):
         conditions["trigger"] = draw(st.sampled_from([Trigger.POOL_CREATED, Trigger.LIQUIDITY]))
         conditions["min_liquidity_usd"] = Decimal(10_000)
@@ -145,8 +148,8 @@ def executes(draw: st.DrawFn, meta: dict[str, Any]) -> ExecuteOrder:
     if order_type is not OrderType.MARKET and draw(st.booleans()):
         conditions["time_in_force"] = TimeInForce.GTD
         conditions["expires_at"] = T0 + timedelta(milliseconds=draw(st.integers(0, 6_000)))
-    return ExecuteOrder(
-        **meta, order_type=order_type, token_in="in", token_out="out",
+    return execute_order(
+        order_type, **meta, token_in="in", token_out="out",
         token_in_symbol="IN", token_out_symbol="OUT", token_in_decimals=9,
         token_out_decimals=6, amount_in=10**9, slippage_bps=draw(st.integers(-1, 10_001)),
         **conditions,
@@ -156,7 +159,7 @@ def executes(draw: st.DrawFn, meta: dict[str, Any]) -> ExecuteOrder:
 def waits_only_for_the_market(state: OrderState) -> bool:
     """A waiting GTC order has no timer: a market event or a cancel wakes it."""
     return state.status is OrderStatus.WAITING and (
-        state.terms is None or state.terms.expires_at is None
+        state.terms is None or state.terms.deadline is None
     )
 
 
@@ -225,10 +228,10 @@ def check_a_crash_mid_decision_is_recovered(
 def test_the_executed_price_is_exact_to_28_digits(
     amount_in: int, amount_out: int, decimals: tuple[int, int]
 ) -> None:
-    terms = OrderTerms(
-        order_type=OrderType.MARKET, token_in="in", token_out="out", token_in_symbol="IN",
+    terms = MarketTerms(
+        token_in="in", token_out="out", token_in_symbol="IN",
         token_out_symbol="OUT", token_in_decimals=decimals[0], token_out_decimals=decimals[1],
-        amount_in=amount_in, slippage_bps=0, client_order_id=None,
+        amount_in=amount_in, slippage_bps=1, client_order_id=None,
     )
     price = executed_price(
         terms.amount_in, amount_out, decimals_in=decimals[0], decimals_out=decimals[1]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.orders_support import execute_order
 from domain.orders import (
     AttemptStage,
     AttemptFailed,
@@ -31,8 +32,8 @@ from domain.quotes import RouteLeg, RoutingDecision
 ORDER = "order-1"
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 STALL_MS = 30_000
-EXECUTE = ExecuteOrder(
-    command_id="cmd-execute", order_id=ORDER, issued_at=T0, order_type=OrderType.MARKET,
+EXECUTE = execute_order(
+    command_id="cmd-execute", order_id=ORDER, issued_at=T0,
     token_in="SOL-mint", token_out="USDC-mint", token_in_symbol="SOL", token_out_symbol="USDC",
     token_in_decimals=9, token_out_decimals=6, amount_in=10**9, slippage_bps=50,
 )

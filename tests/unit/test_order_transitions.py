@@ -30,7 +30,7 @@ from domain.orders import (
     OrderRedriven,
     OrderState,
     OrderStatus,
-    OrderTerms,
+    MarketTerms,
     OrderTriggered,
     OrderType,
     OrderWaiting,
@@ -75,8 +75,7 @@ EXPECTED: dict[tuple[OrderStatus | None, type[Any]], Any] = {
     **{(s, OrderExpired): S.EXPIRED for s in (S.PENDING, S.WAITING, S.ROUTING)},
 }
 
-TERMS = OrderTerms(
-    order_type=OrderType.MARKET,
+TERMS = MarketTerms(
     token_in="So11111111111111111111111111111111111111112",
     token_out="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
     token_in_symbol="SOL",
@@ -116,7 +115,7 @@ def sample(event_type: type[Any], state: OrderState) -> Event:
     )
     now, following = state.attempt, state.attempt + 1
     samples: dict[type[Any], Callable[[], Event]] = {
-        OrderAccepted: lambda: OrderAccepted(**meta, **_terms_fields()),
+        OrderAccepted: lambda: OrderAccepted(**meta, terms=TERMS),
         RoutingStarted: lambda: RoutingStarted(**meta, attempt=following),
         RouteSelected: lambda: RouteSelected(
             **meta, attempt=now, decision=DECISION, min_amount_out=1
@@ -155,10 +154,6 @@ def sample(event_type: type[Any], state: OrderState) -> Event:
         OrderExpired: lambda: OrderExpired(**meta, expires_at=T0),
     }
     return samples[event_type]()
-
-
-def _terms_fields() -> dict[str, Any]:
-    return {name: getattr(TERMS, name) for name in OrderTerms.__dataclass_fields__}
 
 
 PAIRS = [(status, event_type) for status in (None, *OrderStatus) for event_type in EVENT_TYPES]

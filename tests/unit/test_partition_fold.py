@@ -13,6 +13,7 @@ from schemas.codec import Codec
 from streams.event_store import StoredRecord
 from streams.order_agent import OrderQuarantined, OrderWriter, WriterConfig
 from streams.order_states import PartitionStates, fold_partition
+from tests.orders_support import WriterStatuses
 from tests.unit.stream_fakes import T0, FakeClock, FakeOutbox, FakeStates, execute_order
 
 CODEC = Codec.load()
@@ -26,11 +27,13 @@ def accepted(order_id: str) -> tuple[Event, ...]:
 
 def stored(*items: Event | tuple[bytes | None, bytes | None]) -> list[StoredRecord]:
     records = []
+    statuses = WriterStatuses()
     for offset, item in enumerate(items):
         if isinstance(item, tuple):
             records.append(StoredRecord(offset, *item))
         else:
-            records.append(StoredRecord(offset, item.order_id.encode(), CODEC.encode_event(item)))
+            value = CODEC.encode_event(item, status=statuses.after(item))
+            records.append(StoredRecord(offset, item.order_id.encode(), value))
     return records
 
 

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.order_histories import HistoryMaker, interleaved
-from domain.orders import Event, OrderConfirmed, fold
+from domain.orders import Event, OrderConfirmed, OrderStatus, fold
+from domain.orders.errors import OrderDomainError
+from domain.orders.evolve import recorded_statuses
 from projections.audit import Coordinates, SeqAudit
 from projections.batch import DecodedBatch, Decoded, Snapshots, fold_batch
 from readmodel.event_json import EventReader
@@ -51,12 +53,41 @@ def test_every_event_type_reads_back_from_its_audit_log_json() -> None:
             "OrderCancelled", "RetryScheduled", "CancelRejected", "OrderRedriven"} <= seen
 
 
-def batch_of(events: list[Event], start_offset: int = 0) -> DecodedBatch:
+def batch_of(events: list[Event], start_offset: int = 0,
+             statuses: list[OrderStatus | None] | None = None) -> DecodedBatch:
+    """The decoded records of `events`, each with the status its writer recorded (by default
+    the fold's, or None, as in a v2 record, where `events` are not whole histories)."""
     batch = DecodedBatch("orders.events")
-    for offset, event in enumerate(events, start_offset):
-        batch.items.append(Decoded(0, offset, event, None))
+    recorded: list[OrderStatus | None]
+    try:
+        recorded = statuses if statuses is not None else list(recorded_statuses(events))
+    except OrderDomainError:
+        recorded = [None] * len(events)
+    for offset, (event, status) in enumerate(zip(events, recorded, strict=True), start_offset):
+        batch.items.append(Decoded(0, offset, event, None, status=status))
     batch.next_offsets[0] = start_offset + len(events)
     return batch
+
+
+def test_an_event_row_shows_the_status_its_writer_recorded() -> None:
+    events = interleaved(HISTORIES[:20])
+    rows = fold_batch(CODEC, batch_of(events), Snapshots())
+    assert [OrderStatus(row[4]) for row in rows.events] == recorded_statuses(events)
+
+
+def test_a_status_that_contradicts_the_history_is_rejected_as_a_writer_bug() -> None:
+    history = HISTORIES[3]
+    statuses: list[OrderStatus | None] = list(recorded_statuses(history))
+    statuses[1] = OrderStatus.CONFIRMED  # the writer says confirmed, its fold routing
+    rows = fold_batch(CODEC, batch_of(history, statuses=statuses), Snapshots())
+    assert "StatusMismatch" in rows.rejects[0][5] and rows.rejects[0][4] == 2
+    assert [row[2] for row in rows.events] == [1]
+
+
+def test_a_legacy_record_without_a_status_shows_the_folds() -> None:
+    history = HISTORIES[5]
+    rows = fold_batch(CODEC, batch_of(history, statuses=[None] * len(history)), Snapshots())
+    assert [OrderStatus(row[4]) for row in rows.events] == recorded_statuses(history)
 
 
 def test_a_batch_appends_every_event_and_writes_each_touched_order_once() -> None:

@@ -76,10 +76,11 @@ async def test_every_documented_order_body_is_accepted_as_the_order_it_meant(
     (command,) = sender.sent
     assert isinstance(command, ExecuteOrder)
     assert command.order_id == answer["orderId"]
-    assert (command.token_in, command.token_out, command.amount_in, command.slippage_bps) == (
+    terms = command.terms
+    assert (terms.token_in, terms.token_out, terms.amount_in, terms.slippage_bps) == (
         SOL.mint, USDC.mint, lamports, bps)
-    assert command.order_type is (OrderType.MARKET if limit is None else OrderType.LIMIT)
-    assert command.limit_price == limit
+    assert terms.order_type is (OrderType.MARKET if limit is None else OrderType.LIMIT)
+    assert getattr(terms, "limit_price", None) == limit
 
 
 def test_target_price_and_limit_price_are_one_term() -> None:

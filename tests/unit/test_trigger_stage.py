@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.orders_support import terms_of
 from domain.market import Market
 from domain.market_events import MarketChange, Pair, PoolCreated, PriceTick, fold, pool_state
 from domain.orders import (
@@ -16,7 +17,6 @@ from domain.orders import (
     ObservePrice,
     OrderState,
     OrderStatus,
-    OrderTerms,
     OrderType,
     PoolTriggerFired,
     PriceReached,
@@ -57,12 +57,12 @@ def waiting(order_id: str, order_type: OrderType = OrderType.LIMIT, *, limit: st
         conditions = {"trigger": Trigger.POOL_CREATED}
     return OrderState(
         order_id=order_id, status=OrderStatus.WAITING, seq=2, correlation_id="c",
-        terms=OrderTerms(order_type=order_type, token_in=token_in.mint,
+        terms=terms_of(order_type, token_in=token_in.mint,
                          token_out=token_out.mint, token_in_symbol=token_in.symbol,
                          token_out_symbol=token_out.symbol, token_in_decimals=token_in.decimals,
                          token_out_decimals=token_out.decimals, amount_in=amount,
                          slippage_bps=50, client_order_id=None,
-                         **(conditions | terms)),  # type: ignore[arg-type]
+                         **(conditions | terms)),
         status_history=((OrderStatus.PENDING, T0), (OrderStatus.WAITING, T0)), updated_at=T0,
     )
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from domain.market import Market
 from domain.market_events import LiquidityChanged, Pair, PoolCreated, PriceTick, fold, pool_state
-from domain.orders import OrderAccepted, OrderWaiting, Trigger, fold as fold_order
+from domain.orders import LimitTerms, OrderAccepted, OrderWaiting, Trigger, fold as fold_order
 from domain.orders.status import OrderType
 from domain.price_bound import price_bound
 from domain.tokens import BONK, JUP, MSOL, RAY, SOL, USDC, USDT, Token
@@ -195,10 +195,10 @@ def test_replacing_an_order_moves_it_and_a_new_best_price_alone_is_not_new() -> 
 def test_only_waiting_orders_have_a_book_entry() -> None:
     meta: dict[str, Any] = dict(order_id="o", correlation_id="c", causation_id="c")
     accepted = OrderAccepted(
-        event_id="e1", seq=1, occurred_at=T0, **meta, order_type=OrderType.LIMIT,
-        token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL", token_out_symbol="USDC",
-        token_in_decimals=9, token_out_decimals=6, amount_in=10**9, slippage_bps=50,
-        client_order_id=None, limit_price=Decimal("190"))
+        event_id="e1", seq=1, occurred_at=T0, **meta, terms=LimitTerms(
+            token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL",
+            token_out_symbol="USDC", token_in_decimals=9, token_out_decimals=6,
+            amount_in=10**9, slippage_bps=50, client_order_id=None, limit_price=Decimal("190")))
     waiting = OrderWaiting(event_id="e2", seq=2, occurred_at=T0, **meta, trigger=Trigger.PRICE)
 
     assert waiting_of(fold_order([accepted])) is None

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from oee.settings import Settings
-from tests.chaos.checker import ChaosViolation
 from tests.chaos.conftest import CHAOS_TIMING, Scoreboard
 from tests.chaos.processes import run_cli
 from tests.chaos.services import OwnBroker, OwnPostgres
@@ -49,11 +48,6 @@ async def test_c_the_api_sigkilled_and_restarted_while_clients_retry(
     assert verdict.accepted == ORDERS + 1, load.outcome_summary()
 
 
-@pytest.mark.xfail(strict=True, raises=ChaosViolation, reason=(
-    "issue 10, never submit twice during a PostgreSQL outage: after PostgreSQL is SIGKILLed "
-    "and restarted, orders re-driven by the watchdog submit their signature again (measured: "
-    "10 duplicate submissions counted by the chain, none landed twice; first: seq 4 "
-    "TransactionBuilt, 5 OrderRedriven, 6 TransactionSubmitted, 7 OrderConfirmed)"))
 async def test_d_postgresql_sigkilled_and_restarted_under_load(
     chaos_settings: Settings, own_postgres: OwnPostgres, scoreboard: Scoreboard,
 ) -> None:

@@ -9,8 +9,8 @@ and `market.pools`:
 - scripted: the events of FEED_SCRIPT on its timetable (see `producers.script`);
 - off: nothing.
 
-After a script (or with the feed off) the process stays up until it is stopped, because
-`oee run` reads a child that exits as a failure and stops the whole system.
+After a script (or with the feed off) the process stays up until it is stopped: `oee run`
+would read a child that exits as a crash and start it again, replaying the script.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Consumes `ExecuteOrder` / `CancelOrder`; produces Avro records keyed by order id
 order's commands share a partition) and answers with the broker's `RecordMetadata` only once
 every in-sync replica has the record (acks=all). One idempotent `AIOKafkaProducer` per
 process, opened by the app's lifespan and passed down; Faust's producer is not used here
-because it is not idempotent outside exactly-once mode (PITFALLS 7).
+because it is not idempotent outside exactly-once mode (docs/pitfalls.md 7).
 
 An idempotent aiokafka producer can wedge after a broker blip: every send then fails with
 `OutOfOrderSequenceNumber` until the process restarts (aiokafka#1017). A fresh producer gets a

@@ -5,7 +5,7 @@ stored in the read-model schema's `projection_offsets` (0 where none are stored)
 `orders` and `order_events` rows of that schema, exactly once: each `getmany` batch is folded
 with the pure `evolve` and written in ONE transaction together with the batch's next offsets
 (see `projections.store`). Not a Faust agent: an agent acks a message whose handler raised
-(PITFALLS, "The projector"), which would skip rows on a PostgreSQL error.
+(docs/pitfalls.md, "The projector"), which would skip rows on a PostgreSQL error.
 
 A PostgreSQL outage is waited out: the projector retries with a capped backoff and, once the
 database answers again, seeks back to the stored offsets, so nothing is skipped or doubled.

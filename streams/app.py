@@ -5,7 +5,7 @@ record (bytes) into a command or work item and hand it to the writer or a stage,
 Kafka and PostgreSQL only through the adapters built here (`KafkaOutbox`, `OrderStates`,
 `SimulatedChain`). The only broad `except` is in these loops: a record that cannot be
 processed is dead-lettered with the error, because an exception escaping a Faust agent would
-ack the record and drop it silently (PITFALLS 1). The order writer's agent consumes without
+ack the record and drop it silently (docs/pitfalls.md 1). The order writer's agent consumes without
 automatic acks: `CommandFlow` acks each record once everything it caused is durable.
 """
 
@@ -160,7 +160,7 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         key_serializer="raw",
         value_serializer="raw",
-        web_enabled=False,  # PITFALLS 8: Faust's web server binds 0.0.0.0 and serves /table
+        web_enabled=False,  # docs/pitfalls.md 8: Faust's web server binds 0.0.0.0 and serves /table
         topic_allow_declare=False,  # topics are created by `oee topics create`, never implicitly
         topic_disable_leader=True,
         broker_commit_interval=settings.commit_interval_s,

@@ -10,7 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from infra.errors import PrerequisiteError
 from infra.kafka import KafkaBroker
@@ -18,6 +17,7 @@ from infra.postgres import EmbeddedPostgres
 from infra.topics import ensure_topics, topic_specs
 from oee import cli
 from oee.settings import Settings
+from tests.integration.kafka_admin import topic_config
 from projections.migrate import applied_versions, discover, migrate
 
 
@@ -124,17 +124,6 @@ async def describe_topics(bootstrap_servers: str, names: list[str]) -> dict[str,
         return {t["topic"]: t for t in await admin.describe_topics(names)}
     finally:
         await admin.close()
-
-
-async def topic_config(bootstrap_servers: str, topic: str) -> dict[str, str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    finally:
-        await admin.close()
-    [resource] = response.to_object()["resources"]
-    return {entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]}
 
 
 def table_schemas(dsn: str, table: str) -> set[str]:

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from infra import process
 from infra.kafka_cluster import KafkaCluster
 from infra.services import local_broker
 from infra.topics import ensure_topics
 from oee.settings import Settings
+from tests.integration.kafka_admin import topic_config
 from tests.conftest import SERVICE_PORTS
 
 # Three JVMs booting and failing over: minutes on a loaded 2-core machine, not seconds.
@@ -115,14 +115,3 @@ async def describe(bootstrap: str, topic: str) -> dict[str, Any]:
         return dict(found)
     finally:
         await admin.close()
-
-
-async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    finally:
-        await admin.close()
-    [resource] = response.to_object()["resources"]
-    return {entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]}

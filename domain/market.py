@@ -5,13 +5,18 @@ seed pools) and optional USD reference prices per token, the role an oracle such
 plays; produces new snapshots: `with_pool` for a price-feed or pool event, `drift` for a
 seeded random walk. Routing reads it through `pool`, `neighbors` and `token`.
 
-Drift model (why it looks the way it does): tokens move, pools follow. Each step moves the
-reference price of every volatile token by a random number of bps (stablecoins stay pegged,
-liquid staking tokens follow SOL); each pool is then traded towards its tokens' reference
-ratio, keeping half of its previous deviation plus a little noise, which is what arbitrage
-does. Independent random walks per pool would let the venues drift apart without bound.
-Depth is preserved: each venue's `repriced` keeps it (constant-product pools keep k, DLMM
-pools keep their per-bin liquidity).
+Drift model (why it looks the way it does): tokens move, each venue's pools follow them on
+their own, and arbitrage keeps the venues together. Each step moves the reference price of
+every volatile token by a random number of bps (stablecoins stay pegged, liquid staking tokens
+follow SOL). Each pool then keeps most of its previous deviation from its tokens' reference
+ratio (order flow on one venue is persistent) plus an independent shock of its own, so the
+venues' prices differ and which one pays more changes over time. Last, arbitrage: where two
+venues quote one pair further apart than the round trip's fees, traders close the gap down
+to those fees (a gap inside them is not worth trading). So the venues never drift apart, and
+a venue with a higher fee still wins whenever its price is better by more than the fee gap.
+Pairs whose reference ratio cannot move (two stablecoins, a staking token and its base) are
+quiet: their shocks are a tenth of the others'. Depth is preserved: each venue's `repriced`
+keeps it (constant-product pools keep k, DLMM pools keep their per-bin liquidity).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from types import MappingProxyType
+from typing import Final
 
 from domain.pools import Pool, PoolKey
 from domain.tokens import BONK, JUP, MSOL, RAY, SOL, USDC, USDT, Token, UnknownToken
@@ -130,9 +136,10 @@ class Market:
             raise ValueError("volatility_bps must not be negative")
         with localcontext(Context(prec=34)):  # the caller's context is restored on exit
             new = _moved_references(self._references, rng, volatility_bps)
-            pools = tuple(
-                _follow(pool, self._references, new, rng, volatility_bps) for pool in self.pools
-            )
+            targets = {pool.key: _own_target(pool, self._references, new, rng, volatility_bps)
+                       for pool in self.pools}
+            _arbitrage(self.pools, targets)
+            pools = tuple(pool.repriced(targets[pool.key]).decayed() for pool in self.pools)
         return Market(pools, tuple(new.items()))
 
 
@@ -149,18 +156,74 @@ def _moved_references(
     }
 
 
-def _follow(pool: Pool, old: Mapping[str, Decimal], new: Mapping[str, Decimal],
-            rng: random.Random, volatility_bps: int) -> Pool:
-    """Trade `pool` towards its reference price, keeping half its deviation plus noise."""
+# How much of a pool's deviation from the reference ratio survives a step: flow on one venue
+# is persistent, so a venue stays cheaper (or dearer) for a while rather than for one step.
+_KEPT: Final = Decimal("0.95")
+_QUIET: Final = 10  # a pair whose reference ratio cannot move gets a tenth of the shocks
+
+
+def _own_target(pool: Pool, old: Mapping[str, Decimal], new: Mapping[str, Decimal],
+                rng: random.Random, volatility_bps: int) -> Decimal:
+    """Where this venue's flow alone takes `pool`: most of its deviation plus its own shock."""
     x, y = pool.token_x.mint, pool.token_y.mint
     spot = pool.spot_price(x)
     if x in old and y in old:
         deviation_bps = (spot / (old[x] / old[y]) - 1) * 10_000
-        kept_bps = deviation_bps / 2 + _step(rng, volatility_bps // 4)
-        target = new[x] / new[y] * (1 + kept_bps / 10_000)
-    else:  # a pool of tokens nobody prices (a fresh listing): it just wanders
-        target = _grow(spot, _step(rng, volatility_bps))
-    return pool.repriced(target).decayed()
+        quiet = _ratio_is_fixed(x, y)
+        kept_bps = deviation_bps * _KEPT + _step(
+            rng, volatility_bps // _QUIET if quiet else volatility_bps)
+        return new[x] / new[y] * (1 + kept_bps / 10_000)
+    # A pool of tokens nobody prices (a fresh listing): it just wanders.
+    return _grow(spot, _step(rng, volatility_bps))
+
+
+def _ratio_is_fixed(x: str, y: str) -> bool:
+    """Two pegged tokens, or a staking token and the token it tracks."""
+    return (x in PEGGED and y in PEGGED) or TRACKS.get(x) == y or TRACKS.get(y) == x
+
+
+def _arbitrage(pools: Iterable[Pool], targets: dict[PoolKey, Decimal]) -> None:
+    """Close every gap between two venues' prices of a pair down to their fees, in place.
+
+    Both pools move towards each other by half the excess, in price ratio: arbitrageurs buy
+    on the cheap venue and sell on the dear one until the trade no longer pays.
+    """
+    by_pair: dict[tuple[str, str], list[Pool]] = {}
+    for pool in pools:
+        by_pair.setdefault(_pair(pool), []).append(pool)
+    for pair, venues in by_pair.items():
+        for _ in range(len(venues) - 1):  # each pass clamps the widest gap; n-1 passes suffice
+            if not _close_widest_gap(pair[0], venues, targets):
+                break
+
+
+def _close_widest_gap(base: str, venues: list[Pool], targets: dict[PoolKey, Decimal]) -> bool:
+    prices = {pool.key: _price_of(pool, base, targets[pool.key]) for pool in venues}
+    dear = max(venues, key=lambda pool: prices[pool.key])
+    cheap = min(venues, key=lambda pool: prices[pool.key])
+    band = 1 + _lowest_fee(dear) + _lowest_fee(cheap)
+    gap = prices[dear.key] / prices[cheap.key]
+    if gap <= band:
+        return False
+    half_excess = (gap / band).sqrt()  # each side moves by the square root of the excess
+    for pool, factor in ((dear, 1 / half_excess), (cheap, half_excess)):
+        targets[pool.key] = _price_of(pool, base, prices[pool.key] * factor)
+    return True
+
+
+def _lowest_fee(pool: Pool) -> Decimal:
+    rate = pool.fee_bounds().lowest
+    return Decimal(rate.numerator) / rate.denominator
+
+
+def _pair(pool: Pool) -> tuple[str, str]:
+    first, second = sorted((pool.token_x.mint, pool.token_y.mint))
+    return first, second
+
+
+def _price_of(pool: Pool, base: str, price: Decimal) -> Decimal:
+    """Convert between the pool's own price (y per x) and the price of `base`, both ways."""
+    return price if pool.token_x.mint == base else 1 / price
 
 
 def _step(rng: random.Random, bound_bps: int) -> int:

@@ -45,8 +45,8 @@ _ONE: Final = 1 << _FRAC
 # The default market's Meteora pools: concentrated bins with lower fees than Raydium's.
 # (x, y, bin step bps, USD per bin, bins each side, base fee bps, offset from reference bps)
 _SEEDS: Final = (
-    (SOL, USDC, 10, 3_000, 400, 10, 3),
-    (SOL, USDT, 10, 1_000, 300, 10, 0),
+    (SOL, USDC, 10, 2_000, 400, 20, 3),
+    (SOL, USDT, 10, 1_000, 300, 20, 0),
     (USDC, USDT, 1, 150_000, 50, 1, 0),
     (BONK, USDC, 25, 2_000, 200, 25, 0),
     (JUP, USDC, 20, 3_000, 200, 20, 0),

@@ -114,7 +114,7 @@ def test_the_liquidity_of_the_default_pools_is_their_depth_in_usd() -> None:
     meteora = market.pool("meteora", SOL.mint, USDC.mint)
     assert raydium is not None and meteora is not None
     assert abs(liquidity_usd(raydium, market) / 18_500_000 - 1) < Decimal("0.0001")
-    assert abs(liquidity_usd(meteora, market) / (801 * 3_000) - 1) < Decimal("0.0001")
+    assert abs(liquidity_usd(meteora, market) / (801 * 2_000) - 1) < Decimal("0.0001")
 
 
 def test_a_deposit_and_the_withdrawal_of_the_same_step_cancel_out() -> None:

@@ -64,10 +64,11 @@ def assert_no_float(value: object) -> None:
 
 def test_one_sol_goes_to_meteora_whose_lower_fee_pays_more() -> None:
     decision = best_route(DEFAULT, SOL.mint, USDC.mint, sol(1))
-    # Meteora: 185.04 less 10 bps = 184.859895. Raydium: 185 less 25 bps and 0.002% = 184.533818.
+    # Meteora: its bin at 185.045 less 20 bps = 184.674850. Raydium: 185 less 25 bps and
+    # 0.002% = 184.533818.
     assert decision.venue == "meteora"
-    assert decision.amount_out == 184_859_895
-    assert decision.reason == "meteora pays 184.859 USDC vs raydium 184.533 (+0.17%)"
+    assert decision.amount_out == 184_674_850
+    assert decision.reason == "meteora pays 184.674 USDC vs raydium 184.533 (+0.07%)"
     assert {(q.venue, len(q.path)) for q in decision.quotes} == {
         ("meteora", 2), ("meteora", 3), ("raydium", 2), ("raydium", 3)  # direct and via USDT
     }
@@ -99,14 +100,14 @@ def test_the_winner_follows_the_price_when_meteora_falls_behind() -> None:
 def test_a_5000_sol_order_is_split_and_beats_both_venues() -> None:
     amount = sol(5_000)
     raydium_alone = single_venue_output(DEFAULT, "raydium", amount)  # 838,997.499431 USDC
-    meteora_alone = single_venue_output(DEFAULT, "meteora", amount)  # 788,057.058482 USDC
+    meteora_alone = single_venue_output(DEFAULT, "meteora", amount)  # 729,312.767206 USDC
     decision = best_route(DEFAULT, SOL.mint, USDC.mint, amount)
-    # split 62/38: 3,109.85 SOL to raydium, 1,890.15 SOL to meteora, 869,589.709792 USDC
+    # split 71/29: 3,568.92 SOL to raydium, 1,431.08 SOL to meteora, 861,823.584064 USDC
     assert decision.venue == "split"
     assert [leg.venue for leg in decision.legs] == ["raydium", "meteora"]
-    assert decision.amount_out > raydium_alone * Decimal("1.03") > meteora_alone
-    assert decision.reason.startswith("split 62/38 raydium/meteora pays 869,589.")
-    assert "3.64% more than raydium alone (838,997.49)" in decision.reason
+    assert decision.amount_out > raydium_alone * Decimal("1.02") > meteora_alone
+    assert decision.reason.startswith("split 71/29 raydium/meteora pays 861,823.")
+    assert "2.72% more than raydium alone (838,997.49)" in decision.reason
     assert_consistent(decision)
 
 

@@ -15,7 +15,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="?", default="orders",
-                        choices=("orders", "projection", "ws", "limits", "all"))
+                        choices=("orders", "projection", "ws", "limits", "venues", "all"))
     parser.add_argument("--quick", action="store_true", help="1 run each, smaller N")
     args = parser.parse_args(argv)
     report: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.limits_bench import run_all as limits_bench
 
         report["limits"] = limits_bench(quick=args.quick)
+    if args.which in ("venues", "all"):
+        from bench.venue_share import run_all as venue_share
+
+        report["venues"] = venue_share(quick=args.quick)
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -125,6 +125,43 @@ class Market:
         """USD per token, if the market tracks one for `mint`."""
         return self._references.get(mint)
 
+    def with_references_from_pools(self) -> Market:
+        """The market with each reference price read back from its pools (pegged ones kept).
+
+        What a restarted feed resumes from: the pools published to Kafka say where the prices
+        went; the seed's references would pull every pool back to the seed. A token is priced
+        through its pools with already-priced tokens (the median of them), stablecoins first,
+        so SOL comes from SOL/USDC and SOL/USDT, then mSOL from mSOL/SOL; a token no pool
+        connects keeps its reference.
+        """
+        priced = {mint: usd for mint, usd in self._references.items() if mint in PEGGED}
+        pending = sorted(mint for mint in self._references if mint not in priced)
+        with localcontext(Context(prec=34)):
+            while pending:
+                found = {mint: usd for mint in pending
+                         if (usd := self._priced_through_pools(mint, priced)) is not None}
+                if not found:
+                    break
+                priced.update(found)
+                pending = [mint for mint in pending if mint not in found]
+        rounding = Context(prec=18)
+        references = {mint: rounding.plus(priced.get(mint, usd))
+                      for mint, usd in self._references.items()}
+        return Market(self.pools, tuple(references.items()))
+
+    def _priced_through_pools(self, mint: str, priced: Mapping[str, Decimal]) -> Decimal | None:
+        quotes = sorted(pool.spot_price(mint) * priced[other] for pool in self.pools
+                        if mint in (pool.token_x.mint, pool.token_y.mint)
+                        and (other := _other_mint(pool, mint)) in priced)
+        if not quotes:
+            return None
+        middle = len(quotes) // 2
+        return quotes[middle] if len(quotes) % 2 else (quotes[middle - 1] + quotes[middle]) / 2
+
+    def moved_since(self, earlier: Market) -> tuple[Pool, ...]:
+        """The pools of this market that `earlier` does not hold as they are now."""
+        return tuple(pool for pool in self.pools if earlier._by_key.get(pool.key) != pool)
+
     def with_pool(self, pool: Pool) -> Market:
         """The market with `pool` added, or replacing the pool of the same venue and pair."""
         others = (p for p in self.pools if p.key != pool.key)
@@ -209,6 +246,10 @@ def _close_widest_gap(base: str, venues: list[Pool], targets: dict[PoolKey, Deci
     for pool, factor in ((dear, 1 / half_excess), (cheap, half_excess)):
         targets[pool.key] = _price_of(pool, base, prices[pool.key] * factor)
     return True
+
+
+def _other_mint(pool: Pool, mint: str) -> str:
+    return pool.token_y.mint if pool.token_x.mint == mint else pool.token_x.mint
 
 
 def _lowest_fee(pool: Pool) -> Decimal:

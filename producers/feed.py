@@ -4,8 +4,11 @@ Consumes the Settings (FEED_MODE, FEED_INTERVAL_MS, FEED_VOLATILITY_BPS, FEED_LI
 FEED_LIQUIDITY_RATE, FEED_SCRIPT, MARKET_SEED); produces market events on `market.prices`
 and `market.pools`:
 
-- random: a seeded random walk from `Market.default(MARKET_SEED)`, one step per interval,
-  publishing a snapshot of every pool and now and then a listing or a liquidity change;
+- random: a seeded random walk, one step per interval, publishing a snapshot of every pool
+  and now and then a listing or a liquidity change. It follows the market topics itself:
+  it resumes from the market Kafka holds (not from the seed: a restart continues where the
+  last run left the prices), and each step starts from the pools as published, so a
+  confirmed swap's impact (published by the execution stage) carries into the walk;
 - scripted: the events of FEED_SCRIPT on its timetable (see `producers.script`);
 - off: nothing.
 
@@ -29,6 +32,8 @@ from aiokafka.errors import KafkaError
 from domain.market import Market
 from domain.tokens import TokenRegistry
 from oee.settings import FeedMode, Settings
+from marketdata.follower import MarketFollower
+from marketdata.view import MarketView
 from producers.publisher import MarketPublisher
 from producers.random_walk import Walk, WalkConfig
 from producers.script import parse_script, play
@@ -44,27 +49,35 @@ async def run_feed(settings: Settings, stop: asyncio.Event) -> None:
         return
     async with MarketPublisher.of(settings) as publisher:
         if settings.feed_mode is FeedMode.RANDOM:
-            await random_walk(settings, publisher, stop)
+            view = MarketView(Market.default(settings.market_seed))
+            async with MarketFollower(settings, view, client_id="oee-feed-market") as follower:
+                await random_walk(settings, publisher, stop, view, follower.stats.applied)
         else:
             await scripted(settings, publisher)
             await stop.wait()
 
 
 async def random_walk(settings: Settings, publisher: MarketPublisher,
-                      stop: asyncio.Event, clock: Callable[[], datetime] | None = None) -> None:
-    """One walk step per `feed_interval_ms`, on a fixed cadence, until `stop` is set."""
+                      stop: asyncio.Event, market: MarketView, history: int = 0,
+                      clock: Callable[[], datetime] | None = None) -> None:
+    """One walk step per `feed_interval_ms`, on a fixed cadence, until `stop` is set; each
+    step from the pools `market` (followed from Kafka) holds then.
+
+    `history`: how many market records the resumed market was folded from; it seeds the
+    walk's randomness with the seed, so a restart does not replay the first run's shocks.
+    """
     now = clock or _utc_now
     config = WalkConfig(settings.feed_volatility_bps, settings.feed_listing_rate,
                         settings.feed_liquidity_rate)
     # Its own stream of the seed: Market.default(seed) already drew from Random(seed).
-    rng = random.Random(f"oee-feed/{settings.market_seed}")
-    walk = Walk(Market.default(settings.market_seed))
+    rng = random.Random(f"oee-feed/{settings.market_seed}/{history}")
+    walk = Walk.resumed(market.current())
     new_id = _ids()
     loop = asyncio.get_running_loop()
     interval_s = settings.feed_interval_ms / 1000
     due = loop.time()
     while not stop.is_set():
-        walk, events = walk.step(rng, config, now(), new_id)
+        walk, events = walk.rebased(market.current()).step(rng, config, now(), new_id)
         try:
             await publisher.send(events)
         except KafkaError as exc:

@@ -19,20 +19,19 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
-from domain.market_events import POOL_EVENTS, MarketEvent
+from domain.market_events import MarketEvent
 from infra.services import bootstrap_servers
+from marketdata.topics import topic_of
 from oee.settings import Settings, Topics
 from schemas.codec import Codec
+
+__all__ = ["MarketPublisher", "publish", "topic_of"]
 
 log = logging.getLogger(__name__)
 
 # A step's snapshots leave together: a few ms of linger batches them into one request.
 LINGER_MS: Final = 5
 _STOP_TIMEOUT_S: Final = 5.0
-
-
-def topic_of(event: MarketEvent, topics: Topics) -> str:
-    return topics.pools if isinstance(event, POOL_EVENTS) else topics.prices
 
 
 class MarketPublisher:

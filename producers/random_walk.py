@@ -53,6 +53,21 @@ class Walk:
     market: Market
     listings: int = 0
 
+    @classmethod
+    def resumed(cls, market: Market) -> Walk:
+        """The walk a restarted feed continues: `market` as Kafka holds it, its references
+        read back from its pools, its listings counted (pools of unpriced tokens)."""
+        resumed = market.with_references_from_pools()
+        listings = sum(1 for pool in resumed.pools if _is_listing(pool, resumed))
+        return cls(resumed, min(listings, MAX_LISTINGS))
+
+    def rebased(self, market: Market) -> Walk:
+        """This walk on the pools `market` holds now (a confirmed swap's impact included);
+        its own pools the market has not heard of yet (a listing in flight) are kept."""
+        pools = {pool.key: pool for pool in self.market.pools}
+        pools.update((pool.key, pool) for pool in market.pools)
+        return Walk(Market(tuple(pools.values()), self.market.reference_usd), self.listings)
+
     def step(self, rng: random.Random, config: WalkConfig, occurred_at: datetime,
              new_id: Callable[[], str]) -> tuple[Walk, tuple[MarketEvent, ...]]:
         """One step: drift, maybe list a token, maybe move liquidity, snapshot every pool."""
@@ -78,6 +93,11 @@ class Walk:
                 liquidity_usd=liquidity_usd(after, market), previous_liquidity_usd=previous_usd))
         events.extend(snapshot_of(pool, new_id(), occurred_at) for pool in market.pools)
         return Walk(market, listings), tuple(events)
+
+
+def _is_listing(pool: Pool, market: Market) -> bool:
+    """A pool the walk listed: a token without a reference price against SOL or USDC."""
+    return market.reference_price(pool.token_x.mint) is None and pool.token_y in (SOL, USDC)
 
 
 def liquidity_usd(pool: Pool, market: Market) -> Decimal:

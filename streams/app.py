@@ -85,7 +85,7 @@ class Engine:
             s.market_seed, s.transient_failure_rate, s.confirm_delay_min_ms,
             s.confirm_delay_max_ms))
         self.execution = ExecutionStage(chain, self.market, self.outbox,
-                                        InFlight(s.stage_max_in_flight), utc_now)
+                                        InFlight(s.stage_max_in_flight), utc_now, self.outbox)
         self.flow = CommandFlow(self.writer, self._rewind, self.triggers.forget)
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:

@@ -7,7 +7,8 @@ RETURNING`, the signature is the primary key): whoever inserts the row submitted
 is told it was already submitted and follows the one transaction. Each signature's fate (transient RPC error, dropped, confirm delay) is drawn from a
 hash of the signature and the seed, so a re-drive sees the same fate it had the first time.
 The swap is settled at landing time against the market of that moment, which is where
-slippage protection bites.
+slippage protection bites; a confirmed swap moves the pools it traded through
+(`Settlement.moved`), which the execution stage publishes so the next quote sees its impact.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.market import Market
+from domain.pools import Pool
 from domain.quotes import RouteLeg
 from domain.routing import NoRoute, execute_legs
 
@@ -60,6 +62,13 @@ class ChainTransaction:
 class Submission:
     tx: ChainTransaction
     fresh: bool  # this call submitted it (False: it was already submitted)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    tx: ChainTransaction
+    # The pools as this swap left them; empty unless this call landed a confirmed swap.
+    moved: tuple[Pool, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +134,12 @@ class SimulatedChain:
         return Submission(known, fresh=False)
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
-                     min_amount_out: int, market: Market, now: datetime) -> ChainTransaction:
+                     min_amount_out: int, market: Market, now: datetime) -> Settlement:
         """Land a pending transaction (once): execute the swap against the market of now."""
         if tx.status != "pending":
-            return tx
-        status, amount_out, error = self._outcome(tx.signature, legs, min_amount_out, market)
+            return Settlement(tx)
+        status, amount_out, error, after = self._outcome(tx.signature, legs, min_amount_out,
+                                                         market)
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 """UPDATE sim_chain_transactions
@@ -139,23 +149,23 @@ class SimulatedChain:
                 (status, amount_out, error, slot_at(now), now, tx.signature),
             )
             row = await cur.fetchone()
-        if row is None:  # another worker settled it first: its answer stands
+        if row is None:  # another worker settled it first: its answer (and impact) stand
             settled = await self.find(tx.signature)
             assert settled is not None
-            return settled
-        return _transaction(row)
+            return Settlement(settled)
+        return Settlement(_transaction(row), after.moved_since(market) if after else ())
 
     def _outcome(self, signature: str, legs: tuple[RouteLeg, ...], min_amount_out: int,
-                 market: Market) -> tuple[str, int | None, str | None]:
+                 market: Market) -> tuple[str, int | None, str | None, Market | None]:
         if self._policy.fate(signature).dropped:
-            return "dropped", None, "BlockhashExpired"
+            return "dropped", None, "BlockhashExpired", None
         try:
-            amount_out, _ = execute_legs(market, legs)
+            amount_out, after = execute_legs(market, legs)
         except NoRoute:  # the pool was pulled or cannot fill the slice any more
-            return "failed", None, "InsufficientLiquidity"
+            return "failed", None, "InsufficientLiquidity", None
         if amount_out < min_amount_out:
-            return "failed", amount_out, "SlippageToleranceExceeded"
-        return "confirmed", amount_out, None
+            return "failed", amount_out, "SlippageToleranceExceeded", None
+        return "confirmed", amount_out, None, after
 
 
 def _transaction(row: dict[str, object]) -> ChainTransaction:

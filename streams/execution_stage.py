@@ -5,7 +5,11 @@ to `orders.commands` through the `Outbox` port; the chain is the `Chain` port. F
 ExecuteSwap item it submits the transaction in one atomic step (a re-drive after a crash finds
 it already submitted and follows it instead: never twice), reports the submission, waits for
 the landing time without holding the partition, settles the swap against the market of that
-moment and reports the outcome. A re-drive of a swap this stage is still executing (same order
+moment and reports the outcome. A confirmed swap's impact (its pools as the swap left them)
+is published as pool snapshots through the `MarketOutbox`, after the confirmation, so the next
+quote of every process sees it; an impact that cannot be published is logged and dropped
+(market data is superseded by the next snapshot; the order's outcome never waits on it). A
+re-drive of a swap this stage is still executing (same order
 and attempt) is a no-op: the running task reports for both. An unknown outcome (the database
 is down, the worker dies) is never reported as a failure — the watchdog re-drives and the
 chain answers.
@@ -19,21 +23,24 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from domain.market_events import snapshot_of
 from domain.orders.commands import AttemptFailed, Command, SubmissionSucceeded, SwapConfirmed
+from domain.pools import Pool
 from domain.work import ExecuteSwap
 from streams.chain import ChainTransaction, TransientChainError, slot_at
 from streams.in_flight import InFlight
-from streams.ports import Chain, Clock, MarketSource, Outbox
+from streams.ports import Chain, Clock, MarketOutbox, MarketSource, Outbox
 
 log = logging.getLogger(__name__)
 
 
 class ExecutionStage:
     def __init__(self, chain: Chain, market: MarketSource, outbox: Outbox,
-                 in_flight: InFlight, clock: Clock) -> None:
+                 in_flight: InFlight, clock: Clock, market_out: MarketOutbox) -> None:
         self._chain = chain
         self._market = market
         self._outbox = outbox
+        self._market_out = market_out
         self.in_flight = in_flight
         self._clock = clock
         self._running: set[tuple[str, int]] = set()
@@ -64,11 +71,25 @@ class ExecutionStage:
             await self._report(SubmissionSucceeded, work, signature=tx.signature,
                                slot=tx.slot or slot_at(self._clock()))
             await self._until(tx.lands_at)
-            settled = await self._chain.settle(tx, work.legs, work.min_amount_out,
-                                               self._market.current(), self._clock())
-            await self._report_outcome(work, settled)
+            settlement = await self._chain.settle(tx, work.legs, work.min_amount_out,
+                                                  self._market.current(), self._clock())
+            await self._report_outcome(work, settlement.tx)
         except Exception:  # outcome unknown: the watchdog re-drives, the chain remembers
             log.exception("execution of %s attempt %d interrupted", work.order_id, work.attempt)
+            return
+        await self._publish_impact(tx.signature, settlement.moved)
+
+    async def _publish_impact(self, signature: str, moved: tuple[Pool, ...]) -> None:
+        if not moved:
+            return
+        at = self._clock()
+        # Ids from the signature: a swap lands once, so its impact has one set of ids.
+        events = [snapshot_of(pool, f"swap-{signature}-{n}", at) for n, pool in enumerate(moved)]
+        try:
+            await self._market_out.market(events)
+        except Exception:  # superseded by the next snapshot; the order is already reported
+            log.exception("the impact of swap %s on %d pool(s) was not published", signature,
+                          len(moved))
 
     async def _submitted(self, work: ExecuteSwap) -> ChainTransaction | None:
         """The transaction on chain: submitted now or before (re-drive); None if refused."""

@@ -13,10 +13,12 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
+from domain.market_events import MarketEvent
 from domain.orders.commands import Command
 from domain.orders.events import Event
 from domain.orders.status import OrderStatus
 from domain.work import ExecuteSwap, QuoteRoute, Work
+from marketdata.topics import topic_of
 from oee.settings import Topics
 from schemas.codec import Codec
 from streams.ports import Delivery
@@ -52,6 +54,13 @@ class KafkaOutbox:
         topic = self._topics.routing if isinstance(work, QuoteRoute) else self._topics.execution
         assert isinstance(work, QuoteRoute | ExecuteSwap)
         return await self._send(topic, work.order_id.encode(), self._codec.encode_work(work))
+
+    async def market(self, events: Sequence[MarketEvent]) -> None:
+        """Publish market events (a swap's impact), keyed by pair; return once all are acked."""
+        deliveries = [await self._send(topic_of(event, self._topics), event.pair.key,
+                                       self._codec.encode_market_event(event))
+                      for event in events]
+        await asyncio.gather(*deliveries)
 
     async def dead_letter(self, source: str, partition: int, offset: int, key: bytes | None,
                           value: bytes | None, error: BaseException) -> Delivery:

@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.market import Market
+from domain.market_events import MarketEvent
 from domain.orders.commands import Command
 from domain.orders.events import Event
 from domain.orders.status import OrderStatus
 from domain.quotes import RouteLeg
 from domain.work import Work
-from streams.chain import ChainTransaction, Submission
+from streams.chain import ChainTransaction, Settlement, Submission
 
 Clock = Callable[[], datetime]
 Delivery = asyncio.Future[Any]
@@ -63,4 +64,10 @@ class Chain(Protocol):
                      now: datetime) -> Submission: ...
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
-                     min_amount_out: int, market: Market, now: datetime) -> ChainTransaction: ...
+                     min_amount_out: int, market: Market, now: datetime) -> Settlement: ...
+
+
+class MarketOutbox(Protocol):
+    """Publishes market events (a swap's impact on its pools); returns once they are acked."""
+
+    async def market(self, events: Sequence[MarketEvent]) -> None: ...

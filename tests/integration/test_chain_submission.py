@@ -79,7 +79,7 @@ async def test_a_re_drive_of_a_swap_still_in_flight_starts_no_second_submission(
 ) -> None:
     outbox = FakeOutbox()
     stage = ExecutionStage(SimulatedChain(pool, NO_FAILURES), MarketView(Market.default()),
-                           outbox, InFlight(100), FakeClock())
+                           outbox, InFlight(100), FakeClock(), outbox)
     work = swap("o-redriven")
 
     for _ in range(5):  # the original and four re-drives while it waits on the pool
@@ -89,8 +89,16 @@ async def test_a_re_drive_of_a_swap_still_in_flight_starts_no_second_submission(
     reports = outbox.of("command")
     assert [type(r) for r in reports] == [SubmissionSucceeded, SwapConfirmed]
     assert rows(settings, work.signature) == [("confirmed", 0)]
+    impact = outbox.of("market")  # the one landing moved the pools it sold SOL into
+    assert impact and all(event.event_id.startswith(f"swap-{work.signature}-")
+                          for event in impact)
+    for event in impact:  # a DLMM swap inside its active bin changes the bin, not its price
+        before = Market.default().pool(event.venue, SOL.mint, USDC.mint)
+        assert before is not None and event.pool() != before
+        assert event.pool().spot_price(SOL.mint) <= before.spot_price(SOL.mint)
 
     await stage.accept(work)  # a re-drive after it finished asks the chain again
     await stage.in_flight.drain()
     assert [type(r) for r in outbox.of("command")[2:]] == [SubmissionSucceeded, SwapConfirmed]
     assert rows(settings, work.signature) == [("confirmed", 0)]
+    assert outbox.of("market") == impact  # landed once, so its impact is published once

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -142,6 +142,47 @@ async def test_the_random_feed_moves_the_market_and_lists_tokens_and_moves_liqui
     assert len(market.pools) > len(Market.default().pools)  # the listings
     # The walk: a constant-product pool is repriced every step (a DLMM pool only per bin).
     assert sol_price(follower.view) != sol_price(MarketView(Market.default()))
+
+
+async def test_a_restarted_random_feed_resumes_from_the_market_kafka_holds(
+    provisioned: Settings, follower: MarketFollower
+) -> None:
+    wild = provisioned.model_copy(update={"feed_interval_ms": 20, "feed_volatility_bps": 300,
+                                          "feed_listing_rate": 0.0, "feed_liquidity_rate": 0.0})
+    seed_price = sol_price(MarketView(Market.default(wild.market_seed)))
+    snapshots: list[PoolSnapshot] = []
+    follower.subscribe(lambda change: snapshots.extend(
+        e for e in change.events if isinstance(e, PoolSnapshot) and e.venue == "raydium"
+        and e.pair == Pair.of(SOL.mint, USDC.mint)))
+
+    async def run_until(reached: Callable[[], bool], why: str) -> None:
+        stop = asyncio.Event()
+        feed = asyncio.create_task(run_feed(wild, stop))
+        try:
+            await wait_until(reached, DEADLINE_S, why)
+        finally:
+            stop.set()
+            await asyncio.wait_for(feed, DEADLINE_S)
+
+    def far_from_seed() -> bool:
+        return bool(snapshots) and abs(price_of(snapshots[-1]) / seed_price - 1) > Decimal("0.1")
+
+    await run_until(far_from_seed, "the walk 10 % away from the seed price")
+    await wait_until(lambda: sol_price(follower.view) == price_of(snapshots[-1]), DEADLINE_S,
+                     "the follower at the first run's last price")
+    first_run = len(snapshots)
+    left_at = price_of(snapshots[-1])
+
+    await run_until(lambda: len(snapshots) > first_run, "a snapshot of the second run")
+
+    resumed_at = price_of(snapshots[first_run])
+    # One step of 3 % at most (plus pool noise) from where it left, far from the seed.
+    assert abs(resumed_at / left_at - 1) < Decimal("0.08"), (left_at, resumed_at, seed_price)
+    assert abs(resumed_at / left_at - 1) < abs(resumed_at / seed_price - 1)
+
+
+def price_of(snapshot: PoolSnapshot) -> Decimal:
+    return snapshot.pool().spot_price(SOL.mint)
 
 
 @pytest.fixture

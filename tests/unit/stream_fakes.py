@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.market_events import MarketEvent
 from domain.orders.commands import Command, ExecuteOrder
 from tests import orders_support
 from domain.orders.events import Event
@@ -62,6 +63,9 @@ class FakeOutbox:
 
     async def command(self, command: Command) -> Delivery:
         return self._record("command", command, None)
+
+    async def market(self, events: Sequence[MarketEvent]) -> None:
+        await asyncio.gather(*(self._record("market", event, None) for event in events))
 
     def _record(self, kind: str, value: Any, partition: int | None) -> Delivery:
         if self.fail_next:

@@ -24,7 +24,7 @@ from domain.market_events import (
     fold,
     snapshot_of,
 )
-from domain.tokens import SOL, USDC, TokenRegistry
+from domain.tokens import SOL, USDC, Token, TokenRegistry
 from domain.venues.raydium import RaydiumPool
 from producers.publisher import MarketPublisher, topic_of
 from producers.random_walk import (
@@ -227,3 +227,35 @@ def test_every_event_of_a_walk_encodes_with_the_contract() -> None:
         assert codec.decode_market_event(codec.encode_market_event(event)) == event
         kinds.add(type(event))
     assert kinds == {PoolSnapshot, PoolCreated, LiquidityChanged}
+
+
+def test_a_resumed_walk_reads_its_references_back_from_the_pools() -> None:
+    went, _ = walk(4, 150, WalkConfig(volatility_bps=50, listing_rate=0.2, liquidity_rate=0.0))
+    # What a restarted feed has: the pools from Kafka, the seed's references.
+    from_kafka = Market(went.market.pools, Market.default().reference_usd)
+    resumed = Walk.resumed(from_kafka)
+    sol_now = went.market.reference_price(SOL.mint)
+    assert sol_now is not None and abs(sol_now / 185 - 1) > Decimal("0.01")  # it went away
+    sol = resumed.market.reference_price(SOL.mint)
+    assert sol is not None and abs(sol / sol_now - 1) < Decimal("0.005")  # within pool spreads
+    assert resumed.market.reference_price(USDC.mint) == 1
+    assert resumed.listings == went.listings > 0
+    assert resumed.market.pools == went.market.pools
+
+
+def test_a_rebased_walk_steps_from_the_published_pools_and_keeps_its_own_listing() -> None:
+    base, _ = walk(5, 3, CALM)
+    traded = base.market.pool("raydium", SOL.mint, USDC.mint)
+    assert isinstance(traded, RaydiumPool)
+    impact = traded.quote(SOL.mint, 5_000 * 10**9).pool_after  # a big sale moved it
+    published = base.market.with_pool(impact)
+    fresh = Token("WIF1", "EKpQGSJtjMFqKZ9KQanSqYXRcF8fBopzLHYxdM65zcjm", 6)
+    listed = RaydiumPool.from_price(fresh, SOL, 10**12, Decimal("0.01"))
+    own = Walk(base.market.with_pool(listed), base.listings + 1)
+
+    rebased = own.rebased(Market(published.pools, Market.default().reference_usd))
+
+    assert rebased.market.pool("raydium", SOL.mint, USDC.mint) == impact
+    assert listed in rebased.market.pools  # not published yet: the walk keeps it
+    assert rebased.market.reference_usd == own.market.reference_usd  # its own references
+    assert rebased.listings == own.listings

@@ -13,7 +13,9 @@ from domain.quotes import RouteLeg
 from domain.routing import best_route
 from domain.tokens import SOL, USDC
 from domain.work import ExecuteSwap, QuoteRoute
-from streams.chain import ChainTransaction, Submission, TransientChainError
+from domain.market_events import PoolSnapshot
+from domain.pools import Pool
+from streams.chain import ChainTransaction, Settlement, Submission, TransientChainError
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
 from marketdata.view import MarketView
@@ -62,8 +64,9 @@ async def test_the_routing_stage_reports_a_pair_without_a_route_as_permanent() -
 class FakeChain:
     """A ledger in a dict: submit records the transaction pending; settle confirms it."""
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, refuse: bool = False, moved: tuple[Pool, ...] = ()) -> None:
         self.refuse = refuse
+        self.moved = moved
         self.ledger: dict[str, ChainTransaction] = {}
         self.submits = 0
 
@@ -81,11 +84,11 @@ class FakeChain:
         return Submission(tx, fresh=True)
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
-                     min_amount_out: int, market: Market, now: datetime) -> ChainTransaction:
+                     min_amount_out: int, market: Market, now: datetime) -> Settlement:
         settled = dataclasses.replace(tx, status="confirmed", slot=7,
                                       amount_out=sum(leg.amount_out for leg in legs))
         self.ledger[tx.signature] = settled
-        return settled
+        return Settlement(settled, self.moved)
 
 
 def swap(order_id: str = "o-1", attempt: int = 1) -> ExecuteSwap:
@@ -96,7 +99,46 @@ def swap(order_id: str = "o-1", attempt: int = 1) -> ExecuteSwap:
 
 
 def execution(chain: FakeChain, outbox: FakeOutbox) -> ExecutionStage:
-    return ExecutionStage(chain, MarketView(Market.default()), outbox, InFlight(10), FakeClock())
+    return ExecutionStage(chain, MarketView(Market.default()), outbox, InFlight(10), FakeClock(),
+                          outbox)
+
+
+def sol_usdc(venue: str) -> Pool:
+    pool = Market.default().pool(venue, SOL.mint, USDC.mint)
+    assert pool is not None
+    return pool
+
+
+async def test_a_confirmed_swap_publishes_its_pools_after_the_confirmation() -> None:
+    moved = (sol_usdc("raydium"), sol_usdc("meteora"))
+    chain, outbox = FakeChain(moved=moved), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.in_flight.drain()
+
+    assert [s.kind for s in outbox.sent] == ["command", "command", "market", "market"]
+    snapshots = outbox.of("market")
+    assert all(isinstance(s, PoolSnapshot) for s in snapshots)
+    assert [s.pool() for s in snapshots] == list(moved)
+    signature = transaction_signature("o-1", 1)
+    assert [s.event_id for s in snapshots] == [f"swap-{signature}-0", f"swap-{signature}-1"]
+
+
+async def test_an_impact_that_cannot_be_published_leaves_the_confirmation_standing() -> None:
+    chain, outbox = FakeChain(moved=(sol_usdc("raydium"),)), FakeOutbox()
+    stage = execution(chain, outbox)
+    outbox.reject_next = 0
+
+    async def refused(events: object) -> None:
+        raise ConnectionError("market topic unavailable")
+
+    outbox.market = refused  # type: ignore[method-assign]
+    await stage.accept(swap())
+    await stage.in_flight.drain()
+
+    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]
+    assert outbox.of("market") == []
 
 
 async def test_the_execution_stage_reports_the_submission_then_the_confirmation() -> None:

@@ -104,6 +104,11 @@ class Market:
     def venues(self) -> tuple[str, ...]:
         return tuple(sorted({pool.venue for pool in self.pools}))
 
+    @property
+    def tokens(self) -> tuple[Token, ...]:
+        """Every token some pool of this market trades."""
+        return tuple(self._tokens.values())
+
     def pool(self, venue: str, mint_a: str, mint_b: str) -> Pool | None:
         return self._by_route.get((venue, mint_a, mint_b))
 

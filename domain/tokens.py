@@ -92,6 +92,15 @@ class TokenRegistry:
             raise UnknownToken(symbol_or_mint)
         return token
 
+    def learn(self, tokens: Iterable[Token]) -> None:
+        """Add the tokens not known yet (a listing on the market topics). A symbol already
+        taken by another mint stays with the first: the newcomer resolves by its mint."""
+        for token in tokens:
+            if token.mint in self._by_mint:
+                continue
+            self._by_mint[token.mint] = token
+            self._by_symbol.setdefault(token.symbol.upper(), token)
+
     def by_mint(self, mint: str) -> Token:
         token = self._by_mint.get(mint)
         if token is None:

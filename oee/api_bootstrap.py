@@ -92,7 +92,8 @@ async def open_edge(
         commands = await stack.enter_async_context(opener())
         market = chosen.market
         if market is None:
-            market = await stack.enter_async_context(_followed_market(settings, codec))
+            market = await stack.enter_async_context(
+                _followed_market(settings, codec, registry))
         edge = Edge(commands=commands, registry=registry, market=market,
                     statuses=chosen.statuses or UnknownStatuses(), recent_keys=RecentKeys(),
                     clock=chosen.clock or _utc_now)
@@ -119,10 +120,15 @@ def _command_bus(settings: Settings, codec: Codec) -> CommandBus:
 
 
 @asynccontextmanager
-async def _followed_market(settings: Settings, codec: Codec) -> AsyncIterator[MarketView]:
-    """A view of the market topics, caught up before the first quote or order."""
+async def _followed_market(settings: Settings, codec: Codec,
+                           registry: TokenRegistry) -> AsyncIterator[MarketView]:
+    """A view of the market topics, caught up before the first quote or order; the tokens
+    its pools list (a feed's listings) become known to `registry` as they arrive."""
     view = MarketView(Market.default(settings.market_seed))
-    async with MarketFollower(settings, view, codec, client_id="oee-api-market"):
+    follower = MarketFollower(settings, view, codec, client_id="oee-api-market")
+    follower.subscribe(lambda change: registry.learn(change.market.tokens))
+    async with follower:
+        registry.learn(view.current().tokens)
         yield view
 
 

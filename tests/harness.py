@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -72,6 +72,16 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str,
     """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_until_async(condition: Callable[[], Awaitable[bool]], timeout: float, what: str,
+                           interval: float = 0.05) -> None:
+    """`wait_until` for a condition that must await its answer (an HTTP request, a query)."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)

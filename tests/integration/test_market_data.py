@@ -39,7 +39,7 @@ from producers.feed import run_feed
 from producers.publisher import publish
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
-from tests.harness import EventLog, edge, wait_until, workers
+from tests.harness import EventLog, edge, wait_until, wait_until_async, workers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 20.0
@@ -228,6 +228,32 @@ async def test_the_quote_endpoint_prices_from_the_market_topics(provisioned: Set
 
     assert response.status_code == 200, response.text
     assert Decimal("149") < Decimal(response.json()["price"]) < Decimal("150")
+
+
+async def test_a_token_listed_on_the_market_topics_becomes_known_to_the_api(
+    provisioned: Settings
+) -> None:
+    listing = RaydiumPool.from_price(WIF, SOL, 5_000_000 * 10**6, Decimal("0.01"))
+    listed = PoolCreated(event_id="wif-listed", occurred_at=datetime.now(UTC), venue="raydium",
+                         token_x=WIF, token_y=SOL, state=pool_state(listing),
+                         liquidity_usd=Decimal("18500"))
+    quote = {"tokenIn": "SOL", "tokenOut": WIF.symbol, "amountIn": "1"}
+
+    async with edge(provisioned) as client:
+        unknown = await client.get("/api/quote", params=quote)
+        await publish(provisioned, [listed])
+        answers: list[int] = []
+
+        async def known() -> bool:
+            answers.append((await client.get("/api/quote", params=quote)).status_code)
+            return answers[-1] == 200
+
+        await wait_until_async(known, DEADLINE_S, "the API quoting the listed token by symbol")
+        by_mint = await client.get("/api/quote", params=quote | {"tokenOut": WIF.mint})
+
+    assert unknown.status_code == 400 and "WIF" in unknown.text
+    assert by_mint.status_code == 200, by_mint.text
+    assert Decimal(by_mint.json()["price"]) > 90  # ~100 WIF per SOL, less fee and impact
 
 
 async def test_a_worker_routes_on_the_market_the_topics_describe(provisioned: Settings) -> None:

@@ -179,3 +179,19 @@ def test_decimal_ratio_truncates_to_eighteen_significant_digits(numerator: int,
     assert ratio <= exact
     assert exact - ratio <= exact * Decimal("1e-17")
     assert len(ratio.as_tuple().digits) <= 18
+
+
+def test_a_listed_token_is_learned_by_symbol_and_mint_and_a_known_one_changes_nothing() -> None:
+    registry = TokenRegistry.default()
+    wif = Token("WIF7", "EKpQGSJtjMFqKZ9KQanSqYXRcF8fBopzLHYxdM65zcjm", 6)
+    registry.learn([wif, Token("SOL", SOL.mint, 9)])
+    assert registry.resolve("wif7") == registry.resolve(wif.mint) == wif
+    assert registry.resolve("SOL") == SOL and len(registry) == len(TokenRegistry.default()) + 1
+
+
+def test_a_learned_token_whose_symbol_is_taken_resolves_by_its_mint_only() -> None:
+    registry = TokenRegistry.default()
+    impostor = Token("USDC", "Fake1111111111111111111111111111111111111111", 6)
+    registry.learn([impostor])
+    assert registry.resolve("USDC") == USDC  # the first holder keeps the symbol
+    assert registry.resolve(impostor.mint) == impostor

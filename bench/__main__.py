@@ -1,4 +1,5 @@
-"""`make bench` / `python -m bench [orders|projection|ws|all] [--quick]`: JSON on stdout.
+"""`make bench` / `python -m bench [orders|projection|ws|limits|venues|all] [--quick]`: a short
+table of the headline figures, then the whole report as JSON, on stdout.
 
 Every benchmark starts its own throwaway stack (Kafka, PostgreSQL, engine processes) on free
 ports, runs each scenario several times and reports medians next to every run.
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.venue_share import run_all as venue_share
 
         report["venues"] = venue_share(quick=args.quick)
+    from bench.summary import table
+
+    print(table(report))
+    print()
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -19,9 +19,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from bench.baseline_pipeline import Baseline
 from bench.http_client import ConnectionPool
 from bench.stack import Stack
 from domain.orders.events import TERMINAL_EVENTS
+from infra.topics import ensure_topics
 from oee.settings import Settings
 from schemas.codec import Codec
 
@@ -145,14 +147,38 @@ async def one_run(stack: Stack, mode: str, orders: int, clients: int, rate: floa
 
 
 def scenario(name: str, overrides: dict[str, Any], mode: str, orders: int, clients: int,
-             rate: float, runs: int, timeout_s: float) -> dict[str, Any]:
+             rate: float, runs: int, timeout_s: float, *,
+             baseline: bool = False) -> dict[str, Any]:
+    """`runs` runs of the engine; with `baseline`, each followed by a run of the limit
+    baseline (bench.baseline_pipeline) on the same broker: A, B, A, B."""
+    baseline_runs: list[dict[str, Any]] = []
     with Stack(overrides) as stack:
         asyncio.run(one_run(stack, "closed", 200, 16, 0, 60))  # warm-up: group joins, JIT-free
-        results = [asyncio.run(one_run(stack, mode, orders, clients, rate, timeout_s))
-                   for _ in range(runs)]
+        limit = _baseline(stack) if baseline else None
+        results = []
+        for _ in range(runs):
+            results.append(asyncio.run(one_run(stack, mode, orders, clients, rate, timeout_s)))
+            if limit is not None:
+                baseline_runs.append(asyncio.run(limit.run(orders, clients)))
     medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
-    return {"scenario": name, "mode": mode, "rate": rate, "clients": clients,
-            "median": medians, "runs": results}
+    report = {"scenario": name, "mode": mode, "rate": rate, "clients": clients,
+              "median": medians, "runs": results}
+    if baseline_runs:
+        limit_rate = statistics.median(r["orders_per_s"] for r in baseline_runs)
+        report["baseline"] = {"median_orders_per_s": limit_rate, "runs": baseline_runs,
+                              "engine_percent": round(100 * medians["orders_per_s"]
+                                                      / limit_rate, 1)}
+    return report
+
+
+def _baseline(stack: Stack) -> Baseline:
+    """The limit baseline on its own topics of the stack's broker, warmed up once."""
+    settings = stack.settings.model_copy(update={"topic_prefix": "baseline."})
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    asyncio.run(ensure_topics(settings, bootstrap))
+    limit = Baseline(bootstrap, settings.topics)
+    asyncio.run(limit.run(200, 16))
+    return limit
 
 
 def run_all(quick: bool = False) -> list[dict[str, Any]]:
@@ -160,7 +186,7 @@ def run_all(quick: bool = False) -> list[dict[str, Any]]:
     n = 500 if quick else 3000
     return [
         scenario("throughput", {**ZERO_LATENCY, "log_level": "WARNING"}, "closed", n, 64, 0,
-                 runs, 120),
+                 runs, 120, baseline=True),
         scenario("light", ZERO_LATENCY, "open", 250 if quick else 500, 50, 50.0, runs, 60),
         scenario("realistic", {}, "open", 600 if quick else 3000, 400, 150.0, runs, 120),
     ]

@@ -1,0 +1,33 @@
+"""The benchmark's own pieces that need no stack: the limit baseline's script of records per
+order (what the engine decides for a happy market order) and the human table."""
+
+from __future__ import annotations
+
+from bench.baseline_pipeline import _script
+from bench.summary import table
+from domain.orders import ExecuteOrder, RouteFound, SubmissionSucceeded, SwapConfirmed
+from domain.orders.events import TERMINAL_EVENTS
+from domain.work import ExecuteSwap, QuoteRoute
+
+
+def test_the_baseline_moves_the_engines_records_of_a_happy_market_order() -> None:
+    script = _script()
+    assert list(script) == [ExecuteOrder, RouteFound, SubmissionSucceeded, SwapConfirmed]
+    events = [event for step in script.values() for event, _ in step.events]
+    assert len(events) == 6 and [event.seq for event in events] == list(range(1, 7))
+    assert isinstance(events[-1], TERMINAL_EVENTS)
+    assert [type(step.work) for step in script.values()] == [QuoteRoute, ExecuteSwap,
+                                                            type(None), type(None)]
+
+
+def test_the_table_puts_the_engine_next_to_its_limit_baseline() -> None:
+    report = {"orders": [{
+        "scenario": "throughput",
+        "median": {"orders_per_s": 150.0, "post_p99_ms": 30.0, "e2e_p50_ms": 40.0,
+                   "e2e_p99_ms": 90.0},
+        "baseline": {"median_orders_per_s": 1500.0, "engine_percent": 10.0},
+    }], "venues": {"lowest_venue_share": 0.26, "runs": [{}, {}, {}]}}
+    lines = table(report).splitlines()
+    assert "150.0 orders/s" in lines[2] and "e2e p50/p99 40.0/90.0 ms" in lines[2]
+    assert "1500.0 orders/s" in lines[3] and "engine = 10.0 % of it" in lines[3]
+    assert "lowest venue share 26% over 3 seeds" in lines[4]

@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import health, metrics, orders, projections_api, queries, quotes
+from api import health, market_prices, metrics, orders, projections_api, queries, quotes
 from api.deps import Edge
 from api.errors import install_error_handlers
 from api.legacy_routes import install_legacy_routes
@@ -50,6 +50,7 @@ def create_app(open_edge: OpenEdge, *, read_side: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(quotes.router)
+    app.include_router(market_prices.router)
     if read_side:
         app.include_router(queries.router)
         app.include_router(projections_api.router)

@@ -19,7 +19,7 @@ from api.errors import ApiError
 
 STATIC: Final = Path(__file__).parent.parent / "static"
 ASSETS: Final = {"app.js": "text/javascript", "plot.js": "text/javascript",
-                 "app.css": "text/css"}
+                 "market.js": "text/javascript", "app.css": "text/css"}
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)

@@ -82,6 +82,10 @@ async def test_an_order_submitted_in_the_dashboard_is_followed_to_confirmed(
             await page.goto(f"{api.http}/")
             await expect(page.locator("#feed-state")).to_have_text("live")
             await expect(page.locator("#token-in option")).to_have_count(7)
+            board = page.locator('#market tr[data-pair="SOL/USDC"]')
+            for venue in ("raydium", "meteora"):
+                await expect(board.locator(f'[data-venue="{venue}"]')).to_contain_text(venue)
+            await expect(board.locator(".venue.best")).to_have_count(1)
 
             await submit(page, "SOL", "USDC", "1.5", 50)
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -228,6 +229,36 @@ async def test_the_quote_endpoint_prices_from_the_market_topics(provisioned: Set
 
     assert response.status_code == 200, response.text
     assert Decimal("149") < Decimal(response.json()["price"]) < Decimal("150")
+
+
+async def test_the_market_board_shows_each_venues_price_as_the_topics_move_it(
+    provisioned: Settings
+) -> None:
+    def sol_usdc(board: dict[str, Any]) -> dict[str, str]:
+        (pair,) = [p for p in board["pairs"]
+                   if (p["base"]["symbol"], p["quote"]["symbol"]) == ("SOL", "USDC")]
+        return {venue["venue"]: venue["price"] for venue in pair["venues"]}
+
+    async with edge(provisioned) as client:
+        before = sol_usdc((await client.get("/api/market/prices")).json())
+        await publish(provisioned, [tick("150", venue="raydium")])
+
+        async def moved() -> bool:
+            now = sol_usdc((await client.get("/api/market/prices")).json())
+            return near(Decimal(now["raydium"]), "150", "1e-6")
+
+        await wait_until_async(moved, DEADLINE_S, "the board at raydium's new price")
+        board = (await client.get("/api/market/prices")).json()
+        after = sol_usdc(board)
+
+    assert set(before) == {"raydium", "meteora"}
+    assert near(Decimal(before["raydium"]), "185", "0.01")
+    assert after["meteora"] == before["meteora"]  # the tick named one venue
+    assert all("E" not in price for price in after.values())  # plain decimals, exact strings
+    fees = {venue["venue"]: venue["feeBps"] for pair in board["pairs"]
+            for venue in pair["venues"] if pair["base"]["symbol"] == "SOL"
+            and pair["quote"]["symbol"] == "USDC"}
+    assert fees == {"raydium": "25", "meteora": "20"}
 
 
 async def test_a_token_listed_on_the_market_topics_becomes_known_to_the_api(

@@ -95,3 +95,18 @@ def test_auth_off_is_refused_unless_the_api_listens_on_the_loopback() -> None:
     for host in ("127.0.0.1", "::1", "localhost"):
         assert Settings(auth_mode=AuthMode.OFF, api_host=host).auth_mode is AuthMode.OFF
     assert Settings(auth_mode=AuthMode.ON, api_host="0.0.0.0").auth_mode is AuthMode.ON
+
+
+def test_the_openapi_document_shows_both_ways_to_send_a_key() -> None:
+    from oee.api_bootstrap import bootstrap
+
+    document = bootstrap(Settings(auth_mode=AuthMode.OFF)).openapi()  # nothing is opened
+
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer",
+                                 "description": schemes["bearer"]["description"]}
+    assert schemes["apiKey"]["in"] == "header" and schemes["apiKey"]["name"] == "X-API-Key"
+    for path, method in (("/api/orders/execute", "post"), ("/api/orders", "get"),
+                         ("/api/projections/rebuild", "post"), ("/api/metrics", "get")):
+        assert {"bearer": []} in document["paths"][path][method]["security"], path
+    assert "security" not in document["paths"]["/health"]["get"]

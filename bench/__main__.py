@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("auth", "all"):
         from bench.auth_bench import run_all as auth_bench
 
-        report["auth"] = auth_bench(quick=args.quick)
+        from bench.auth_edge_bench import run_all as auth_edge_bench
+
+        report["auth"] = {"stack": auth_bench(quick=args.quick),
+                          "edge_only": auth_edge_bench(quick=args.quick)}
     from bench.summary import table
 
     print(table(report))

@@ -3,7 +3,9 @@ in this process (no Kafka, no PostgreSQL: an acknowledging sender and an in-memo
 table), AUTH_MODE=on and off alternating (A, B, A, B, ...), sequential POSTs through ASGI.
 
 Complements `bench.auth_bench` (the whole stack), whose figures on a shared machine carry
-the noise of every other process: this one measures what the key check itself adds.
+the noise of every other process: this one measures what the key check itself adds, as
+wall-clock POSTs/s and as this process's CPU time per POST (what other processes on the
+machine disturb least).
 """
 
 from __future__ import annotations
@@ -61,26 +63,32 @@ async def _edge(mode: AuthMode) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _run(mode: AuthMode, posts: int) -> float:
+async def _run(mode: AuthMode, posts: int) -> tuple[float, float]:
+    """(POSTs per second, CPU microseconds per POST)."""
     async with _edge(mode) as client:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(posts):
             answer = await client.post("/api/orders/execute", json={
                 "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": f"0.{(i % 999) + 1:03d}",
                 "slippageBps": 100, "clientOrderId": f"k-{i}"})
             if answer.status_code != 201:
                 raise RuntimeError(f"POST answered {answer.status_code}: {answer.text[:200]}")
-        return posts / (time.perf_counter() - started)
+        return (posts / (time.perf_counter() - started),
+                (time.process_time() - cpu) / posts * 1e6)
 
 
 def run_all(quick: bool = False) -> dict[str, Any]:
-    pairs, posts = (3, 500) if quick else (6, 2000)
+    pairs, posts = (4, 300) if quick else (10, 1000)
     asyncio.run(_run(AuthMode.ON, 200))  # warm-up
-    rates: dict[str, list[float]] = {"on": [], "off": []}
+    runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
     for _ in range(pairs):
-        rates["on"].append(round(asyncio.run(_run(AuthMode.ON, posts)), 1))
-        rates["off"].append(round(asyncio.run(_run(AuthMode.OFF, posts)), 1))
-    medians = {side: statistics.median(found) for side, found in rates.items()}
+        for side, mode in (("on", AuthMode.ON), ("off", AuthMode.OFF)):
+            rate, cpu_us = asyncio.run(_run(mode, posts))
+            runs[side].append((round(rate, 1), round(cpu_us, 1)))
+    rates = {side: statistics.median(r for r, _ in found) for side, found in runs.items()}
+    cpu = {side: statistics.median(c for _, c in found) for side, found in runs.items()}
     return {"posts_per_run": posts, "order": "on, off, on, off, ...",
-            "median_posts_per_s": medians,
-            "ratio_on_off": round(medians["on"] / medians["off"], 3), "runs": rates}
+            "median_posts_per_s": rates, "median_cpu_us_per_post": cpu,
+            "ratio_on_off_posts_per_s": round(rates["on"] / rates["off"], 3),
+            "cpu_cost_on_vs_off": round(cpu["on"] / cpu["off"] - 1, 3),
+            "runs_posts_per_s_and_cpu_us": runs}

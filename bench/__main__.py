@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         report["venues"] = venue_share(quick=args.quick)
     if args.which in ("auth", "all"):
         from bench.auth_bench import run_all as auth_bench
-
         from bench.auth_edge_bench import run_all as auth_edge_bench
 
         report["auth"] = {"stack": auth_bench(quick=args.quick),

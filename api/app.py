@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api import health, market_prices, metrics, orders, projections_api, queries, quotes
+from api.auth.guard import needs
+from api.auth.keys import Scope
 from api.deps import Edge
 from api.errors import install_error_handlers
 from api.legacy_routes import install_legacy_routes
@@ -49,11 +51,12 @@ def create_app(open_edge: OpenEdge, *, read_side: bool = True) -> FastAPI:
     install_legacy_routes(app, read_side=read_side)  # first: see api.legacy_routes
     app.include_router(health.router)
     app.include_router(orders.router)
-    app.include_router(quotes.router)
-    app.include_router(market_prices.router)
+    # Routes that need a key declare it (`api.auth.guard`); these routers need one throughout.
+    app.include_router(quotes.router, dependencies=[Depends(needs(Scope.READ))])
+    app.include_router(market_prices.router, dependencies=[Depends(needs(Scope.READ))])
     if read_side:
         app.include_router(queries.router)
-        app.include_router(projections_api.router)
+        app.include_router(projections_api.router, dependencies=[Depends(needs(Scope.ADMIN))])
         app.include_router(metrics.router)
         app.include_router(live.router)
     return app

@@ -18,6 +18,7 @@ from fastapi import Depends
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import HTTPConnection
 
+from api.auth.guard import Authenticator
 from api.command_bus import CommandSender
 from api.idempotency import RecentKeys
 from api.live.edge import LiveEdge
@@ -43,6 +44,31 @@ class UnknownStatuses:
     answers every cancel (see `cancel_order`; `api.order_statuses` is the read model's)."""
 
     async def status_of(self, order_id: str) -> OrderStatus | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose an order is, as the read model knows it (`key_id` None: placed before auth)."""
+
+    key_id: str | None
+
+
+class OrderRecords(Protocol):
+    """What the read model knows of an order's owner and accepted terms (None: nothing)."""
+
+    async def owner_of(self, order_id: str) -> Owner | None: ...
+
+    async def accepted_fingerprint(self, order_id: str) -> tuple[object, ...] | None: ...
+
+
+class UnknownOrders:
+    """An edge without a read model knows no order: only in-process idempotency applies."""
+
+    async def owner_of(self, order_id: str) -> Owner | None:
+        return None
+
+    async def accepted_fingerprint(self, order_id: str) -> tuple[object, ...] | None:
         return None
 
 
@@ -94,6 +120,8 @@ class Edge:
     statuses: OrderStatuses
     recent_keys: RecentKeys
     clock: Callable[[], datetime]
+    auth: Authenticator
+    orders: OrderRecords = UnknownOrders()
     read: ReadSide | None = None
     live: LiveEdge | None = None
 

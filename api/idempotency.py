@@ -1,17 +1,18 @@
 """Idempotency keys: one key always names one order, and reusing a key for another order is caught.
 
 Consumes a client's key (`clientOrderId` or the `Idempotency-Key` header) and the fingerprint
-of the validated request; produces the order id (a uuid5 of the key, so every API instance,
-before and after a restart, derives the same id) and a verdict on a replay.
+of the validated request; produces the order id (a uuid5 of the owner and the key, so every
+API instance, before and after a restart, derives the same id, and two owners' keys never
+name the same order) and a verdict on a replay.
 
 The id is what makes a retried POST safe everywhere: the order agent ignores an `ExecuteOrder`
-for an order that already exists. The fingerprint memory only adds the niceties of a single
-process: a replay answered without producing again, and a 409 for a key reused with different
-terms. LIMITATION: that memory is in-process, bounded (oldest keys are forgotten first) and
-lost on restart, so a conflicting reuse that reaches another API instance, or comes after
-eviction or a restart, is not detected: the client then gets the original order id with 201
-and the order keeps its FIRST terms (the agent drops the duplicate command). A durable check
-needs the terms of the order from the read model.
+for an order that already exists. `RecentKeys` is this process's memory of the fingerprints
+it sent (bounded, lost on restart); what it has forgotten or never saw, the route asks the
+read model (`api.order_records`: the terms the order was accepted with), so a key reused with
+other terms is refused (422) on every instance and after a restart, once the projector has
+the order. LIMITATION: between the first POST and its projection (milliseconds normally, the
+projector's lag otherwise) another instance cannot tell; the order then keeps its FIRST terms
+(the agent drops the duplicate command) and the second client gets the first order's id.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from uuid import UUID, uuid5
 
 # Fixed forever: changing it would give every existing key a different order id.
 ORDER_ID_NAMESPACE: Final = UUID("3b0d1d6e-8f0a-5c51-9a43-2f8d6b1e7c20")
+# The keys of an owner (an API key id) live in a namespace of their own: an owner-less key
+# (AUTH_MODE=off, and every order before auth) keeps the id it always had.
+OWNED_ORDER_ID_NAMESPACE: Final = UUID("9c5e7d0a-41b2-5f3e-8a6d-0f1e2d3c4b5a")
 DEFAULT_CAPACITY: Final = 100_000
 
 
-def order_id_for(key: str) -> str:
-    """The order id of an idempotency key: the same key, the same order, on every instance."""
-    return str(uuid5(ORDER_ID_NAMESPACE, key))
+def order_id_for(key: str, owner: str | None = None) -> str:
+    """The order id of an owner's idempotency key: the same key, the same order, on every
+    instance; another owner's same key, another order. A key id has no newline, so
+    (owner, key) pairs never run together."""
+    if owner is None:
+        return str(uuid5(ORDER_ID_NAMESPACE, key))
+    return str(uuid5(OWNED_ORDER_ID_NAMESPACE, f"{owner}\n{key}"))
 
 
 def execute_command_id(order_id: str) -> str:
@@ -38,7 +46,7 @@ def execute_command_id(order_id: str) -> str:
 
 
 class Replay(Enum):
-    NEW = "new"  # not seen by this process (or forgotten): produce the command
+    NEW = "new"  # not seen (by this process, nor in the read model): produce the command
     SAME = "same"  # seen with the same terms: the command is in Kafka already
     CONFLICT = "conflict"  # seen with different terms: refuse
 
@@ -53,6 +61,7 @@ class RecentKeys:
         self._seen: OrderedDict[str, Hashable] = OrderedDict()
 
     def check(self, key: str, fingerprint: Hashable) -> Replay:
+        """`key`: the order id of the idempotency key (already scoped by its owner)."""
         seen = self._seen.get(key)
         if seen is None:
             return Replay.NEW

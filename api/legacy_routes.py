@@ -18,9 +18,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, WebSocket
 
 from api import health
+from api.auth.guard import needs
+from api.auth.keys import Scope
 from api.deps import LiveDep, ReadDep
 from api.live.connection import BAD_REQUEST, NOT_FOUND
 from api.live.router import order_stream
@@ -48,7 +50,8 @@ def _read_side_router() -> APIRouter:
     router = APIRouter(tags=["compatibility"])
 
     @router.get("/api/orders/stats", summary="Order counts by status and type, venue share, "
-                "success rate and lifecycle (the order figures of GET /api/metrics)")
+                "success rate and lifecycle (the order figures of GET /api/metrics)",
+                dependencies=[Depends(needs(Scope.ADMIN))])
     async def order_stats(read: ReadDep) -> dict[str, Any]:
         async with read.pool.connection() as conn:
             figures = await order_figures(conn, read.schema)

@@ -22,10 +22,12 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any, Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg import sql
 
+from api.auth.guard import needs
+from api.auth.keys import Scope
 from api.deps import ReadDep, ReadSide
 from api.errors import READ_MODEL_DOWN
 
@@ -35,13 +37,14 @@ READY_TIMEOUT_S: Final = 3.0
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/api/metrics", summary="Engine metrics as JSON", responses=READ_MODEL_DOWN)
+@router.get("/api/metrics", summary="Engine metrics as JSON", responses=READ_MODEL_DOWN,
+            dependencies=[Depends(needs(Scope.ADMIN))])
 async def api_metrics(read: ReadDep) -> dict[str, Any]:
     return await collect(read)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
-            responses=READ_MODEL_DOWN)
+            responses=READ_MODEL_DOWN, dependencies=[Depends(needs(Scope.ADMIN))])
 async def prometheus(read: ReadDep) -> PlainTextResponse:
     text = exposition(await collect(read))
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

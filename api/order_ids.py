@@ -30,3 +30,9 @@ def order_id_or_404(text: str) -> str:
         raise ApiError(404, "not_found", f"no order {shown(text)}: order ids are UUIDs",
                        (FieldError("orderId", "unknown order"),))
     return canonical
+
+
+def not_found(order_id: str) -> ApiError:
+    """The 404 of an order the caller may not see: the same as for one nobody placed."""
+    return ApiError(404, "not_found", f"no order {order_id} in the read model",
+                    (FieldError("orderId", "unknown order"),))

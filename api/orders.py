@@ -6,11 +6,15 @@ the command bus, and answers only once Kafka has acknowledged the command (acks=
 
 - `POST /api/orders/execute` -> 201 {"orderId", "status": "pending", "websocketUrl"}.
   With an idempotency key (`clientOrderId` or the `Idempotency-Key` header) the order id is
-  derived from the key, so a retry always names the same order. A replay this process
-  remembers answers 200 with the same body and produces nothing; the same key with other
-  terms answers 409 (see `api.idempotency` for the limits of that check).
+  derived from the caller's key id and the idempotency key, so a retry always names the same
+  order and two owners never share one. A replay answers as the first POST did (201, the same
+  body) and produces nothing; the same key with other terms answers 422 (see
+  `api.idempotency` for how far that check reaches). The order records its owner.
 - `POST /api/orders/{id}/cancel` -> 202 {"orderId", "status": "cancel_requested"}; the order
   agent decides whether the cancel still applies (an OrderCancelled or CancelRejected event).
+  Another owner's order is a 404, as an unknown one.
+
+Both need a key with the trade scope (`api.auth.guard`).
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from uuid import uuid4
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel
 
+from api.auth.guard import Trader
+from api.auth.keys import Principal
 from api.bodies import read_body
 from api.command_bus import CommandNotDelivered
 from api.deps import Edge, EdgeDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, invalid
 from api.fields import check_idempotency_key
 from api.idempotency import Replay, execute_command_id, order_id_for
-from api.order_ids import order_id_or_404
+from api.order_ids import not_found, order_id_or_404
 from api.requests import (
     EXECUTE_BODY_OPENAPI,
     OrderRequest,
@@ -64,8 +70,7 @@ class CancelOrderResponse(BaseModel):
     summary="Execute a swap",
     openapi_extra=EXECUTE_BODY_OPENAPI,
     responses={
-        200: {"model": ExecuteOrderResponse, "description": "A replay of an idempotency key."},
-        409: {"model": ErrorBody, "description": "The idempotency key was used for another order."},
+        422: {"model": ErrorBody, "description": "The idempotency key was used for another order."},
         413: {"model": ErrorBody, "description": "The body is too large."},
         **ERROR_RESPONSES,
     },
@@ -74,25 +79,37 @@ async def execute_order(
     request: Request,
     response: Response,
     edge: EdgeDep,
+    who: Trader,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> ExecuteOrderResponse:
     # The body is read raw, not declared as a model parameter: FastAPI would parse JSON
     # numbers through float before we could see them (money, see `api.requests`).
     order = parse_order_request(await read_body(request), edge.registry, now=edge.clock())
     key = _idempotency_key(order.client_order_id, idempotency_key)
-    order_id = order_id_for(key) if key is not None else str(uuid4())
+    order_id = order_id_for(key, who.owner) if key is not None else str(uuid4())
     answer = ExecuteOrderResponse(orderId=order_id, websocketUrl=_stream_url(request, order_id))
     if key is not None:
-        replay = edge.recent_keys.check(key, order.fingerprint())
+        replay = await _replay(edge, order_id, order.fingerprint())
         if replay is Replay.SAME:
-            response.status_code = 200  # already durably in Kafka: nothing to produce
-            return answer
+            return answer  # already durably in Kafka: answered as the first time, 201
         if replay is Replay.CONFLICT:
             raise _key_reused(key, order_id, from_header=idempotency_key is not None)
-    await _produce(edge, _execute_command(edge, order, order_id, key))
+    await _produce(edge, _execute_command(edge, order, order_id, key, who))
     if key is not None:
-        edge.recent_keys.remember(key, order.fingerprint())
+        edge.recent_keys.remember(order_id, order.fingerprint())
     return answer
+
+
+async def _replay(edge: Edge, order_id: str, fingerprint: tuple[object, ...]) -> Replay:
+    """This process's memory first; what it does not know, the read model may."""
+    replay = edge.recent_keys.check(order_id, fingerprint)
+    if replay is not Replay.NEW:
+        return replay
+    first = await edge.orders.accepted_fingerprint(order_id)
+    if first is None:
+        return Replay.NEW
+    edge.recent_keys.remember(order_id, first)
+    return Replay.SAME if first == fingerprint else Replay.CONFLICT
 
 
 @router.post(
@@ -102,9 +119,12 @@ async def execute_order(
     summary="Ask to cancel an order",
     responses={409: {"model": ErrorBody, "description": "Too late to cancel."}, **ERROR_RESPONSES},
 )
-async def cancel_order(order_id: str, request: Request, edge: EdgeDep) -> CancelOrderResponse:
+async def cancel_order(
+    order_id: str, request: Request, edge: EdgeDep, who: Trader
+) -> CancelOrderResponse:
     canonical_id = order_id_or_404(order_id)
     body = parse_cancel_request(await read_body(request))
+    await _check_owner(edge, who, canonical_id)
     # The read model (`edge.statuses`) refuses a cancel that can no longer win with 409; the
     # order agent stays the judge of the rest (OrderCancelled or CancelRejected). An order the
     # read model does not know (yet) is accepted: it may simply not have caught up.
@@ -115,6 +135,16 @@ async def cancel_order(order_id: str, request: Request, edge: EdgeDep) -> Cancel
                           reason=body.reason)
     await _produce(edge, command)
     return CancelOrderResponse(orderId=canonical_id)
+
+
+async def _check_owner(edge: Edge, who: Principal, order_id: str) -> None:
+    """Another owner's order is answered as a missing one (404): its existence is not ours
+    to tell. An order the read model does not know yet goes to the agent, as any cancel."""
+    if who.sees(None):  # an admin (or auth off) may cancel anything
+        return
+    owner = await edge.orders.owner_of(order_id)
+    if owner is not None and not who.sees(owner.key_id):
+        raise not_found(order_id)
 
 
 def _too_late(status: OrderStatus) -> ApiError:
@@ -139,13 +169,14 @@ def _idempotency_key(client_order_id: str | None, header: str | None) -> str | N
 
 
 def _execute_command(
-    edge: Edge, order: OrderRequest, order_id: str, key: str | None
+    edge: Edge, order: OrderRequest, order_id: str, key: str | None, who: Principal
 ) -> ExecuteOrder:
     return ExecuteOrder(
         command_id=execute_command_id(order_id),
         order_id=order_id,
         issued_at=edge.clock(),
         terms=replace(order.terms, client_order_id=key),
+        owner=who.owner,
     )
 
 
@@ -163,7 +194,7 @@ def _key_reused(key: str, order_id: str, *, from_header: bool) -> ApiError:
     field = "Idempotency-Key" if from_header else "clientOrderId"
     message = (f"{field} {key!r} was already used for order {order_id} with different terms; "
                "use a new key for a new order")
-    return ApiError(409, "idempotency_conflict", message, (FieldError(field, message),))
+    return ApiError(422, "idempotency_conflict", message, (FieldError(field, message),))
 
 
 def _stream_url(request: Request, order_id: str) -> str:

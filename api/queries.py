@@ -12,6 +12,9 @@ one psycopg pool (`ReadDep`) and the token registry (`EdgeDep`); produces:
                                     (created_at, order_id) behind an opaque `cursor`;
 - `GET /api/orders/{id}/events`     the audit trail in seq order, with topic/partition/offset.
 
+Each needs a key with the read scope (`api.auth.guard`) and shows only the caller's orders:
+another owner's order is a 404, exactly as one that does not exist; an admin sees all.
+
 A bad parameter is a 400 naming it (`api.errors` body); so is an unknown one (the app-wide
 policy of `api.query_params`: a mistyped filter would otherwise silently list everything).
 While PostgreSQL is out of reach every route answers 503 with Retry-After (`api.errors`).
@@ -33,7 +36,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.deps import EdgeDep, ReadDep
+from api.auth.guard import Reader
+from api.auth.keys import Principal
+from api.deps import EdgeDep, ReadDep, ReadSide
 from api.errors import (
     ERROR_RESPONSES,
     READ_MODEL_DOWN,
@@ -44,7 +49,7 @@ from api.errors import (
     invalid,
 )
 from api.fields import Collector, resolve_token, shown
-from api.order_ids import order_id_or_404
+from api.order_ids import not_found, order_id_or_404
 from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order_view
 from domain.orders.evolve import fold
 from domain.orders.status import OrderStatus, OrderType
@@ -77,6 +82,7 @@ router = APIRouter(prefix="/api/orders", tags=["orders"])
 async def list_orders(
     read: ReadDep,
     edge: EdgeDep,
+    who: Reader,
     status: Annotated[list[str] | None, Query(description=_STATUS_DOC)] = None,
     order_type: Annotated[str | None, Query(alias="orderType")] = None,
     token_in: Annotated[str | None, Query(alias="tokenIn", description=_TOKEN_DOC)] = None,
@@ -103,6 +109,8 @@ async def list_orders(
         found.errors.append(FieldError("createdTo", "must be after createdFrom"))
     if found.errors:
         raise InvalidRequest(found.errors)
+    if not who.sees(None):  # not an admin: its own orders only
+        where.equals("owner", who.key_id)
     where.compare("created_at", ">=", start)
     where.compare("created_at", "<", end)
     if after is not None:
@@ -119,6 +127,7 @@ async def list_orders(
 async def get_order(
     order_id: str,
     read: ReadDep,
+    who: Reader,
     as_of: Annotated[str | None, Query(alias="asOf", description="ISO 8601 time.")] = None,
 ) -> OrderView:
     canonical = order_id_or_404(order_id)
@@ -126,9 +135,10 @@ async def get_order(
     statements = _statements(read.schema)
     if moment is None:
         rows = await _fetch(read.pool, statements.one, (canonical,))
-        if not rows:
+        if not rows or not who.sees(rows[0]["owner"]):
             raise _unknown(canonical)
         return order_view(rows[0])
+    await _check_owner(read, who, canonical)
     events = await _fetch(read.pool, statements.events, (canonical,))
     before = _prefix_until(events, moment)
     if not before:
@@ -141,12 +151,22 @@ async def get_order(
 @router.get("/{order_id}/events", response_model=AuditTrail,
             summary="The order's audit trail, with Kafka coordinates",
             responses={**_NOT_FOUND, **_READ_ERRORS})
-async def get_order_events(order_id: str, read: ReadDep) -> AuditTrail:
+async def get_order_events(order_id: str, read: ReadDep, who: Reader) -> AuditTrail:
     canonical = order_id_or_404(order_id)
+    await _check_owner(read, who, canonical)
     rows = await _fetch(read.pool, _statements(read.schema).events, (canonical,))
     if not rows:
         raise _unknown(canonical)
     return AuditTrail(order_id=canonical, events=[audit_event(row) for row in rows])
+
+
+async def _check_owner(read: ReadSide, who: Principal, order_id: str) -> None:
+    """404 unless the caller may see the order (its owner, or an admin)."""
+    if who.sees(None):
+        return
+    rows = await _fetch(read.pool, _statements(read.schema).owner, (order_id,))
+    if not rows or not who.sees(rows[0]["owner"]):
+        raise _unknown(order_id)
 
 
 @cache
@@ -169,6 +189,7 @@ class _Statements:
         self._columns = sql.SQL(", ").join(map(sql.Identifier, ORDER_COLUMNS))
         self.one = sql.SQL("select {} from {} where order_id = %s").format(
             self._columns, self._orders)
+        self.owner = sql.SQL("select owner from {} where order_id = %s").format(self._orders)
         self.events = sql.SQL(
             "select event_id, order_id, seq, type, status, payload, occurred_at, topic, "
             "partition, \"offset\" from {} where order_id = %s order by seq"
@@ -261,8 +282,7 @@ def _instant(field: str, text: str | None) -> datetime | None:
 
 
 def _unknown(order_id: str) -> ApiError:
-    return ApiError(404, "not_found", f"no order {order_id} in the read model",
-                    (FieldError("orderId", "unknown order"),))
+    return not_found(order_id)
 
 
 def _prefix_until(events: list[dict[str, Any]], moment: datetime) -> list[dict[str, Any]]:

@@ -246,10 +246,16 @@ class OrderRequest:
         The key itself is left out (it is what is being compared), and spelling does not
         matter: `"amount": 1.5` and `"amountIn": "1.50"` are the same order.
         """
-        terms = replace(self.terms, client_order_id=None)
-        return (self.order_type.value, *(
-            format(value.normalize(), "f") if isinstance(value, Decimal) else value
-            for value in (getattr(terms, f.name) for f in fields(terms))))
+        return terms_fingerprint(self.terms)
+
+
+def terms_fingerprint(terms: OrderTerms) -> tuple[object, ...]:
+    """The terms as `OrderRequest.fingerprint` compares them (the key left out); the same for
+    a request's terms and for the terms an order was accepted with (`api.order_records`)."""
+    terms = replace(terms, client_order_id=None)
+    return (terms.order_type.value, *(
+        format(value.normalize(), "f") if isinstance(value, Decimal) else value
+        for value in (getattr(terms, f.name) for f in fields(terms))))
 
 
 # --- parsing ----------------------------------------------------------------------------------

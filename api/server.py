@@ -8,6 +8,7 @@ from __future__ import annotations
 import uvicorn
 from fastapi import FastAPI
 
+from api.auth.redact import log_config
 from oee.settings import Settings
 
 
@@ -17,7 +18,8 @@ def serve(app: FastAPI, settings: Settings) -> None:
     `loop`/`http` "auto" pick uvloop and httptools whenever they are installed (they are,
     with uvicorn[standard]). `lifespan="on"`: if the command bus cannot open (Kafka
     unreachable) the server must stop, not serve POSTs that could never be acknowledged;
-    "auto" would log the failure and carry on.
+    "auto" would log the failure and carry on. Every log line of uvicorn passes
+    `api.auth.redact` (a WebSocket's `?token=` would otherwise show in the access log).
     """
     uvicorn.run(
         app,
@@ -27,6 +29,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
         http="auto",
         lifespan="on",
         log_level=settings.log_level.lower(),
+        log_config=log_config(),
     )
 
 

@@ -16,7 +16,8 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="?", default="orders",
-                        choices=("orders", "projection", "ws", "limits", "venues", "all"))
+                        choices=("orders", "projection", "ws", "limits", "venues", "auth",
+                                 "all"))
     parser.add_argument("--quick", action="store_true", help="1 run each, smaller N")
     args = parser.parse_args(argv)
     report: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench.venue_share import run_all as venue_share
 
         report["venues"] = venue_share(quick=args.quick)
+    if args.which in ("auth", "all"):
+        from bench.auth_bench import run_all as auth_bench
+        from bench.auth_edge_bench import run_all as auth_edge_bench
+
+        report["auth"] = {"stack": auth_bench(quick=args.quick),
+                          "edge_only": auth_edge_bench(quick=args.quick)}
     from bench.summary import table
 
     print(table(report))

@@ -26,13 +26,15 @@ class Response:
 
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 host: str) -> None:
+                 host: str, headers: dict[str, str] | None = None) -> None:
         self._reader, self._writer, self._host = reader, writer, host
+        self._extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
 
     async def request(self, method: str, path: str, payload: object | None = None) -> Response:
         body = orjson.dumps(payload) if payload is not None else b""
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"{self._extra}\r\n")
         self._writer.write(head.encode() + body)
         status_line = await self._reader.readline()
         status = int(status_line.split(b" ", 2)[1])
@@ -50,15 +52,16 @@ class Connection:
 class ConnectionPool:
     """`size` keep-alive connections; a request waits for a free one."""
 
-    def __init__(self, host: str, port: int, size: int) -> None:
-        self._host, self._port, self._size = host, port, size
+    def __init__(self, host: str, port: int, size: int,
+                 headers: dict[str, str] | None = None) -> None:
+        self._host, self._port, self._size, self._headers = host, port, size, headers
         self._idle: asyncio.Queue[Connection] = asyncio.Queue()
         self._all: list[Connection] = []
 
     async def __aenter__(self) -> ConnectionPool:
         for _ in range(self._size):
             reader, writer = await asyncio.open_connection(self._host, self._port)
-            connection = Connection(reader, writer, f"{self._host}:{self._port}")
+            connection = Connection(reader, writer, f"{self._host}:{self._port}", self._headers)
             self._all.append(connection)
             self._idle.put_nowait(connection)
         return self

@@ -129,10 +129,10 @@ async def sample_in_flight(run: Run) -> None:
 
 
 async def one_run(stack: Stack, mode: str, orders: int, clients: int, rate: float,
-                  timeout_s: float) -> dict[str, Any]:
+                  timeout_s: float, port: int | None = None) -> dict[str, Any]:
     settings = stack.settings
     async with TerminalWatcher(settings) as watcher, ConnectionPool(
-            settings.api_host, settings.api_port, clients) as client:
+            settings.api_host, port or settings.api_port, clients, stack.auth_headers) as client:
         run = watcher.run
         sampler = asyncio.create_task(sample_in_flight(run))
         if mode == "closed":

@@ -49,7 +49,7 @@ from bench.order_histories import HistoryMaker
 from domain.orders import Event, OrderState, evolve, initial_state
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
-from oee.settings import Settings
+from oee.settings import AuthMode, Settings
 from projections.migrate import migrate
 from schemas.codec import Codec
 
@@ -108,7 +108,9 @@ def bench_settings() -> Iterator[Settings]:
         yield base.model_copy(update={
             "kafka_bootstrap_servers": bootstrap, "database_url": dsn,
             "topic_prefix": f"wsbench{tag}.", "db_schema": f"wsbench_{tag}",
-            "engine_id": f"wsbench-{tag}", "api_port": free_port(), "log_level": "WARNING"})
+            "engine_id": f"wsbench-{tag}", "api_port": free_port(), "log_level": "WARNING",
+            # The subject is the fan-out; a key costs each stream one check at its handshake.
+            "auth_mode": AuthMode.OFF})
 
 
 @asynccontextmanager

@@ -4,6 +4,8 @@ Consumes the `Settings` (and, for tests, replacements of any resource); produces
 app of `oee api` whose one lifespan opens, in this order, and closes in reverse:
 
 - the codec (loaded once) and the token registry;
+- the authenticator (`api.auth`): the server secret, the key lookups on the read model's
+  pool (or a replacement), the per-key rate limiter and WebSocket slots;
 - the command bus: one idempotent Kafka producer of `orders.commands`;
 - the market: a `MarketView` kept current by one `MarketFollower` of the market topics;
 - with the read side: ONE PostgreSQL pool on the read model, shared by the queries, the
@@ -17,6 +19,7 @@ the background rebuild) are built here and handed over as the `api.deps` ports.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -27,8 +30,12 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
 from api.app import create_app
+from api.auth.guard import Authenticator, KeyLookup
+from api.auth.limits import RateLimiter, SocketSlots
+from api.auth.secret import server_secret
+from api.auth.store import PoolKeys
 from api.command_bus import CommandBus, CommandSender, idempotent_producer
-from api.deps import Edge, MarketSource, OrderStatuses, ReadSide, UnknownStatuses
+from api.deps import Edge, MarketSource, OrderStatuses, ReadSide, UnknownOrders, UnknownStatuses
 from api.idempotency import RecentKeys
 from api.live.config import LiveConfig
 from api.live.edge import LiveEdge
@@ -36,13 +43,14 @@ from api.live.fanout import Fanout
 from api.live.history import OrderHistory
 from api.live.topic_catalog import TopicCatalog
 from api.server import serve
+from api.order_records import ReadModelOrders
 from api.order_statuses import ReadModelStatuses
 from domain.market import Market
 from domain.tokens import TokenRegistry
 from infra.services import bootstrap_servers, database_url
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
-from oee.settings import Settings
+from oee.settings import AuthMode, Settings
 from projections.kafka_offsets import KafkaOffsets
 from projections.monitor import ProjectionMonitor, RebuildRunner
 from projections.rebuild import RebuildOptions
@@ -64,6 +72,7 @@ class Replacements:
     statuses: OrderStatuses | None = None  # default: the read model's (none without it)
     registry: TokenRegistry | None = None  # default: TokenRegistry.default()
     clock: Callable[[], datetime] | None = None  # default: UTC now
+    keys: KeyLookup | None = None  # default: the read model's api_keys (needs the read side)
     live: LiveConfig | None = None
     rebuild: RebuildOptions | None = None
     max_projection_lag: int = MAX_PROJECTION_LAG
@@ -94,13 +103,14 @@ async def open_edge(
         if market is None:
             market = await stack.enter_async_context(
                 _followed_market(settings, codec, registry))
-        edge = Edge(commands=commands, registry=registry, market=market,
-                    statuses=chosen.statuses or UnknownStatuses(), recent_keys=RecentKeys(),
-                    clock=chosen.clock or _utc_now)
         if not read_side:
-            yield edge
+            yield Edge(commands=commands, registry=registry, market=market,
+                       statuses=chosen.statuses or UnknownStatuses(), recent_keys=RecentKeys(),
+                       clock=chosen.clock or _utc_now, auth=_authenticator(settings, chosen.keys),
+                       orders=UnknownOrders())
             return
         pool = await stack.enter_async_context(_read_model_pool(settings, chosen.db_wait_s))
+        auth = _authenticator(settings, chosen.keys or PoolKeys(pool, settings.db_schema))
         kafka = await stack.enter_async_context(KafkaOffsets(bootstrap_servers(settings)))
         rebuilds = RebuildRunner(settings, chosen.rebuild)
         stack.push_async_callback(rebuilds.stop)  # a rebuild cut short leaves the live model
@@ -111,7 +121,29 @@ async def open_edge(
                         max_projection_lag=chosen.max_projection_lag)
         statuses = chosen.statuses or ReadModelStatuses(pool, settings.db_schema)
         yield Edge(commands=commands, registry=registry, market=market, statuses=statuses,
-                   recent_keys=edge.recent_keys, clock=edge.clock, read=read, live=live)
+                   recent_keys=RecentKeys(), clock=chosen.clock or _utc_now, auth=auth,
+                   orders=ReadModelOrders(pool, settings.db_schema), read=read, live=live)
+
+
+def _authenticator(settings: Settings, keys: KeyLookup | None) -> Authenticator:
+    enabled = settings.auth_mode is AuthMode.ON
+    if enabled and keys is None:
+        raise RuntimeError("AUTH_MODE=on needs the read model's api_keys table: an edge "
+                           "without the read side takes AUTH_MODE=off or Replacements.keys")
+    return Authenticator(
+        enabled=enabled, secret=server_secret(settings) if enabled else b"",
+        keys=keys or _NoKeys(), cache_s=settings.auth_key_cache_s,
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst,
+                            time.monotonic),
+        sockets=SocketSlots(settings.ws_max_per_key, settings.ws_max_per_process),
+        clock=time.monotonic)
+
+
+class _NoKeys:
+    """The key lookup of AUTH_MODE=off: never asked."""
+
+    async def find(self, key_id: str) -> None:
+        return None
 
 
 def _command_bus(settings: Settings, codec: Codec) -> CommandBus:

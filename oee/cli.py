@@ -171,7 +171,23 @@ def commands() -> list[Command]:
                 _replay, _replay_arguments),
         Command("projections", "rebuild the read model without downtime, or show its lag",
                 _projections, _projections_arguments),
+        Command("keys", "create, list or revoke API keys (stored as HMACs in PostgreSQL)",
+                _keys, _keys_arguments),
     ]
+
+
+def _keys_arguments(parser: argparse.ArgumentParser) -> None:
+    from oee.keys import add_arguments
+
+    add_arguments(parser)
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from oee.keys import run
+
+    ready = _with_services(settings)
+    migrate(database_url(ready), ready.db_schema)  # the api_keys table, on a fresh database
+    return run(args, ready)
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,9 @@ A child that exits is started again after a backoff (RUN_RESTART_BACKOFF_MS, dou
 each restart of that child in the last minute); a child that needs more than RUN_MAX_RESTARTS
 restarts within a minute is crash-looping, and then everything stops (exit 1). Ctrl-C,
 SIGTERM or SIGHUP stops every process it started, in reverse order, and leaves none behind
-(exit 0). Data lives in DATA_DIR, so a second run finds the first one's orders.
+(exit 0). Data lives in DATA_DIR, so a second run finds the first one's orders. With
+AUTH_MODE=on (the default) it prints a ready-to-use local admin key, kept in
+DATA_DIR/admin.key, so a second run prints the same one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dataclasses import dataclass, field
 from infra import process
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
-from oee.settings import Settings
+from oee.keys import ADMIN_KEY_FILE, local_admin_key
+from oee.settings import AuthMode, Settings
 from projections.migrate import migrate
 
 # Each application process is `python -m <module>`, configured only by the environment.
@@ -72,9 +75,10 @@ def run_system(settings: Settings) -> int:
                                            "database_url": dsn})
         migrate(dsn, live.db_schema)
         asyncio.run(ensure_topics(live, bootstrap))
+        admin_key = local_admin_key(live, dsn) if live.auth_mode is AuthMode.ON else None
         children = [Child(name, module, _spawn(live, name, module))
                     for name, module in PROCESSES]
-        _announce(live, started)
+        _announce(live, started, admin_key)
         policy = RestartPolicy(settings.run_max_restarts, settings.run_restart_backoff_ms / 1000)
         try:
             return _supervise(live, children, policy)
@@ -91,7 +95,7 @@ def _spawn(settings: Settings, name: str, module: str) -> subprocess.Popen[bytes
                          cwd=settings.data_dir, env=env, die_with_parent=True)
 
 
-def _announce(settings: Settings, started: float) -> None:
+def _announce(settings: Settings, started: float, admin_key: str | None) -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
     print(f"oee is up in {time.monotonic() - started:.1f}s", flush=True)
     print(f"  dashboard   {base}/", flush=True)
@@ -100,6 +104,12 @@ def _announce(settings: Settings, started: float) -> None:
     print(f"  kafka       {settings.kafka_bootstrap_servers}", flush=True)
     print(f"  postgres    {settings.database_url}", flush=True)
     print(f"  logs        {settings.data_dir / 'logs'}", flush=True)
+    if admin_key is None:
+        print("  auth        off (AUTH_MODE=off): no API key needed", flush=True)
+    else:
+        print(f"  admin key   {admin_key}", flush=True)
+        print(f"              (also in {settings.data_dir / ADMIN_KEY_FILE}; the dashboard "
+              "asks for it once)", flush=True)
     print("Ctrl-C stops everything.", flush=True)
 
 

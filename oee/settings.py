@@ -7,11 +7,12 @@ the environment anywhere else. Field names map to upper-case environment variabl
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +69,13 @@ class FeedMode(StrEnum):
     OFF = "off"  # nothing: another producer owns the market topics
 
 
+class AuthMode(StrEnum):
+    """Whether the API asks for a key (see api.auth)."""
+
+    ON = "on"  # every route but health, readiness, docs and the dashboard's files needs a key
+    OFF = "off"  # no keys, no owners: local experiments only (refused off the loopback)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
@@ -104,6 +112,34 @@ class Settings(BaseSettings):
     # --- edge -----------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+
+    # --- auth (api.auth) --------------------------------------------------------------
+    auth_mode: AuthMode = Field(
+        AuthMode.ON, description="off: no API keys (refused unless API_HOST is a loopback "
+        "address): for local experiments and old clients only."
+    )
+    auth_secret: SecretStr | None = Field(
+        None, description="Server secret API keys are hashed under (HMAC-SHA256); unset: "
+        "generated once into DATA_DIR/auth_secret. Every API process must share it."
+    )
+    auth_key_cache_s: float = Field(
+        0.5, gt=0, le=1.0, description="How long an API process trusts what it read of a key: "
+        "a revoked key is refused everywhere within this time."
+    )
+    rate_limit_per_s: float = Field(
+        50.0, gt=0, description="Requests per second one key may make to one API process "
+        "(token bucket refill); beyond it: 429 with Retry-After."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Token bucket size: requests one key may make at once."
+    )
+    ws_max_per_key: int = Field(
+        16, ge=1, description="Open WebSockets of one key on one API process; one more "
+        "closes 1013."
+    )
+    ws_max_per_process: int = Field(
+        2000, ge=1, description="Open WebSockets of one API process, every key together."
+    )
 
     # --- venues and execution (simulated) --------------------------------------------
     market_seed: int = 42
@@ -165,6 +201,13 @@ class Settings(BaseSettings):
         "as crash-looping and everything stops."
     )
 
+    @model_validator(mode="after")
+    def _auth_off_on_the_loopback_only(self) -> Settings:
+        if self.auth_mode is AuthMode.OFF and not _is_loopback(self.api_host):
+            raise ValueError(f"AUTH_MODE=off is for local experiments: API_HOST must be a "
+                             f"loopback address, not {self.api_host!r}")
+        return self
+
     @field_validator("replication_factor")
     @classmethod
     def _replicas_of_the_local_cluster(cls, value: int, info: ValidationInfo) -> int:
@@ -174,6 +217,8 @@ class Settings(BaseSettings):
         """These settings as environment variables, to hand to a child process unchanged."""
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             if value is not None:
                 env[name.upper()] = str(value)
         return env
@@ -186,3 +231,12 @@ class Settings(BaseSettings):
     def retry_delays_ms(self) -> tuple[int, ...]:
         """Backoff before attempt 2, 3, ...: base, 2*base, 4*base (exponential)."""
         return tuple(self.retry_base_delay_ms * 2**i for i in range(self.max_attempts - 1))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

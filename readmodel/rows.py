@@ -38,6 +38,8 @@ ORDER_COLUMNS: Final = (
     # 0004: the conditional terms (null for a market order) and what the waiting order saw.
     "limit_price", "time_in_force", "expires_at", "trigger", "min_liquidity_usd",
     "max_price", "best_price", "best_price_at", "triggered_price",
+    # 0005: the API key that placed the order (null before auth).
+    "owner",
 )  # fmt: skip
 EVENT_COLUMNS: Final = (
     "event_id", "order_id", "seq", "type", "status", "payload", "occurred_at",
@@ -88,6 +90,7 @@ def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
         sniper.trigger.value if sniper else None,
         sniper.min_liquidity_usd if sniper else None, sniper.max_price if sniper else None,
         state.best_price, state.best_price_at, state.triggered_price,
+        state.owner,
     )  # fmt: skip
 
 

@@ -10,10 +10,15 @@ Per test: `settings` carries a unique topic prefix, schema and engine id (so tes
 each other's records, rows or consumer groups), 4 partitions and no venue latency, confirm
 delay or random failure, and its schema is dropped afterwards; `provisioned` also creates
 that test's topics (deleted afterwards) and migrates its schema.
+
+AUTH_MODE is off for the session (set in the environment before any Settings is built, so
+the processes tests spawn inherit it): the tests of other features call the API without
+keys. The auth tests (tests/integration/test_auth.py) turn it on in their own settings.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import tempfile
@@ -45,6 +50,10 @@ def session_ports() -> tuple[int, int, int]:
     if len(free) < 3:
         raise RuntimeError(f"no free ports for the test services in {SERVICE_PORTS}")
     return free[0], free[1], free[2]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["AUTH_MODE"] = "off"
 
 
 @pytest.fixture(scope="session")

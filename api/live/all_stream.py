@@ -8,6 +8,10 @@ a comma-separated list; a message passes when it matches every filter given:
   token   a token symbol or mint on either side of the order (known for orders accepted
           while this process ran; older orders do not match a token filter)
 Filters run in the fan-out before queueing, so filtered-out events cost a subscriber nothing.
+A viewer that is not an admin sees only its own orders: those whose OrderAccepted this
+process saw (the fan-out's recent cache remembers the owner); an order begun earlier does not
+show here, as with the token filter. A `token` value shaped like an API key is the
+WebSocket's credential (`api.auth.guard`), not a filter.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from api.auth.keys import KEY_PREFIX, Principal
 from api.live.connection import BAD_REQUEST, Closing, Connection, StreamClosed
 from api.live.fanout import Fanout
 from api.live.messages import EVENT_CLASSES, OrderMessage
@@ -30,21 +35,25 @@ class Filters:
     statuses: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
     tokens: frozenset[str] = frozenset()
+    viewer: Principal | None = None  # None: every order (an admin)
 
     @classmethod
-    def parse(cls, query: Mapping[str, str]) -> Filters:
+    def parse(cls, query: Mapping[str, str], viewer: Principal | None = None) -> Filters:
         """From the query string; raises `StreamClosed` (4400) naming a bad value."""
         statuses = frozenset(value.lower() for value in _values(query, "status"))
         types = _values(query, "type")
-        tokens = _values(query, "token")
+        tokens = frozenset(t for t in _values(query, "token") if not t.startswith(KEY_PREFIX))
         _check("status", statuses, _STATUSES)
         _check("type", types, frozenset(EVENT_CLASSES))
         # Symbols match whatever their case; mints are case-sensitive base58, kept as given.
-        return cls(statuses, types, tokens | {token.upper() for token in tokens})
+        admin = viewer is None or viewer.sees(None)
+        return cls(statuses, types, tokens | {token.upper() for token in tokens},
+                   None if admin else viewer)
 
     def matches(self, message: OrderMessage) -> bool:
         status = message.status.value if message.status else None
-        return ((not self.statuses or status in self.statuses)
+        return ((self.viewer is None or self.viewer.sees(message.owner))
+                and (not self.statuses or status in self.statuses)
                 and (not self.types or message.type in self.types)
                 and (not self.tokens or not self.tokens.isdisjoint(message.tokens)))
 

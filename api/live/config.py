@@ -29,6 +29,10 @@ class LiveConfig:
     # How often a stream re-reads the read model while it may be missing events (the
     # projector lags behind Kafka), and how long it tolerates a gap before giving up.
     catch_up_poll_s: float = 0.5
+    # Each re-read that brings nothing new doubles the wait before the next, up to this: a
+    # stream of a quiet order begun before this process does not poll the database forever
+    # at a fixed rate (a live event ends the polling altogether).
+    catch_up_max_poll_s: float = 2.0
     gap_deadline_s: float = 30.0
     # Replays from an arbitrary position need a Kafka consumer each: at most this many.
     max_topic_streams: int = 8

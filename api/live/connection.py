@@ -36,6 +36,8 @@ SERVER_ERROR: Final = 1011
 GOING_AWAY: Final = 1012
 TRY_AGAIN_LATER: Final = 1013
 BAD_REQUEST: Final = 4400
+UNAUTHENTICATED: Final = 4401  # no key, or a bad or revoked one (HTTP would say 401)
+FORBIDDEN: Final = 4403  # the key's scope is too small
 NOT_FOUND: Final = 4404
 # A stalled client may never read our close frame; do not wait for it forever.
 CLOSE_TIMEOUT_S: Final = 5.0

@@ -229,12 +229,15 @@ class Fanout:
                         record.offset, error)
             return None
         event, status = envelope.event, envelope.status  # the writer's status: no folding
-        tokens = (_tokens(event) if isinstance(event, OrderAccepted)
-                  else self._recent.tokens_of(event.order_id))
+        if isinstance(event, OrderAccepted):
+            tokens, owner = _tokens(event), event.owner
+        else:
+            tokens = self._recent.tokens_of(event.order_id)
+            owner = self._recent.owner_of(event.order_id)
         text = encode(event.order_id, status, type(event).__name__, event.seq,
                       event.occurred_at, self._codec.event_to_json(event))
         message = OrderMessage(event.order_id, event.seq, type(event).__name__, status, text,
-                               record.partition, record.offset, record.timestamp, tokens)
+                               record.partition, record.offset, record.timestamp, tokens, owner)
         self._recent.remember(message, tokens)
         return message
 

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from api.live.messages import OrderMessage, encode
 from domain.orders.status import OrderStatus
 
+_OWNER = "select owner from {}.orders where order_id = %s"
 _EVENTS_FROM = """
     select seq, type, status, payload::text, occurred_at, partition, "offset"
       from {}.order_events
@@ -43,6 +44,19 @@ class OrderHistory:
     def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
         self._pool = pool
         self._events_from = sql.SQL(_EVENTS_FROM).format(sql.Identifier(schema))
+        self._owner = sql.SQL(_OWNER).format(sql.Identifier(schema))
+
+    async def owner_of(self, order_id: str) -> tuple[str | None] | None:
+        """(the order's owner,) as the read model knows it, or None if it does not."""
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(self._owner, (order_id,))
+                row = await cursor.fetchone()
+        except PoolTimeout as error:
+            raise ReadModelUnavailable(f"no read-model connection: {error}") from error
+        except psycopg.Error as error:
+            raise ReadModelUnavailable(f"read model: {error}") from error
+        return None if row is None else (row[0],)
 
     async def events_from(self, order_id: str, first_seq: int) -> list[OrderMessage]:
         """Every stored event of `order_id` with seq >= `first_seq`, in seq order."""

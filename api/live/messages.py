@@ -38,6 +38,7 @@ class OrderMessage:
     offset: int = -1
     produced_at_ms: int = 0  # the Kafka record's timestamp (live events only)
     tokens: frozenset[str] = frozenset()  # the order's token symbols and mints, if known
+    owner: str | None = None  # the order's owner (API key id), if known (see api.live.recent)
 
     @property
     def is_terminal(self) -> bool:

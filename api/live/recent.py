@@ -19,6 +19,7 @@ from api.live.messages import OrderMessage
 @dataclass(slots=True)
 class _Order:
     tokens: frozenset[str] = frozenset()
+    owner: str | None = None  # from its OrderAccepted, if this process saw it
     messages: deque[OrderMessage] = field(default_factory=deque)
 
 
@@ -34,8 +35,13 @@ class RecentEvents:
         order = self._orders.get(order_id)
         return frozenset() if order is None else order.tokens
 
+    def owner_of(self, order_id: str) -> str | None:
+        order = self._orders.get(order_id)
+        return None if order is None else order.owner
+
     def remember(self, message: OrderMessage, tokens: frozenset[str] = frozenset()) -> None:
-        """Record `message` as the order's latest; `tokens` when the event names them."""
+        """Record `message` as the order's latest; `tokens` and the owner when the event
+        names them (an OrderAccepted)."""
         order = self._orders.get(message.order_id)
         if order is None:
             order = self._orders[message.order_id] = _Order(
@@ -47,6 +53,8 @@ class RecentEvents:
         order.messages.append(message)
         if tokens:
             order.tokens = tokens
+        if message.owner is not None:
+            order.owner = message.owner
 
     def messages_of(self, order_id: str) -> list[OrderMessage]:
         order = self._orders.get(order_id)

@@ -7,6 +7,11 @@
 // tokens). Every message is {orderId, status, type, seq, timestamp, data}; `status` is the
 // order's status after the event as its writer recorded it (never derived here). It is null
 // only for an event recorded before events carried it, and then the last known one stays.
+//
+// API keys: when the API answers 401 (or a stream closes 4401) the dashboard asks for a key
+// once, keeps it in localStorage and sends it as `Authorization: Bearer` (requests) or
+// `?token=` (WebSockets, which cannot carry headers from a browser). With AUTH_MODE=off it
+// never asks.
 "use strict";
 
 const TERMINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
@@ -43,9 +48,39 @@ function chip(status) {
   return el("span", { class: `chip ${status || ""}` }, status || "unknown");
 }
 
+const KEY_STORAGE = "oee.apiKey";
+const UNAUTHENTICATED = 4401;
+
+function storedKey() {
+  return localStorage.getItem(KEY_STORAGE);
+}
+
+// Ask for a key (after a 401); null if the user declines. A refused key is forgotten first.
+function askForKey(why) {
+  localStorage.removeItem(KEY_STORAGE);
+  const typed = window.prompt(`${why}\nAPI key (oee run prints one; oee keys create makes more):`);
+  if (!typed || !typed.trim()) return null;
+  localStorage.setItem(KEY_STORAGE, typed.trim());
+  return typed.trim();
+}
+
+async function apiFetch(url, options = {}) {
+  const send = () => {
+    const key = storedKey();
+    const headers = { ...(options.headers || {}), ...(key ? { authorization: `Bearer ${key}` } : {}) };
+    return fetch(url, { ...options, headers });
+  };
+  const response = await send();
+  if (response.status !== 401) return response;
+  const answer = await response.clone().json().catch(() => ({}));
+  return askForKey(answer.message || "This server needs an API key.") ? send() : response;
+}
+
 function wsUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${path}`;
+  const key = storedKey();
+  const query = key ? `${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(key)}` : "";
+  return `${scheme}//${location.host}${path}${query}`;
 }
 
 // --- amounts (base units as strings: never through floating point) ------------------------
@@ -180,6 +215,10 @@ function connectFeed(delayMs = 500) {
     scheduleRender();
   };
   socket.onclose = (event) => {
+    if (event.code === UNAUTHENTICATED && !askForKey(event.reason)) {
+      feed.textContent = "no API key"; feed.className = "feed feed-off";
+      return;
+    }
     feed.textContent = event.code === 1008 ? "too slow, reconnecting" : "reconnecting";
     feed.className = "feed feed-off";
     setTimeout(() => connectFeed(Math.min(delayMs * 2, 10000)), delayMs);
@@ -338,7 +377,7 @@ async function submitOrder(event) {
   };
   button.disabled = true;
   try {
-    const response = await fetch("/api/orders/execute", {
+    const response = await apiFetch("/api/orders/execute", {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     });
     const answer = await response.json();
@@ -390,7 +429,7 @@ function drawCharts() {
 async function loadRecentOrders() {
   // The read model's list, when this deployment serves it; the live feed fills in the rest.
   try {
-    const response = await fetch("/api/orders?limit=50");
+    const response = await apiFetch("/api/orders?limit=50");
     if (!response.ok) return;
     const body = await response.json();
     const items = body.items || body.orders || body.data || [];
@@ -424,8 +463,8 @@ function start() {
     scheduleRender();
   });
   loadTokens().catch((error) => { $("form-message").textContent = `tokens: ${error.message}`; });
-  loadRecentOrders();
-  connectFeed();
+  // The list first: its 401 is where the dashboard asks for a key, before the feed opens.
+  loadRecentOrders().then(connectFeed);
   drawCharts();
   setInterval(drawCharts, 1000);
   renderOrders();

@@ -37,7 +37,10 @@ function renderMarket(board) {
 
 async function refreshMarket() {
   try {
-    const response = await fetch("/api/market/prices");
+    // The stored API key (app.js asks for it); a 401 before it is given is simply retried.
+    const key = storedKey();
+    const response = await fetch("/api/market/prices",
+      key ? { headers: { authorization: `Bearer ${key}` } } : {});
     if (response.ok) renderMarket(await response.json());
   } catch (error) {
     console.warn("no market board:", error);

@@ -47,6 +47,7 @@ class ExecuteOrder(BaseCommand):
     """Execute the order whose `terms` (market, limit or sniper) the trader gave."""
 
     terms: OrderTerms
+    owner: str | None = None  # the id of the API key that placed it; None without auth
 
     @property
     def order_type(self) -> OrderType:

@@ -160,7 +160,7 @@ def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[E
         correlation_id=command.command_id,
         causation_id=command.command_id,
     )
-    accepted = OrderAccepted(**stamp(), terms=command.terms)
+    accepted = OrderAccepted(**stamp(), terms=command.terms, owner=command.owner)
     # A market order starts routing at once; a conditional one waits for its trigger.
     return accepted, *first_steps(command.terms, stamp)
 

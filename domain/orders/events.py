@@ -55,6 +55,7 @@ class OrderAccepted(BaseEvent):
     """The order was accepted with its `terms`, as the `ExecuteOrder` gave them: `pending`."""
 
     terms: OrderTerms
+    owner: str | None = None  # the placing API key's id (ExecuteOrder.owner); None before auth
 
     @property
     def order_type(self) -> OrderType:

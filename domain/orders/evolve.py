@@ -107,7 +107,8 @@ def _check_attempt(state: OrderState, event: Event) -> None:
 def _fold_payload(state: OrderState, event: Event) -> OrderState:
     match event:
         case OrderAccepted():
-            return replace(state, terms=event.terms, correlation_id=event.correlation_id)
+            return replace(state, terms=event.terms, owner=event.owner,
+                           correlation_id=event.correlation_id)
         case RoutingStarted():
             # A new attempt: the previous attempt's route and transaction are dead.
             return replace(

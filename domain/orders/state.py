@@ -24,6 +24,7 @@ class OrderState:
     seq: int = 0
     correlation_id: str | None = None
     terms: OrderTerms | None = None  # what was accepted (OrderAccepted.terms)
+    owner: str | None = None  # who placed it (OrderAccepted.owner); None before auth
     attempt: int = 0  # the attempt routed / executed now (0 before the first)
     retry_pending: int | None = None  # the next attempt while its backoff runs
     retry_at: datetime | None = None  # when that backoff ends

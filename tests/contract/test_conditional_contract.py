@@ -71,8 +71,8 @@ def command_record(version: int, payload: dict[str, Any]) -> bytes:
     return write(raw_schema("order_command", version), version, record)
 
 
-def test_both_order_schemas_are_at_version_3() -> None:
-    assert (CODEC.event_version, CODEC.command_version) == (3, 3)
+def test_both_order_schemas_are_at_version_4() -> None:
+    assert (CODEC.event_version, CODEC.command_version) == (4, 4)
 
 
 def test_a_v1_order_accepted_reads_as_market_terms() -> None:
@@ -114,7 +114,7 @@ def test_a_v2_record_whose_terms_mean_nothing_in_v3_is_undecodable_not_a_crash(
 def test_the_terms_survive_the_wire_exactly(flat: dict[str, Any], terms: Any) -> None:
     limit = ExecuteOrder(command_id="k", order_id="o", issued_at=T0, terms=terms)
     encoded = CODEC.encode_command(limit)
-    assert encoded[1] == 3 and CODEC.decode_command(encoded) == limit
+    assert encoded[1] == 4 and CODEC.decode_command(encoded) == limit
 
 
 def test_a_sniper_report_survives_the_wire_exactly() -> None:
@@ -130,7 +130,7 @@ def test_a_sniper_report_survives_the_wire_exactly() -> None:
 def test_the_json_view_of_the_terms_is_the_flat_v2_one(flat: dict[str, Any], terms: Any) -> None:
     accepted = OrderAccepted(event_id="e", order_id="o", seq=1, occurred_at=T0,
                              correlation_id="c", causation_id="c", terms=terms)
-    expected = V1_TERMS | V2_NONE | flat | {"amountIn": str(10**9)}
+    expected = V1_TERMS | V2_NONE | flat | {"amountIn": str(10**9), "owner": None}
     if "expiresAt" in flat:
         expected["expiresAt"] = EXPIRES.isoformat()
     assert CODEC.event_to_json(accepted) == expected

@@ -4,7 +4,9 @@ Kafka -> fan-out -> WebSocket -> the page.
 Headless Chromium from Debian (`/usr/bin/chromium`, `make browser`) driven by Playwright's
 Python API; never a downloaded browser. The stream workers and the projector run as their own
 processes, as `oee run` starts them; the API runs in this process on a free port. The page is
-saved to test-artifacts/dashboard.png.
+saved to test-artifacts/dashboard.png. The first test runs with AUTH_MODE=on: the page asks
+for a key once (a prompt Playwright answers), keeps it, and sends it on every request and
+stream; the second with AUTH_MODE=off, where it never asks.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Final
 
 import httpx
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+
+from api.auth.keys import Scope
 
 from oee.api_bootstrap import bootstrap
 from oee.settings import Settings
 from tests.e2e.live_harness import serving
 from tests.harness import ARTIFACTS, WorkerProcess
+from tests.integration.auth_support import make_key, with_auth
 
 CHROMIUM: Final = "/usr/bin/chromium"
 CHROMIUM_ARGS: Final = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -76,11 +81,25 @@ async def submit(page: Page, token_in: str, token_out: str, amount: str, bps: in
 async def test_an_order_submitted_in_the_dashboard_is_followed_to_confirmed(
     provisioned: Settings,
 ) -> None:
-    with engine(provisioned):
-        async with serving(bootstrap(provisioned)) as api, browser() as chromium:
+    settings = with_auth(provisioned)
+    key = make_key(settings, "dashboard", Scope.ADMIN)
+    prompts: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        prompts.append(dialog.message)
+        await dialog.accept(key.text)
+
+    with engine(settings):
+        async with serving(bootstrap(settings)) as api, browser() as chromium:
             page = await chromium.new_page(viewport={"width": 1440, "height": 1100})
+            page.on("dialog", answer)
             await page.goto(f"{api.http}/")
             await expect(page.locator("#feed-state")).to_have_text("live")
+            assert len(prompts) == 1 and "API key" in prompts[0]
+            await page.reload()  # the key is kept: no second prompt
+            await expect(page.locator("#feed-state")).to_have_text("live")
+            assert len(prompts) == 1
+            assert await page.evaluate("localStorage.getItem('oee.apiKey')") == key.text
             await expect(page.locator("#token-in option")).to_have_count(7)
             board = page.locator('#market tr[data-pair="SOL/USDC"]')
             for venue in ("raydium", "meteora"):
@@ -100,7 +119,7 @@ async def test_an_order_submitted_in_the_dashboard_is_followed_to_confirmed(
             await expect(timeline.last).to_contain_text("OrderConfirmed")
             await expect(page.locator("#routing tr.winner")).not_to_have_count(0)
 
-            await more_orders(api.http, 24)  # so the table and charts show a busy minute
+            await more_orders(api.http, 24, key.headers)  # a busy minute in the table and charts
             await expect(page.locator("#orders tbody tr .chip.confirmed")).to_have_count(
                 25, timeout=CONFIRMED_WITHIN_MS)
             await page.locator(f'tr[data-order-id="{order_id}"]').click()
@@ -109,10 +128,10 @@ async def test_an_order_submitted_in_the_dashboard_is_followed_to_confirmed(
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
 
-async def more_orders(base: str, count: int) -> None:
+async def more_orders(base: str, count: int, headers: dict[str, str]) -> None:
     pairs = [("SOL", "USDC", "2"), ("USDC", "SOL", "150"), ("SOL", "USDT", "0.8"),
              ("USDT", "USDC", "500"), ("JUP", "USDC", "40")]
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
         for i in range(count):
             token_in, token_out, amount = pairs[i % len(pairs)]
             response = await client.post("/api/orders/execute", json={

@@ -16,12 +16,20 @@ import pytest
 
 from bench.order_histories import HistoryMaker, interleaved
 from oee.settings import Settings
-from projections.migrate import MIGRATIONS_DIR, MigrationsDiffer, applied_versions, migrate
+from projections.migrate import (
+    MIGRATIONS_DIR,
+    MigrationsDiffer,
+    applied_versions,
+    discover,
+    migrate,
+)
 from projections.rebuild import RebuildOptions, rebuild
 from projections.swap import previous_schema, shadow_schema, swap
 from tests.conftest import drop_schema
 from tests.integration.projection_support import produce, scalar
 
+SHIPPED = [migration.version for migration in discover()]
+NEWER = max(SHIPPED) + 1  # the test's own migration comes after whatever ships
 LEDGER_MIGRATION = """\
 alter table sim_chain_transactions add column note text not null default 'carried';
 """
@@ -29,10 +37,10 @@ alter table sim_chain_transactions add column note text not null default 'carrie
 
 @pytest.fixture
 def newer_migrations(tmp_path: Path) -> Path:
-    """The shipped migrations and a 0005 that alters the carried ledger table."""
+    """The shipped migrations and a newer one that alters the carried ledger table."""
     directory = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, directory)
-    (directory / "0005_ledger_note.sql").write_text(LEDGER_MIGRATION)
+    (directory / f"{NEWER:04d}_ledger_note.sql").write_text(LEDGER_MIGRATION)
     return directory
 
 
@@ -74,11 +82,11 @@ async def test_a_swap_refuses_a_shadow_migrated_differently_and_changes_nothing(
     migrate(dsn, shadow, newer_migrations)
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        with pytest.raises(MigrationsDiffer, match="0005"):
+        with pytest.raises(MigrationsDiffer, match=f"{NEWER:04d}"):
             await swap(conn, live, shadow)
 
-    assert applied_versions(dsn, live) == [1, 2, 3, 4]
-    assert applied_versions(dsn, shadow) == [1, 2, 3, 4, 5]
+    assert applied_versions(dsn, live) == SHIPPED
+    assert applied_versions(dsn, shadow) == [*SHIPPED, NEWER]
     assert scalar(settings, "select order_id from {schema}.sim_chain_transactions") == \
         "chain-order"
     assert applied_versions(dsn, previous_schema(live)) == []  # no previous generation made
@@ -96,8 +104,8 @@ async def test_a_rebuild_shipping_a_ledger_migration_leaves_the_ledger_migrated(
 
     assert final.phase == "done" and final.projected == total
     live = settings.db_schema
-    assert applied_versions(dsn, live) == [1, 2, 3, 4, 5]
-    # The record is true for the carried table: 0005's column is there, on the carried row.
+    assert applied_versions(dsn, live) == [*SHIPPED, NEWER]
+    # The record is true for the carried table: the newer column is there, on the carried row.
     assert "note" in ledger_columns(settings, live)
     assert scalar(settings, "select note from {schema}.sim_chain_transactions"
                             " where order_id = 'chain-order'") == "carried"

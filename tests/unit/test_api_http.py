@@ -124,7 +124,7 @@ async def test_orders_without_a_key_get_different_ids(client: httpx.AsyncClient)
     assert first.json()["orderId"] != second.json()["orderId"]
 
 
-async def test_the_same_client_order_id_names_the_same_order_and_a_replay_is_200(
+async def test_the_same_client_order_id_names_the_same_order_and_a_replay_answers_as_the_first(
     client: httpx.AsyncClient, sender: RecordingSender
 ) -> None:
     body = {**ORDER, "clientOrderId": "bot-1"}
@@ -133,7 +133,7 @@ async def test_the_same_client_order_id_names_the_same_order_and_a_replay_is_200
     replay = await client.post("/api/orders/execute", content=b'{"tokenIn":"SOL","tokenOut":"USDC",'
                                b'"amount":1.50,"slippageTolerance":0.5,"clientOrderId":"bot-1"}')
 
-    assert (first.status_code, replay.status_code) == (201, 200)
+    assert (first.status_code, replay.status_code) == (201, 201)
     assert replay.json() == first.json()
     assert first.json()["orderId"] == order_id_for("bot-1")
     assert len(sender.sent) == 1  # the replay produced nothing: the command is in Kafka already
@@ -147,19 +147,19 @@ async def test_the_idempotency_key_header_works_like_client_order_id(
     )
     by_body = await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "k-9"})
 
-    assert by_header.status_code == 201 and by_body.status_code == 200
+    assert by_header.status_code == 201 and by_body.status_code == 201
     assert by_header.json()["orderId"] == by_body.json()["orderId"] == order_id_for("k-9")
     assert isinstance(sender.sent[0], ExecuteOrder) and sender.sent[0].terms.client_order_id == "k-9"
 
 
-async def test_a_key_reused_with_other_terms_is_409_and_nothing_is_sent(
+async def test_a_key_reused_with_other_terms_is_422_and_nothing_is_sent(
     client: httpx.AsyncClient, sender: RecordingSender
 ) -> None:
     await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "bot-2"})
     other_terms = {**ORDER, "amountIn": "2", "clientOrderId": "bot-2"}
     conflict = await client.post("/api/orders/execute", json=other_terms)
 
-    assert conflict.status_code == 409
+    assert conflict.status_code == 422
     assert conflict.json()["error"] == "idempotency_conflict"
     assert conflict.json()["detail"][0]["field"] == "clientOrderId"
     assert len(sender.sent) == 1

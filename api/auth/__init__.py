@@ -1,0 +1,1 @@
+"""API keys, scopes, ownership and per-key limits of the HTTP/WebSocket edge (issue #11)."""

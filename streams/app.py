@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from datetime import UTC, datetime, timedelta
@@ -67,7 +69,9 @@ class Engine:
         )
         self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
-        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded)
+        claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
+        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
+                                  claim=lambda p: self.outbox.claim(p, claimant))
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Final
 
 EPOCH_HEADER: Final = "oee-writer-epoch"  # on every event: the writer's claim offset (ASCII)
-CLAIM_HEADER: Final = "oee-claim"  # on a claim record (no key, no value): who claimed
+CLAIM_HEADER: Final = "oee-claim"  # on a claim record (no key; value = header): who claimed
 NO_EPOCH: Final = -1
 
 Headers = Iterable[tuple[str, bytes]]

@@ -53,7 +53,7 @@ class KafkaOutbox:
     async def claim(self, partition: int, claimant: str) -> int:
         """Append a claim record to `orders.events[partition]`; returns its offset once the
         broker has it (the writer's epoch on the partition, schemas.writer_fence)."""
-        delivered = await self._send(self._topics.events, None, None, partition,
+        delivered = await self._send(self._topics.events, None, claimant.encode(), partition,
                                      claim_headers(claimant))
         return int((await delivered).offset)
 

@@ -3,7 +3,8 @@
 Two writers of the same partition, as in a worker frozen past its session: A takes the
 partition and accepts an order; B (the new owner) claims the partition and folds it; A wakes up
 and, on its stale fold, appends the order's seq 3; B appends its own seq 3. Every reader of the
-event store sees B's history only.
+event store (the fold, the projector resuming between B's claim and A's late append) sees B's
+history only.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from domain.orders.commands import CancelOrder, RouteNotFound
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.status import OrderStatus
 from oee.settings import Settings
+from projections.projector import ProjectorOptions, project
 from schemas.codec import Codec
 from streams.event_store import EventStoreReader
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates, fold_partition
 from streams.outbox import KafkaOutbox
+from tests.integration.projection_support import scalar
 from tests.integration.test_event_store import accepted
 
 PARTITION = 1
@@ -85,6 +88,8 @@ async def test_a_deposed_writer_s_late_events_are_not_part_of_the_history(
         await settled((await deposed.handle(PARTITION, accepted(order_id))).settled)
 
         before_a_zombie = await owner.handle(PARTITION, cancel("other-order"))
+        # The projector stops right after B's claim: it must resume knowing B's epoch.
+        await project(provisioned, ProjectorOptions(until_end=True))
         zombie = await deposed.handle(PARTITION, cancel(order_id))  # on its stale fold
         await settled(zombie.settled)
         own = await owner.handle(PARTITION, no_route(order_id))
@@ -100,3 +105,9 @@ async def test_a_deposed_writer_s_late_events_are_not_part_of_the_history(
     assert folded.states.stale == 1 and folded.problems == ()
     order = folded.states.orders[order_id]
     assert (order.seq, order.status) == (own.events[-1].seq, OrderStatus.FAILED)
+
+    await project(provisioned, ProjectorOptions(until_end=True))
+    assert scalar(provisioned, "select status || ' ' || seq from {schema}.orders "
+                               "where order_id = %s", (order_id,)) == f"failed {order.seq}"
+    assert scalar(provisioned, "select type from {schema}.order_events where order_id = %s "
+                               "and seq = 3", (order_id,)) != "OrderCancelled"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.events import Event
+from projections.batch import Snapshots, decode_batch, fold_batch
 from schemas.writer_fence import (
     EPOCH_HEADER, Fence, Verdict, claim_headers, epoch_headers,
 )
@@ -75,3 +79,30 @@ async def test_the_writer_stamps_its_events_with_its_claim_on_the_partition() ->
     decided = await writer.handle(3, execute_order("a"))
 
     assert len(decided.events) == 2 and outbox.epochs == [17, 17]
+
+
+def consumer_record(offset: int, value: bytes, headers: list[tuple[str, bytes]],
+                    partition: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord("orders.events", partition, offset, 0, 0, None, value, None,
+                          0, len(value), headers)
+
+
+def test_the_projector_skips_claims_and_stale_records_and_carries_the_epoch_on() -> None:
+    a1, a2 = accepted("a")
+    statuses = WriterStatuses()
+    v1, v2 = (CODEC.encode_event(e, status=statuses.after(e)) for e in (a1, a2))
+    fences = {0: Fence(epoch=5)}  # as stored with the projection's offset
+    first = {TopicPartition("orders.events", 0): [
+        consumer_record(6, v1, epoch_headers(5)),
+        consumer_record(7, b"worker-b", CLAIM),
+        consumer_record(8, v2, epoch_headers(5)),  # the deposed writer, late
+    ]}
+    second = {TopicPartition("orders.events", 0): [consumer_record(9, v2, epoch_headers(7))]}
+
+    batch = decode_batch(CODEC, "orders.events", first, fences)
+    after = decode_batch(CODEC, "orders.events", second, fences)
+
+    assert [(i.offset, i.event) for i in batch.items] == [(6, a1)]
+    assert (batch.stale, batch.next_offsets, batch.epochs) == (1, {0: 9}, {0: 7})
+    assert [(i.offset, i.event) for i in after.items] == [(9, a2)]
+    assert fold_batch(CODEC, batch, Snapshots()).epochs == {0: 7}

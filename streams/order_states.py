@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -159,7 +160,9 @@ class OrderStates:
             await asyncio.wait(after)
         # Claim first, then read to the end: the end is past the claim, so the fold holds
         # everything a deposed writer appended before it, and nothing after it counts.
+        started = time.monotonic()
         epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
+        claim_ms = (time.monotonic() - started) * 1000
         records = await self._retrying(partition, "reading",
                                        lambda: self._reader.read_partition(partition))
         where = f"{self._reader.topic}[{partition}]"
@@ -170,9 +173,10 @@ class OrderStates:
         states = folded.states
         states.epoch = epoch
         self._states[partition] = states
-        log.info("partition %d: claimed at epoch %d, folded %d records into %d orders "
-                 "(%d quarantined, %d of deposed writers dropped)", partition, epoch,
-                 len(records), len(states.orders), len(states.quarantined), states.stale)
+        log.info("partition %d: claimed at epoch %d in %.1f ms, folded %d records into %d "
+                 "orders (%d quarantined, %d of deposed writers dropped)", partition, epoch,
+                 claim_ms, len(records), len(states.orders), len(states.quarantined),
+                 states.stale)
         self._on_loaded(partition, list(states.orders.values()))
 
     async def _retrying(self, partition: int, what: str,

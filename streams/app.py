@@ -174,6 +174,9 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         producer_acks=-1,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
+        # Faust's default is `<app id>-data` in the current directory: one stray directory
+        # per app id wherever a worker (or a test) happens to start.
+        datadir=str(settings.data_dir / "faust" / settings.engine_id),
     )
     engine = Engine(app, settings, database_url)
     _wire(app, engine)

@@ -169,6 +169,10 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         topic_disable_leader=True,
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
+        # Static membership: a restarted worker rejoins as itself and gets its partitions back
+        # without waiting out its dead predecessor's session (aiokafka group_instance_id).
+        consumer_group_instance_id=(f"{settings.engine_id}-{settings.worker_id}"
+                                    if settings.worker_id else None),
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         producer_linger=settings.stream_linger_ms / 1000,
         producer_acks=-1,

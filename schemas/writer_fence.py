@@ -12,8 +12,9 @@ it owns its partitions and appends what it decided on a stale fold, with `seq`s 
 also uses. Kafka cannot stop it (the Faust producer is not transactional, docs/pitfalls.md 3),
 so the successor announces itself in the log: on taking a partition it appends a claim record
 and folds up to it, and stamps every event it writes with its epoch, the claim's offset. An
-event whose epoch is older than the last claim before it comes from a deposed writer. Events
-without an epoch header (written before the fence existed) count until the first claim.
+event whose epoch is older than the last claim before it comes from a deposed writer. Records
+without an epoch header (written before the fence existed, or by a tool) are not fenced: they
+count, and what cannot be read is quarantined as before.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ class Fence:
             self.epoch = max(self.epoch, offset)
             return Verdict.CLAIM
         raw = found.get(EPOCH_HEADER)
-        if raw is None:  # written before the fence: counts until the first claim
-            return Verdict.EVENT if self.epoch == NO_EPOCH else Verdict.STALE
+        if raw is None:  # not from a fenced writer (history before the fence, a tool): counts,
+            return Verdict.EVENT  # and a bad one is quarantined like any other bad record
         epoch = _parse(raw)
         if epoch < self.epoch:
             return Verdict.STALE

@@ -51,6 +51,7 @@ class PartitionStates:
     quarantined: dict[str, str] = field(default_factory=dict)  # order id -> why
     epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
     stale: int = 0  # records of deposed writers the fold dropped
+    events: int = 0  # records the fold read as events (not claims, not stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
         if verdict is not Verdict.EVENT:
             states.stale += verdict is Verdict.STALE
             continue
+        states.events += 1
         owner = _order_of(record.key)
         try:
             if record.value is None:
@@ -173,9 +175,9 @@ class OrderStates:
         states = folded.states
         states.epoch = epoch
         self._states[partition] = states
-        log.info("partition %d: claimed at epoch %d in %.1f ms, folded %d records into %d "
-                 "orders (%d quarantined, %d of deposed writers dropped)", partition, epoch,
-                 claim_ms, len(records), len(states.orders), len(states.quarantined),
+        log.info("partition %d: folded %d events into %d orders (%d quarantined); claimed at "
+                 "epoch %d in %.1f ms, %d records of deposed writers dropped", partition,
+                 states.events, len(states.orders), len(states.quarantined), epoch, claim_ms,
                  states.stale)
         self._on_loaded(partition, list(states.orders.values()))
 

@@ -25,12 +25,12 @@ CLAIM = claim_headers("worker-b")
 
 def test_a_claim_moves_the_epoch_and_older_writers_become_stale() -> None:
     fence = Fence()
-    assert fence.judge(0, []) is Verdict.EVENT  # before any claim, unstamped records count
+    assert fence.judge(0, []) is Verdict.EVENT  # written before the fence
     assert fence.judge(1, CLAIM) is Verdict.CLAIM
     assert fence.judge(2, epoch_headers(1)) is Verdict.EVENT
     assert fence.judge(3, CLAIM) is Verdict.CLAIM
     assert fence.judge(4, epoch_headers(1)) is Verdict.STALE  # the deposed writer, late
-    assert fence.judge(5, []) is Verdict.STALE  # an unstamped writer after a claim
+    assert fence.judge(5, []) is Verdict.EVENT  # unfenced (a tool): the fold judges it
     assert fence.judge(6, [(EPOCH_HEADER, b"x")]) is Verdict.STALE
     assert fence.judge(7, epoch_headers(3)) is Verdict.EVENT
     assert fence.epoch == 3

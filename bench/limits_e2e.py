@@ -43,6 +43,7 @@ from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
 from producers.publisher import MarketPublisher
 from schemas.codec import Codec
+from schemas.writer_fence import Fence, Verdict
 
 OVERRIDES = {"venue_latency_min_ms": 0, "venue_latency_max_ms": 0, "confirm_delay_min_ms": 0,
              "confirm_delay_max_ms": 0, "transient_failure_rate": 0.0,
@@ -71,7 +72,12 @@ class Watch:
         await self._consumer.stop()
 
     async def _follow(self) -> None:
+        fences: dict[int, Fence] = {}
         async for record in self._consumer:
+            # A worker's claim on a partition is not an event (schemas.writer_fence).
+            fence = fences.setdefault(record.partition, Fence())
+            if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
+                continue
             event = self._codec.decode_event(record.value or b"")
             if isinstance(event, OrderWaiting):
                 self.waiting.add(event.order_id)

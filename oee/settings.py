@@ -189,6 +189,13 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, gt=0, description="How long a silent (killed) worker keeps its partitions."
     )
+    worker_id: str | None = Field(
+        None, description="A stable id of this worker, unique among the engine's workers: its "
+        "static membership of the consumer group (`<ENGINE_ID>-<WORKER_ID>`), so a restarted "
+        "worker takes its partitions back at once instead of after the dead one's session. "
+        "A static member never leaves the group on a clean stop: its partitions move only "
+        "after SESSION_TIMEOUT_S. Unset: dynamic membership."
+    )
     log_level: str = "WARNING"
 
     # --- oee run (supervision of its children) ------------------------------------------

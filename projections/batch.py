@@ -7,6 +7,10 @@ continues); produces the `order_events` rows to append, one `orders` row per tou
 applied, and the next offset per partition. No I/O: the store loads the snapshots and
 writes the rows, in one transaction.
 
+Only what the writer fence counts is decoded (`schemas.writer_fence`): claim records and the
+events a deposed writer appended after its successor's claim are skipped, and each
+partition's fence epoch goes into the batch, to be stored with its next offset.
+
 Exactly-once lives here and in the store: an event whose seq the order has already reached
 is a duplicate (a redelivery, or an event re-decided after a crash) and changes nothing.
 
@@ -32,6 +36,7 @@ from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from readmodel.rows import EventRow, OrderRow, event_row, order_row
 from schemas.codec import Codec, CodecError
+from schemas.writer_fence import Fence, Verdict
 
 RejectRow = tuple[str, int, int, str | None, int | None, str, bytes | None]
 
@@ -57,6 +62,8 @@ class DecodedBatch:
     topic: str
     items: list[Decoded] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
+    epochs: dict[int, int] = field(default_factory=dict)  # partition -> fence epoch after it
+    stale: int = 0  # records of deposed writers skipped
 
     @property
     def max_seqs(self) -> dict[str, int]:
@@ -80,21 +87,32 @@ class BatchRows:
     orders: list[OrderRow] = field(default_factory=list)
     rejects: list[RejectRow] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
+    epochs: dict[int, int] = field(default_factory=dict)
     duplicates: int = 0
 
 
 def decode_batch(
-    codec: Codec, topic: str, records: Mapping[Any, Iterable[ConsumerRecord[Any, Any]]]
+    codec: Codec, topic: str, records: Mapping[Any, Iterable[ConsumerRecord[Any, Any]]],
+    fences: dict[int, Fence] | None = None,
 ) -> DecodedBatch:
-    """Decode every record of a `getmany` result, partition by partition, in offset order."""
+    """Decode every record of a `getmany` result the writer fence counts, partition by
+    partition, in offset order. `fences` (per partition, updated in place) carry on from the
+    previous batch; a partition without one starts from the beginning of the log."""
     batch = DecodedBatch(topic)
+    fences = {} if fences is None else fences
     for tp, partition_records in records.items():
+        fence = fences.setdefault(tp.partition, Fence())
         last = -1
         for record in partition_records:
             last = record.offset
-            batch.items.append(_decode(codec, record))
+            verdict = fence.judge(record.offset, record.headers)
+            if verdict is Verdict.EVENT:
+                batch.items.append(_decode(codec, record))
+            else:
+                batch.stale += verdict is Verdict.STALE
         if last >= 0:
             batch.next_offsets[tp.partition] = last + 1
+            batch.epochs[tp.partition] = fence.epoch
     return batch
 
 
@@ -124,7 +142,7 @@ class Snapshots:
 
 def fold_batch(codec: Codec, batch: DecodedBatch, snapshots: Snapshots) -> BatchRows:
     """Fold `batch` onto `snapshots` (updated in place) and return the rows to write."""
-    rows = BatchRows(next_offsets=dict(batch.next_offsets))
+    rows = BatchRows(next_offsets=dict(batch.next_offsets), epochs=dict(batch.epochs))
     touched: dict[str, None] = {}  # insertion-ordered set
     for item in batch.items:
         if item.event is None:

@@ -35,6 +35,7 @@ from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.kafka_offsets import KafkaOffsets
 from projections.batch import BatchRows, decode_batch, fold_batch
+from schemas.writer_fence import Fence
 from projections.store import ProjectionStore, SchemaMissing, SchemaSwapped, connect
 from schemas.codec import Codec
 
@@ -143,6 +144,7 @@ class _Runner:
         self.codec = codec
         self.stop = stop
         self.stats = ProjectorStats()
+        self.fences: dict[int, Fence] = {}  # per partition, from the stored epochs (_seek)
         self._last_log = time.monotonic()
 
     async def run(self, consumer: AIOKafkaConsumer) -> ProjectorStats:
@@ -186,8 +188,11 @@ class _Runner:
     async def _seek(
         self, consumer: AIOKafkaConsumer, store: ProjectionStore, tps: list[TopicPartition]
     ) -> dict[int, int]:
-        """Seek every partition to its stored offset: what was never committed is re-read."""
-        positions = await store.offsets(tp.partition for tp in tps)
+        """Seek every partition to its stored offset: what was never committed is re-read,
+        judged by the writer fence as it stood at that offset."""
+        stored = await store.positions(tp.partition for tp in tps)
+        self.fences = {p: Fence(epoch) for p, (_, epoch) in stored.items()}
+        positions = {p: offset for p, (offset, _) in stored.items()}
         for tp in tps:
             consumer.seek(tp, positions[tp.partition])
         return positions
@@ -208,7 +213,7 @@ class _Runner:
             records = await consumer.getmany(timeout_ms=200, max_records=options.max_records)
             if not records:
                 continue
-            batch = decode_batch(codec, self.topic, records)
+            batch = decode_batch(codec, self.topic, records, self.fences)
             rows = await store.apply(
                 batch.max_seqs, lambda snapshots: fold_batch(codec, batch, snapshots)
             )

@@ -28,6 +28,7 @@ from domain.orders.events import Event
 from projections.audit import Coordinates, SeqAudit
 from projections.kafka_offsets import KafkaOffsets
 from schemas.codec import Codec, CodecError
+from schemas.writer_fence import Fence, Verdict
 
 FETCH_BYTES = 16 * 1024 * 1024
 
@@ -130,11 +131,16 @@ class Replayer:
         key = selection.order_id.encode() if selection.order_id is not None else None
         low = _ms(selection.start) if selection.start is not None else None
         high = _ms(selection.end) if selection.end is not None else None
+        fence = Fence()  # from mid-log it learns the epoch from the first event it reads
         while await consumer.position(tp) < selected.stop:
             batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
             for record in batches.get(tp, []):
                 if record.offset >= selected.stop:
                     break
+                # Every record goes past the fence (claims have no key): a claim, or an
+                # event a deposed writer appended after it, is not part of the history.
+                if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
+                    continue
                 if key is not None and record.key != key:
                     continue
                 if (low is not None and record.timestamp < low) or (

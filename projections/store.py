@@ -37,6 +37,7 @@ from domain.orders.state import OrderState, is_terminal
 from projections.batch import BatchRows, Snapshots
 from readmodel.event_json import EventReader
 from readmodel.rows import EVENT_COLUMNS, ORDER_COLUMNS
+from schemas.writer_fence import NO_EPOCH
 
 Connection = psycopg.AsyncConnection[Any]
 _STAGED_EVENTS: Final = sql.Identifier("projector_staged_events")
@@ -89,10 +90,15 @@ class ProjectionStore:
 
     async def offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset to read per partition (0 for a partition never projected)."""
+        return {p: offset for p, (offset, _) in (await self.positions(partitions)).items()}
+
+    async def positions(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Per partition, the next offset to read and the writer fence's epoch there
+        (0 and NO_EPOCH for a partition never projected)."""
         wanted = list(partitions)
         cur = await self._conn.execute(self._sql.offsets, (self.group, self.topic, wanted))
-        stored = {partition: offset for partition, offset in await cur.fetchall()}
-        return {partition: stored.get(partition, 0) for partition in wanted}
+        stored = {partition: (offset, epoch) for partition, offset, epoch in await cur.fetchall()}
+        return {partition: stored.get(partition, (0, NO_EPOCH)) for partition in wanted}
 
     async def apply(
         self,
@@ -142,9 +148,11 @@ class ProjectionStore:
             async with conn.cursor() as cur:
                 await cur.executemany(self._sql.insert_reject, rows.rejects)
         if rows.next_offsets:
-            partitions, offsets = zip(*rows.next_offsets.items(), strict=True)
+            partitions = list(rows.next_offsets)
+            offsets = [rows.next_offsets[p] for p in partitions]
+            epochs = [rows.epochs.get(p, NO_EPOCH) for p in partitions]
             await conn.execute(
-                self._sql.save_offsets, (self.group, self.topic, list(partitions), list(offsets))
+                self._sql.save_offsets, (self.group, self.topic, partitions, offsets, epochs)
             )
 
     async def _schema_oid(self) -> int:
@@ -208,7 +216,7 @@ class _Statements:
             for column in ORDER_COLUMNS[1:]
         )
         self.offsets = sql.SQL(
-            "select partition, next_offset from {} "
+            "select partition, next_offset, writer_epoch from {} "
             "where consumer_group = %s and topic = %s and partition = any(%s)"
         ).format(offsets)
         self.load_histories = sql.SQL(
@@ -233,11 +241,14 @@ class _Statements:
             "values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
         ).format(sql.Identifier(schema, "projection_rejects"))
         # Offsets only move forward, whoever writes them.
+        # The fence epoch only moves forward either.
         self.save_offsets = sql.SQL(
-            "insert into {0} as p (consumer_group, topic, partition, next_offset) "
-            "select %s, %s, partition, next_offset "
-            "from unnest(%s::int[], %s::bigint[]) as t(partition, next_offset) "
+            "insert into {0} as p (consumer_group, topic, partition, next_offset, writer_epoch) "
+            "select %s, %s, partition, next_offset, writer_epoch "
+            "from unnest(%s::int[], %s::bigint[], %s::bigint[]) "
+            "as t(partition, next_offset, writer_epoch) "
             "on conflict (consumer_group, topic, partition) "
-            "do update set next_offset = greatest(p.next_offset, excluded.next_offset)"
+            "do update set next_offset = greatest(p.next_offset, excluded.next_offset), "
+            "writer_epoch = greatest(p.writer_epoch, excluded.writer_epoch)"
         ).format(offsets)
 

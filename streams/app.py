@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from datetime import UTC, datetime, timedelta
@@ -67,7 +69,9 @@ class Engine:
         )
         self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
-        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded)
+        claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
+        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
+                                  claim=lambda p: self.outbox.claim(p, claimant))
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
@@ -165,11 +169,18 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         topic_disable_leader=True,
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
+        # Static membership: a restarted worker rejoins as itself and gets its partitions back
+        # without waiting out its dead predecessor's session (aiokafka group_instance_id).
+        consumer_group_instance_id=(f"{settings.engine_id}-{settings.worker_id}"
+                                    if settings.worker_id else None),
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         producer_linger=settings.stream_linger_ms / 1000,
         producer_acks=-1,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
+        # Faust's default is `<app id>-data` in the current directory: one stray directory
+        # per app id wherever a worker (or a test) happens to start.
+        datadir=str(settings.data_dir / "faust" / settings.engine_id),
     )
     engine = Engine(app, settings, database_url)
     _wire(app, engine)

@@ -1,6 +1,6 @@
 """Reads one partition of the event store (`orders.events`) from offset 0 to its current end.
 
-Produces the raw records (offset, key, value), undecoded: the fold (`streams.order_states`)
+Produces the raw records (offset, key, value, headers), undecoded: the fold (`streams.order_states`)
 decides what a record it cannot read means, so one bad record can never make the whole
 partition unreadable. The order agent folds the partition when it is assigned it: the event
 store is the aggregate's changelog, so state can never be ahead of what is durable in Kafka.
@@ -20,6 +20,7 @@ class StoredRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()  # the writer fence's (schemas.writer_fence)
 
 
 class EventStoreReader:
@@ -56,5 +57,6 @@ class EventStoreReader:
             for record in batches.get(tp, []):
                 if record.offset >= end:
                     break
-                records.append(StoredRecord(record.offset, record.key, record.value))
+                records.append(StoredRecord(record.offset, record.key, record.value,
+                                            tuple(record.headers or ())))
         return records

@@ -123,7 +123,8 @@ class OrderWriter:
             assert state.status is not None  # evolve never leaves an accepted order without one
             statuses.append(state.status)
         # The status after each event goes into its envelope: readers need not fold again.
-        deliveries = await self._outbox.events(partition, events, statuses)
+        deliveries = await self._outbox.events(partition, events, statuses,
+                                               partition_states.epoch)
         work = work_after(state, events)
         settled = asyncio.ensure_future(self._hand_on(deliveries, work))
         self._unsettled[state.order_id] = settled

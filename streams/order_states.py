@@ -6,6 +6,11 @@ for stalled orders even if no command ever arrives for them) and the agent await
 deciding anything for that partition. Revoked partitions are forgotten: their next owner folds
 them anew.
 
+Taking a partition starts with a claim (`schemas.writer_fence`): the loader appends a claim
+record to `orders.events[p]` and folds up to and past it, and the partition's states carry the
+claim's offset as the epoch every event the writer appends is stamped with. Records a deposed
+writer appended after a later claim are dropped by the fold, as by every other reader.
+
 A record that cannot be decoded or folded is quarantined, never fatal to the partition: it is
 logged with its topic, partition and offset and counted (`quarantined_records`), and only the
 order it belongs to (its key, or the event's order id) is set aside with the reason; the rest of
@@ -16,21 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
+from schemas.writer_fence import Fence, Verdict
 from streams.event_store import EventStoreReader, StoredRecord
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Loaded = Callable[[int, list[OrderState]], None]
 Decode = Callable[[bytes], Event]
+Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
 
 
 @dataclass(slots=True)
@@ -39,6 +49,9 @@ class PartitionStates:
 
     orders: dict[str, OrderState] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)  # order id -> why
+    epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
+    stale: int = 0  # records of deposed writers the fold dropped
+    events: int = 0  # records the fold read as events (not claims, not stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +73,13 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
             states.orders.pop(order_id, None)
             states.quarantined[order_id] = problem
 
+    fence = Fence()
     for record in records:
+        verdict = fence.judge(record.offset, record.headers)
+        if verdict is not Verdict.EVENT:
+            states.stale += verdict is Verdict.STALE
+            continue
+        states.events += 1
         owner = _order_of(record.key)
         try:
             if record.value is None:
@@ -95,8 +114,10 @@ def _order_of(key: bytes | None) -> str | None:
 
 
 class OrderStates:
-    def __init__(self, reader: EventStoreReader, decode: Decode, on_loaded: Loaded) -> None:
+    def __init__(self, reader: EventStoreReader, decode: Decode, on_loaded: Loaded,
+                 claim: Claim) -> None:
         self._reader = reader
+        self._claim = claim
         self._decode = decode
         self._on_loaded = on_loaded
         self._states: dict[int, PartitionStates] = {}
@@ -139,25 +160,37 @@ class OrderStates:
     async def _load(self, partition: int, after: Sequence[Delivery] = ()) -> None:
         if after:
             await asyncio.wait(after)
-        records = await self._read_with_retry(partition)
+        # Claim first, then read to the end: the end is past the claim, so the fold holds
+        # everything a deposed writer appended before it, and nothing after it counts.
+        started = time.monotonic()
+        epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
+        claim_ms = (time.monotonic() - started) * 1000
+        records = await self._retrying(partition, "reading",
+                                       lambda: self._reader.read_partition(partition))
         where = f"{self._reader.topic}[{partition}]"
         folded = fold_partition(where, records, self._decode)
         for problem in folded.problems:
             log.error("quarantined %s", problem)
         self.quarantined_records += len(folded.problems)
         states = folded.states
+        states.epoch = epoch
         self._states[partition] = states
-        log.info("partition %d: folded %d events into %d orders (%d quarantined)", partition,
-                 len(records), len(states.orders), len(states.quarantined))
+        log.info("partition %d: folded %d events into %d orders (%d quarantined); claimed at "
+                 "epoch %d in %.1f ms, %d records of deposed writers dropped", partition,
+                 states.events, len(states.orders), len(states.quarantined), epoch, claim_ms,
+                 states.stale)
         self._on_loaded(partition, list(states.orders.values()))
 
-    async def _read_with_retry(self, partition: int) -> list[StoredRecord]:
-        """Without its history a partition cannot decide anything: keep trying, loudly."""
+    async def _retrying(self, partition: int, what: str,
+                        attempt: Callable[[], Awaitable[T]]) -> T:
+        """Without its claim and history a partition cannot decide anything: keep trying,
+        loudly."""
         delay = 0.5
         while True:
             try:
-                return await self._reader.read_partition(partition)
+                return await attempt()
             except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("partition %d: event store unreadable (%r); retrying", partition, exc)
+                log.warning("partition %d: %s the event store failed (%r); retrying",
+                            partition, what, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

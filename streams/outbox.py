@@ -21,6 +21,7 @@ from domain.work import ExecuteSwap, QuoteRoute, Work
 from marketdata.topics import topic_of
 from oee.settings import Topics
 from schemas.codec import Codec
+from schemas.writer_fence import claim_headers, epoch_headers
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,22 @@ class KafkaOutbox:
         self._codec = codec
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
+                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
         # Same partition number as the command: the event store stays co-partitioned with
-        # the commands by construction, whatever partitioner a client uses.
+        # the commands by construction, whatever partitioner a client uses. The epoch header
+        # lets every reader drop what this writer appends once a successor has claimed.
+        headers = None if epoch is None else epoch_headers(epoch)
         return [await self._send(self._topics.events, event.order_id.encode(),
-                                 self._codec.encode_event(event, status=status), partition)
+                                 self._codec.encode_event(event, status=status), partition,
+                                 headers)
                 for event, status in zip(events, statuses, strict=True)]
+
+    async def claim(self, partition: int, claimant: str) -> int:
+        """Append a claim record to `orders.events[partition]`; returns its offset once the
+        broker has it (the writer's epoch on the partition, schemas.writer_fence)."""
+        delivered = await self._send(self._topics.events, None, claimant.encode(), partition,
+                                     claim_headers(claimant))
+        return int((await delivered).offset)
 
     async def command(self, command: Command) -> Delivery:
         return await self._send(self._topics.commands, command.order_id.encode(),

@@ -38,8 +38,9 @@ class Outbox(Protocol):
     """Produces records; each call returns once the records are enqueued, with their futures."""
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
-        """`statuses[i]`: the order's status after `events[i]`, for the event's envelope."""
+                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
+        """`statuses[i]`: the order's status after `events[i]`, for the event's envelope;
+        `epoch`: the writer's claim on the partition (schemas.writer_fence)."""
         ...
 
     async def work(self, work: Work) -> Delivery: ...

@@ -17,6 +17,8 @@ def run_worker(settings: Settings) -> None:
         raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
                          "(`oee run` sets both)")
     app = create_app(settings, settings.database_url)
+    # Faust creates only the last level of its data directory (settings.data_dir/faust/<id>).
+    app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
 

@@ -25,6 +25,7 @@ from domain.orders.status import OrderStatus
 from oee.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import CodecError
+from schemas.writer_fence import Fence, Verdict
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
@@ -115,7 +116,12 @@ class EventLog:
         await self._consumer.stop()
 
     async def _follow(self) -> None:
+        fences: dict[int, Fence] = {}
         async for record in self._consumer:
+            # A worker's claim, or a deposed writer's late event, is not part of the history.
+            fence = fences.setdefault(record.partition, Fence())
+            if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
+                continue
             try:
                 envelope = self._codec.decode_envelope(record.value)
             except CodecError:  # a test put garbage into the store on purpose

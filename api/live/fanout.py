@@ -27,6 +27,7 @@ from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
 from domain.orders.events import OrderAccepted
 from schemas.codec import Codec, CodecError
+from schemas.writer_fence import Fence, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Fanout:
         self._by_order: dict[str, set[Feed]] = {}
         self._all: dict[Feed, Matcher] = {}
         self.start_offsets: dict[int, int] = {}  # partition -> first offset read live
+        self._fences: dict[int, Fence] = {}  # partition -> the writer fence read so far
         self._ready = asyncio.Event()
         self._last_error: str | None = None
         self.stats = FanoutStats()
@@ -221,6 +223,11 @@ class Fanout:
     def _message_of(self, record: ConsumerRecord[bytes, bytes]) -> OrderMessage | None:
         """Decode and encode once; every subscriber shares the result."""
         self.stats.records += 1
+        # Claims and what a deposed writer appends after its successor's claim are not
+        # events of the store (schemas.writer_fence); the fence learns the epoch as it goes.
+        fence = self._fences.setdefault(record.partition, Fence())
+        if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
+            return None
         try:
             envelope = self._codec.decode_envelope(record.value or b"")
         except CodecError as error:  # the order agent dead-letters; the edge only skips

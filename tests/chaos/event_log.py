@@ -5,6 +5,9 @@ the engine does is disturbed) and keeps, per order, what each record says: seq, 
 where and when it was written. A record that does not decode is kept as garbage, not dropped:
 the checker reports it. Decoding uses the one codec call that is part of the contract,
 `Codec.decode_event`; of the event only its type name, order id, seq and event id are read.
+What is an event is the record contract's writer fence (`schemas.writer_fence`): a claim
+record, or an event a deposed writer appended after its successor's claim, is not part of
+the history (counted in `stale`, and shown by the checker, never as an event).
 
 Also reads how many records sit in the dead-letter topic.
 """
@@ -21,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from oee.settings import Settings
 from schemas.codec import Codec
+from schemas.writer_fence import Fence, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,9 @@ class EventLog:
     by_order: dict[str, list[EventRecord]] = field(default_factory=dict)
     by_partition: dict[int, list[EventRecord]] = field(default_factory=dict)
     garbage: list[Garbage] = field(default_factory=list)
+    fences: dict[int, Fence] = field(default_factory=dict)
+    claims: int = 0
+    stale: int = 0
     next_offsets: dict[int, int] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
 
@@ -138,7 +145,12 @@ class EventFollower:
                 continue
             for tp, records in batches.items():
                 for record in records:
-                    self._add(tp.partition, record.offset, record.timestamp, record.value)
+                    verdict = self.log.fences.setdefault(tp.partition, Fence()).judge(
+                        record.offset, record.headers)
+                    self.log.claims += verdict is Verdict.CLAIM
+                    self.log.stale += verdict is Verdict.STALE
+                    if verdict is Verdict.EVENT:
+                        self._add(tp.partition, record.offset, record.timestamp, record.value)
                     self.log.next_offsets[tp.partition] = record.offset + 1
 
     def _add(self, partition: int, offset: int, timestamp_ms: int, value: bytes | None) -> None:

@@ -58,7 +58,9 @@ class System:
         self.base_url = f"http://127.0.0.1:{self.settings.api_port}"
         self.projector = OeeProcess(self.settings, "projector", "projector")
         self.api = OeeProcess(self.settings, "api", "api")
-        self.workers = [OeeProcess(self.settings, "worker", f"worker{i}") for i in range(workers)]
+        # Each worker a static member of the group (WORKER_ID), as `oee run` starts its own.
+        self.workers = [OeeProcess(self.settings.model_copy(update={"worker_id": f"worker{i}"}),
+                                   "worker", f"worker{i}") for i in range(workers)]
         self.follower = EventFollower(self.settings)
         self.warmup_order: str | None = None
         self._began = time.monotonic()

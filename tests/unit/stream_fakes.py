@@ -52,10 +52,12 @@ class FakeOutbox:
     reject_next: int = 0  # this many of the next deliveries fail (the broker refuses)
     sent: list[Sent] = field(default_factory=list)
     statuses: list[OrderStatus] = field(default_factory=list)  # each event's, in order
+    epochs: list[int | None] = field(default_factory=list)  # each event's writer epoch
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus]) -> list[Delivery]:
+                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
         self.statuses.extend(statuses)
+        self.epochs.extend([epoch] * len(events))
         return [self._record("events", event, partition) for event in events]
 
     async def work(self, work: Work) -> Delivery:

@@ -1,0 +1,36 @@
+"""How a stream worker is configured: Faust's data directory under the settings' data
+directory, and static membership of the consumer group when it has a WORKER_ID.
+
+Faust's default (`<app id>-data` in the current directory) littered the repository root with
+one directory per test app, and a worker started from elsewhere wrote into that directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oee.settings import Settings
+from streams.app import create_app
+
+
+def test_the_faust_data_directory_is_under_the_settings_data_directory(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
+                        engine_id="oee-datadir-test")
+
+    app = create_app(settings, "postgresql://127.0.0.1:9/none")
+
+    assert Path(app.conf.datadir).resolve().is_relative_to(tmp_path.resolve())
+
+
+def test_a_worker_with_an_id_is_a_static_member_of_the_group(tmp_path: Path) -> None:
+    static = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
+                      engine_id="oee-e", worker_id="w1")
+    dynamic = static.model_copy(update={"worker_id": None})
+
+    app = create_app(static, "postgresql://127.0.0.1:9/none")
+
+    assert app.conf.consumer_group_instance_id == "oee-e-w1"
+    assert create_app(dynamic, "postgresql://127.0.0.1:9/none").conf \
+        .consumer_group_instance_id is None

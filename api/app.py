@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry
 
-from api import health, market_prices, metrics, orders, projections_api, queries, quotes
+from api import (health, http_metrics, market_prices, metrics, orders, projections_api, queries,
+                 quotes)
 from api.deps import Edge
 from api.errors import install_error_handlers
 from api.legacy_routes import install_legacy_routes
@@ -46,6 +48,10 @@ def create_app(open_edge: OpenEdge, *, read_side: bool = True) -> FastAPI:
         dependencies=[Depends(only_declared_query)],
     )
     install_error_handlers(app)
+    app.state.metrics_registry = CollectorRegistry()  # this process's figures only
+    app.add_middleware(http_metrics.Instrumented,
+                       metrics=http_metrics.ApiMetrics(app.state.metrics_registry))
+    app.include_router(http_metrics.router)
     install_legacy_routes(app, read_side=read_side)  # first: see api.legacy_routes
     app.include_router(health.router)
     app.include_router(orders.router)

@@ -27,6 +27,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
         http="auto",
         lifespan="on",
         log_level=settings.log_level.lower(),
+        log_config=None,  # the process's logging is telemetry.logs' (JSON or text, redacted)
     )
 
 

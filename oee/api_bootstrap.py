@@ -47,6 +47,7 @@ from projections.kafka_offsets import KafkaOffsets
 from projections.monitor import ProjectionMonitor, RebuildRunner
 from projections.rebuild import RebuildOptions
 from schemas.codec import Codec
+from telemetry.logs import configure
 
 OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
 
@@ -171,4 +172,5 @@ def _utc_now() -> datetime:
 def main() -> None:
     """Serve the API of the environment's settings (`python -m api.server`)."""
     settings = Settings()
+    configure(settings.log_level, settings.log_format, "api")
     serve(bootstrap(settings), settings)

@@ -20,10 +20,13 @@ from domain.orders.status import OrderStatus
 from domain.work import ExecuteSwap, QuoteRoute, Work
 from marketdata.topics import topic_of
 from oee.settings import Topics
+from schemas import headers as record_headers
 from schemas.codec import Codec
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
+
+SOURCE = "/oee/worker"  # the records' ce_source
 
 
 class Producer(Protocol):
@@ -43,17 +46,19 @@ class KafkaOutbox:
         # Same partition number as the command: the event store stays co-partitioned with
         # the commands by construction, whatever partitioner a client uses.
         return [await self._send(self._topics.events, event.order_id.encode(),
-                                 self._codec.encode_event(event, status=status), partition)
+                                 self._codec.encode_event(event, status=status), partition,
+                                 subject=event)
                 for event, status in zip(events, statuses, strict=True)]
 
     async def command(self, command: Command) -> Delivery:
         return await self._send(self._topics.commands, command.order_id.encode(),
-                                self._codec.encode_command(command))
+                                self._codec.encode_command(command), subject=command)
 
     async def work(self, work: Work) -> Delivery:
         topic = self._topics.routing if isinstance(work, QuoteRoute) else self._topics.execution
         assert isinstance(work, QuoteRoute | ExecuteSwap)
-        return await self._send(topic, work.order_id.encode(), self._codec.encode_work(work))
+        return await self._send(topic, work.order_id.encode(), self._codec.encode_work(work),
+                                subject=work)
 
     async def market(self, events: Sequence[MarketEvent]) -> None:
         """Publish market events (a swap's impact), keyed by pair; return once all are acked."""
@@ -77,6 +82,9 @@ class KafkaOutbox:
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None,
                     partition: int | None = None,
-                    headers: list[tuple[str, bytes]] | None = None) -> Delivery:
+                    headers: list[tuple[str, bytes]] | None = None,
+                    subject: record_headers.Subject | None = None) -> Delivery:
+        if subject is not None:  # what consumers route and trace by, without decoding
+            headers = [*(headers or []), *record_headers.build(subject, SOURCE)]
         pending = await self._producer.send(topic, key, value, partition, None, headers)
         return asyncio.ensure_future(pending)

@@ -10,6 +10,7 @@ import faust
 
 from oee.settings import Settings
 from streams.app import create_app
+from telemetry.logs import logging_config
 
 
 def run_worker(settings: Settings) -> None:
@@ -17,7 +18,9 @@ def run_worker(settings: Settings) -> None:
         raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
                          "(`oee run` sets both)")
     app = create_app(settings, settings.database_url)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,
+                          logging_config=logging_config(settings.log_level, settings.log_format,
+                                                        "worker"))
     worker.execute_from_commandline()
 
 

@@ -6,11 +6,11 @@ Consumes the read model (`orders`) through the process's one pool and the lag fi
   out of confirmed + failed), lifecycle duration p50/p99 (created -> terminal, over the most
   recent `LIFECYCLE_SAMPLE` orders), the lag of every consumer group that commits to Kafka
   (the stream workers) and the projector's lag (its offsets in PostgreSQL);
-(Prometheus' `GET /metrics` is `api.http_metrics`: this process's own figures, no SQL; the
-engine-wide order counts are the projector's `oee_orders` gauge.)
 - `GET /ready`: 200 when Kafka and PostgreSQL answer and the projector is at most
   `max_projection_lag` events behind, else 503 with the failing checks (PostgreSQL down
   reads `"postgres": {"ok": false, "error": ...}`).
+Prometheus' `GET /metrics` is `api.http_metrics`: this process's own figures and no SQL; the
+engine-wide order counts are the projector's `oee_orders` gauge.
 
 The summary answers 503 with Retry-After while PostgreSQL or Kafka is out of reach.
 """

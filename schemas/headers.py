@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Union
 
 from domain.market_events import BaseMarketEvent
@@ -30,7 +30,7 @@ TYPE: Final = "ce_type"  # the record's type: OrderAccepted, ExecuteOrder, Quote
 ID: Final = "ce_id"  # event id / command id; derived for work items, fresh for the rest
 SOURCE: Final = "ce_source"  # the producing process: /oee/api, /oee/worker, /oee/feed
 SPEC_VERSION: Final = "ce_specversion"
-TIME: Final = "ce_time"  # RFC 3339, the record's own time (occurred / issued)
+TIME: Final = "ce_time"  # RFC 3339: occurred / issued; a work item's production time
 CONTENT_TYPE: Final = "content-type"
 ORDER_ID: Final = "oee_order_id"
 CORRELATION_ID: Final = "oee_correlation_id"
@@ -96,10 +96,11 @@ def _id_of(subject: Subject) -> str:
     return str(uuid.uuid4())
 
 
-def _time_of(subject: Subject) -> str | None:
+def _time_of(subject: Subject) -> str:
+    """The record's own time; a work item has none, so it is stamped as it is produced."""
     at: datetime | None = getattr(subject, "occurred_at", None) or getattr(
         subject, "issued_at", None)
-    return at.isoformat() if at is not None else None
+    return (at or datetime.now(UTC)).isoformat()
 
 
 def _as_dict(headers: RawHeaders) -> dict[str, str]:

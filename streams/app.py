@@ -23,7 +23,7 @@ import faust
 from faust.types import TP, Message
 
 from domain.market import Market
-from domain.orders.commands import Command
+from domain.orders.commands import Command, ExecuteOrder
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import OrderState
 from domain.work import ExecuteSwap, QuoteRoute
@@ -119,8 +119,10 @@ class Engine:
         headers = RecordHeaders.parse(cast(Any, message.headers))
         order_id = headers.order_id or (message.key.decode("utf-8", "replace")
                                         if isinstance(message.key, bytes) else None)
-        correlation = (command.correlation_id if command is not None else None) \
-            or headers.correlation_id
+        correlation = headers.correlation_id
+        if command is not None:  # an order's correlation id is the command that created it
+            correlation = command.correlation_id or correlation or (
+                command.command_id if isinstance(command, ExecuteOrder) else None)
         set_current(WorkContext(order_id=order_id, correlation_id=correlation,
                                 trace=headers.trace or TraceContext.new()))
 

@@ -9,10 +9,10 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError, OutOfOrderSequenceNumber
 from aiokafka.structs import RecordMetadata, TopicPartition
 
-from schemas.headers import RecordHeaders
-from telemetry.context import TraceContext, bound
 from api.command_bus import CommandBus, CommandNotDelivered, CommandTopicUnavailable, Producer
 from domain.orders.commands import CancelOrder, Command
+from schemas.headers import RecordHeaders
+from telemetry.context import TraceContext, bound
 
 TOPIC = "orders.commands"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -22,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
     generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from telemetry.context import TraceContext, WorkContext, set_current
+from telemetry.context import TraceContext, WorkContext, current, set_current
+from telemetry.tracing import Tracer
 
 # POST /api/orders/execute is one acknowledged Kafka send: milliseconds, not seconds.
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1,
@@ -51,16 +52,20 @@ class ApiMetrics:
 class Instrumented:
     """ASGI middleware: the request's trace context, then its latency and count."""
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
-        self._app, self._metrics = app, metrics
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, tracer: Tracer) -> None:
+        self._app, self._metrics, self._tracer = app, metrics, tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
         parent = TraceContext.parse(_header(scope, b"traceparent"))
-        trace = parent.child() if parent is not None else TraceContext.new()
-        set_current(WorkContext(trace=trace))  # this request's task (and what it spawns)
+        set_current(WorkContext(trace=self._tracer.continued(parent)))
+        with self._tracer.span(f"{scope['method']} {scope['path']}"):
+            await self._measured(scope, receive, send)
+
+    async def _measured(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trace = current().trace or TraceContext.new()  # this request's span
         began, status = time.perf_counter(), 500
 
         async def sending(message: Message) -> None:

@@ -48,6 +48,7 @@ from projections.monitor import ProjectionMonitor, RebuildRunner
 from projections.rebuild import RebuildOptions
 from schemas.codec import Codec
 from telemetry.logs import configure
+from telemetry.tracing import tracer_of
 
 OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
 
@@ -78,7 +79,7 @@ def bootstrap(
     no live feed), for tests of the command routes."""
     chosen = replacements or Replacements()
     return create_app(lambda: open_edge(settings, chosen, read_side=read_side),
-                      read_side=read_side)
+                      read_side=read_side, tracer=tracer_of(settings.otel_enabled, "api"))
 
 
 @asynccontextmanager

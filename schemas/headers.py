@@ -66,12 +66,13 @@ class RecordHeaders:
 
 def build(subject: Subject, source: str) -> list[tuple[str, bytes]]:
     """The headers of a record carrying `subject`, produced by `source`, in the current
-    context: its trace continues (a new span of the current trace, or a new trace)."""
+    context: its `traceparent` names the current span (the request's, the record's being
+    handled) as the parent of whatever consumes it; outside any trace it starts one."""
     work = current()
     order_id = getattr(subject, "order_id", None)
     correlation = getattr(subject, "correlation_id", None) or (
         work.correlation_id if order_id is not None and order_id == work.order_id else None)
-    trace = work.trace.child() if work.trace is not None else TraceContext.new()
+    trace = work.trace or TraceContext.new()
     pairs: list[tuple[str, str | None]] = [
         (TYPE, type(subject).__name__),
         (ID, _id_of(subject)),

@@ -48,8 +48,9 @@ from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.trigger_stage import TriggerStage
 from telemetry.consumer import ConsumerProgress
-from telemetry.context import TraceContext, WorkContext, set_current
+from telemetry.context import WorkContext, set_current
 from telemetry.http import MetricsServer
+from telemetry.tracing import tracer_of
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Engine:
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
         self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
+        self.tracer = tracer_of(s.otel_enabled, "worker")
         self.registry = CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry)
         self.progress = ConsumerProgress(s.engine_id, self._highwater).register(self.registry)
@@ -124,7 +126,7 @@ class Engine:
             correlation = command.correlation_id or correlation or (
                 command.command_id if isinstance(command, ExecuteOrder) else None)
         set_current(WorkContext(order_id=order_id, correlation_id=correlation,
-                                trace=headers.trace or TraceContext.new()))
+                                trace=self.tracer.continued(headers.trace)))
 
     async def serve_metrics(self) -> None:
         """The worker's loopback /metrics and /health until the worker stops."""
@@ -152,7 +154,8 @@ class Engine:
                 command = exc
             self._received(message, command if not isinstance(command, Exception) else None)
             try:
-                await self.flow.receive(record, command)
+                with self.tracer.span("order-writer", topic=message.topic):
+                    await self.flow.receive(record, command)
             except Exception:
                 log.exception("orders.commands[%d]@%d could not be handled",
                               message.partition, message.offset)
@@ -183,7 +186,8 @@ class Engine:
         async for event in stream.events():
             self._received(event.message)
             try:
-                await handle(event.message)
+                with self.tracer.span("stage", topic=event.message.topic):
+                    await handle(event.message)
             except Exception as exc:  # the outermost loop: record it, never drop it silently
                 msg = event.message
                 self.metrics.dead_letters.labels(msg.topic).inc()

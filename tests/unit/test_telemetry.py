@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,6 +26,8 @@ from telemetry.logs import OrderContextFilter, RedactingJsonFormatter, logging_c
 from tests.unit.stream_fakes import FakeClock, FakeOutbox, FakeStates, execute_order
 from tests.unit.test_order_writer import CONFIG, route_found
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_headers_name_the_record_without_decoding_it() -> None:
     command = execute_order("o-1", "cmd-1")
@@ -34,8 +39,7 @@ def test_headers_name_the_record_without_decoding_it() -> None:
     assert headers.correlation_id == "corr-1"  # the context's, as the command has none
     assert headers.time == command.issued_at.isoformat()
     assert context.trace is not None and headers.trace is not None
-    assert headers.trace.trace_id == context.trace.trace_id
-    assert headers.trace.span_id != context.trace.span_id  # a span of its own
+    assert headers.trace == context.trace  # the current span is the consumer's parent
 
 
 def test_a_work_item_gets_a_stable_id_and_a_new_trace_outside_any_context() -> None:
@@ -161,3 +165,25 @@ def test_a_consumer_is_healthy_once_assigned_and_stalled_when_records_wait_too_l
     assert progress.health()[0] is True  # caught up: no lag, nothing stalled
     progress.revoked()
     assert progress.health()[0] is False
+
+
+def test_tracing_off_costs_nothing_and_never_loads_opentelemetry() -> None:
+    script = (
+        "import sys\n"
+        "from telemetry.tracing import NO_TRACING, tracer_of\n"
+        "from telemetry.context import TraceContext\n"
+        "tracer = tracer_of(False, 'api')\n"
+        "assert tracer is NO_TRACING and tracer.span('a') is tracer.span('b')\n"
+        "parent = TraceContext.new()\n"
+        "child = tracer.continued(parent)\n"
+        "assert child.trace_id == parent.trace_id and child.span_id != parent.span_id\n"
+        "import os; os.environ['OTEL_SDK_DISABLED'] = 'true'\n"
+        "assert tracer_of(True, 'api') is NO_TRACING  # the SDK's own switch wins\n"
+        "from oee.api_bootstrap import bootstrap\n"
+        "from oee.settings import Settings\n"
+        "bootstrap(Settings(), read_side=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    assert loaded == "[]"

@@ -63,7 +63,7 @@ class KafkaOutbox:
     async def market(self, events: Sequence[MarketEvent]) -> None:
         """Publish market events (a swap's impact), keyed by pair; return once all are acked."""
         deliveries = [await self._send(topic_of(event, self._topics), event.pair.key,
-                                       self._codec.encode_market_event(event))
+                                       self._codec.encode_market_event(event), subject=event)
                       for event in events]
         await asyncio.gather(*deliveries)
 

@@ -16,8 +16,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 
-from api import (health, http_metrics, market_prices, metrics, orders, projections_api, queries,
-                 quotes)
+from api import (
+    health, http_metrics, market_prices, metrics, orders, projections_api, queries, quotes,
+)
 from api.deps import Edge
 from api.errors import install_error_handlers
 from api.legacy_routes import install_legacy_routes

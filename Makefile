@@ -39,7 +39,7 @@ bench: install
 	$(BIN)/python -m bench all
 
 lint: install
-	$(BIN)/mypy domain schemas marketdata readmodel streams projections api producers infra oee
+	$(BIN)/mypy domain schemas marketdata readmodel streams projections api producers infra oee telemetry
 
 clean-data:
 	rm -rf $${HOME}/.local/share/oee

@@ -14,8 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry
 
-from api import health, market_prices, metrics, orders, projections_api, queries, quotes
+from api import (
+    health, http_metrics, market_prices, metrics, orders, projections_api, queries, quotes,
+)
 from api.auth.guard import needs
 from api.auth.keys import Scope
 from api.deps import Edge
@@ -23,11 +26,13 @@ from api.errors import install_error_handlers
 from api.legacy_routes import install_legacy_routes
 from api.live import router as live
 from api.query_params import only_declared_query
+from telemetry.tracing import NO_TRACING, Tracer
 
 OpenEdge = Callable[[], AbstractAsyncContextManager[Edge]]
 
 
-def create_app(open_edge: OpenEdge, *, read_side: bool = True) -> FastAPI:
+def create_app(open_edge: OpenEdge, *, read_side: bool = True,
+               tracer: Tracer = NO_TRACING) -> FastAPI:
     """The API app. `read_side=False` leaves out the routes that need the read model and the
     live feed (queries, projections, metrics, readiness, WebSockets, dashboard)."""
 
@@ -48,6 +53,11 @@ def create_app(open_edge: OpenEdge, *, read_side: bool = True) -> FastAPI:
         dependencies=[Depends(only_declared_query)],
     )
     install_error_handlers(app)
+    app.state.metrics_registry = CollectorRegistry()  # this process's figures only
+    app.add_middleware(http_metrics.Instrumented,
+                       metrics=http_metrics.ApiMetrics(app.state.metrics_registry),
+                       tracer=tracer)
+    app.include_router(http_metrics.router)
     install_legacy_routes(app, read_side=read_side)  # first: see api.legacy_routes
     app.include_router(health.router)
     app.include_router(orders.router)

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from aiokafka.structs import RecordMetadata
 
 from domain.orders.commands import Command, EdgeCommand
+from schemas import headers as record_headers
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ LINGER_MS: Final = 0
 # would hang for as long as the broker is away.
 DEFAULT_DELIVERY_TIMEOUT_S: Final = 10.0
 _STOP_TIMEOUT_S: Final = 5.0
+SOURCE: Final = "/oee/api"  # the records' ce_source
 
 
 class CommandEncoder(Protocol):
@@ -68,7 +70,7 @@ class Producer(Protocol):
     async def partitions_for(self, topic: str) -> set[int]: ...
 
     async def send(
-        self, topic: str, value: bytes, key: bytes
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[RecordMetadata]: ...
 
 
@@ -133,22 +135,24 @@ class CommandBus:
     async def send(self, command: EdgeCommand) -> RecordMetadata:
         """Produce `command`; return its coordinates once every in-sync replica has it."""
         key, value = command.order_id.encode(), self._encoder.encode_command(command)
+        headers = record_headers.build(command, SOURCE)
         producer = self._current()
         try:
-            return await self._deliver(producer, key, value)
+            return await self._deliver(producer, key, value, headers)
         except OutOfOrderSequenceNumber:
             log.warning("producer wedged on OutOfOrderSequenceNumber (aiokafka#1017): replacing it")
         try:
-            return await self._deliver(await self._replace(producer), key, value)
+            return await self._deliver(await self._replace(producer), key, value, headers)
         except OutOfOrderSequenceNumber as exc:
             message = "Kafka refused the command twice (out of order sequence)"
             raise CommandNotDelivered(message) from exc
 
-    async def _deliver(self, producer: Producer, key: bytes, value: bytes) -> RecordMetadata:
+    async def _deliver(self, producer: Producer, key: bytes, value: bytes,
+                       headers: list[tuple[str, bytes]]) -> RecordMetadata:
         delivery: asyncio.Future[RecordMetadata] | None = None
         try:
             async with asyncio.timeout(self._delivery_timeout_s):
-                delivery = await producer.send(self._topic, value, key=key)
+                delivery = await producer.send(self._topic, value, key=key, headers=headers)
                 # Shielded: a timed-out POST must not cancel the record's future inside the
                 # producer's batch; the record may well be delivered a moment later.
                 metadata: RecordMetadata = await asyncio.shield(delivery)

@@ -1,4 +1,4 @@
-"""Metrics and readiness: what the read model and Kafka say about the engine right now.
+"""The JSON summary and readiness: what the read model and Kafka say about the engine now.
 
 Consumes the read model (`orders`) through the process's one pool and the lag figures of the
 `ProjectionMonitor` port (`ReadDep`); produces
@@ -6,24 +6,23 @@ Consumes the read model (`orders`) through the process's one pool and the lag fi
   out of confirmed + failed), lifecycle duration p50/p99 (created -> terminal, over the most
   recent `LIFECYCLE_SAMPLE` orders), the lag of every consumer group that commits to Kafka
   (the stream workers) and the projector's lag (its offsets in PostgreSQL);
-- `GET /metrics`: the same figures in the Prometheus text exposition format (written here:
-  a handful of gauges need no client library);
 - `GET /ready`: 200 when Kafka and PostgreSQL answer and the projector is at most
   `max_projection_lag` events behind, else 503 with the failing checks (PostgreSQL down
   reads `"postgres": {"ok": false, "error": ...}`).
+Prometheus' `GET /metrics` is `api.http_metrics`: this process's own figures and no SQL; the
+engine-wide order counts are the projector's `oee_orders` gauge.
 
-The metrics routes answer 503 with Retry-After while PostgreSQL or Kafka is out of reach.
+The summary answers 503 with Retry-After while PostgreSQL or Kafka is out of reach.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from functools import cache
 from typing import Any, Final
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from psycopg import sql
 
 from api.auth.guard import needs
@@ -41,13 +40,6 @@ router = APIRouter(tags=["metrics"])
             dependencies=[Depends(needs(Scope.ADMIN))])
 async def api_metrics(read: ReadDep) -> dict[str, Any]:
     return await collect(read)
-
-
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
-            responses=READ_MODEL_DOWN, dependencies=[Depends(needs(Scope.ADMIN))])
-async def prometheus(read: ReadDep) -> PlainTextResponse:
-    text = exposition(await collect(read))
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.get("/ready", summary="Readiness: Kafka, PostgreSQL, projector lag",
@@ -146,45 +138,3 @@ class _Queries:
             if confirmed + failed else None,
             "lifecycleSeconds": {"p50": p50, "p99": p99, "sampled": sampled},
         }
-
-
-def exposition(metrics: dict[str, Any]) -> str:
-    """The metrics in the Prometheus text format, version 0.0.4."""
-    lines: list[str] = []
-    orders = metrics["orders"]
-    _gauge(lines, "oee_orders", "Orders in the read model by status.",
-           (({"status": k}, v) for k, v in sorted(orders["byStatus"].items())))
-    _gauge(lines, "oee_orders_by_type", "Orders in the read model by order type.",
-           (({"order_type": k}, v) for k, v in sorted(orders["byType"].items())))
-    _gauge(lines, "oee_venue_orders", "Routed orders by winning venue.",
-           (({"venue": k}, v["orders"]) for k, v in metrics["venues"].items()))
-    _gauge(lines, "oee_order_success_ratio", "Confirmed out of confirmed + failed orders.",
-           [({}, metrics["successRate"])])
-    life = metrics["lifecycleSeconds"]
-    _gauge(lines, "oee_order_lifecycle_seconds",
-           "Created to terminal, over the most recent orders.",
-           [({"quantile": "0.5"}, life["p50"]), ({"quantile": "0.99"}, life["p99"])])
-    _gauge(lines, "oee_consumer_group_lag", "Records behind the end, per Kafka consumer group.",
-           (({"group": g["group"], "topic": g["topic"]}, g["lag"])
-            for g in metrics["consumerLag"]))
-    projector = metrics["projector"]
-    _gauge(lines, "oee_projection_lag", "Events the read model is behind orders.events.",
-           [({"schema": projector["schema"]}, projector["lag"])])
-    _gauge(lines, "oee_projection_rejects", "Records the projector could not apply.",
-           [({"schema": projector["schema"]}, projector["rejects"])])
-    return "\n".join(lines) + "\n"
-
-
-def _gauge(lines: list[str], name: str, help_text: str,
-           samples: Iterable[tuple[dict[str, str], float | int | None]]) -> None:
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} gauge")
-    for labels, value in samples:
-        if value is None:
-            continue  # no data: the series is absent rather than a made-up 0
-        body = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items())
-        lines.append(f"{name}{{{body}}} {value}" if body else f"{name} {value}")
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -55,6 +55,8 @@ from projections.kafka_offsets import KafkaOffsets
 from projections.monitor import ProjectionMonitor, RebuildRunner
 from projections.rebuild import RebuildOptions
 from schemas.codec import Codec
+from telemetry.logs import configure
+from telemetry.tracing import tracer_of
 
 OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
 
@@ -86,7 +88,7 @@ def bootstrap(
     no live feed), for tests of the command routes."""
     chosen = replacements or Replacements()
     return create_app(lambda: open_edge(settings, chosen, read_side=read_side),
-                      read_side=read_side)
+                      read_side=read_side, tracer=tracer_of(settings.otel_enabled, "api"))
 
 
 @asynccontextmanager
@@ -203,4 +205,5 @@ def _utc_now() -> datetime:
 def main() -> None:
     """Serve the API of the environment's settings (`python -m api.server`)."""
     settings = Settings()
+    configure(settings.log_level, settings.log_format, "api")
     serve(bootstrap(settings), settings)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,8 +72,11 @@ def run_system(settings: Settings) -> int:
         started = time.monotonic()
         bootstrap = stack.enter_context(kafka_bootstrap(settings))
         dsn = stack.enter_context(postgres_dsn(settings))
-        live = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
-                                           "database_url": dsn})
+        live = settings.model_copy(update={
+            "kafka_bootstrap_servers": bootstrap, "database_url": dsn,
+            # Fixed for the run (a restarted child serves where it did), so they can be printed.
+            "worker_metrics_port": settings.worker_metrics_port or _free_port(),
+            "projector_metrics_port": settings.projector_metrics_port or _free_port()})
         migrate(dsn, live.db_schema)
         asyncio.run(ensure_topics(live, bootstrap))
         admin_key = local_admin_key(live, dsn) if live.auth_mode is AuthMode.ON else None
@@ -101,6 +105,10 @@ def _announce(settings: Settings, started: float, admin_key: str | None) -> None
     print(f"  dashboard   {base}/", flush=True)
     print(f"  API docs    {base}/docs", flush=True)
     print(f"  health      {base}/health", flush=True)
+    print(f"  metrics     api {base}/metrics", flush=True)
+    for name, port in (("worker", settings.worker_metrics_port),
+                       ("projector", settings.projector_metrics_port)):
+        print(f"              {name} http://127.0.0.1:{port}/metrics (and /health)", flush=True)
     print(f"  kafka       {settings.kafka_bootstrap_servers}", flush=True)
     print(f"  postgres    {settings.database_url}", flush=True)
     print(f"  logs        {settings.data_dir / 'logs'}", flush=True)
@@ -111,6 +119,13 @@ def _announce(settings: Settings, started: float, admin_key: str | None) -> None
         print(f"              (also in {settings.data_dir / ADMIN_KEY_FILE}; the dashboard "
               "asks for it once)", flush=True)
     print("Ctrl-C stops everything.", flush=True)
+
+
+def _free_port() -> int:
+    """A loopback port free now (the child binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _supervise(settings: Settings, children: list[Child], policy: RestartPolicy) -> int:

@@ -76,6 +76,12 @@ class AuthMode(StrEnum):
     OFF = "off"  # no keys, no owners: local experiments only (refused off the loopback)
 
 
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+    AUTO = "auto"  # json unless stderr is a terminal
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
@@ -197,6 +203,23 @@ class Settings(BaseSettings):
         "after SESSION_TIMEOUT_S. Unset: dynamic membership."
     )
     log_level: str = "WARNING"
+
+    # --- observability (telemetry/, docs/DESIGN.md "Observability") ------------------------
+    log_format: LogFormat = Field(
+        LogFormat.AUTO, description="json | text | auto: JSON lines unless stderr is a terminal."
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="The stream worker's loopback /metrics and /health "
+        "port; 0: a free port, logged at start (`oee run` picks one and prints it)."
+    )
+    projector_metrics_port: int = Field(
+        0, ge=0, le=65535, description="The projector's loopback /metrics and /health port; "
+        "0: a free port, logged at start (`oee run` picks one and prints it)."
+    )
+    otel_enabled: bool = Field(
+        False, description="Export traces with OpenTelemetry (needs the `otel` extra; the "
+        "standard OTEL_* variables configure the exporter; OTEL_SDK_DISABLED=true wins)."
+    )
 
     # --- oee run (supervision of its children) ------------------------------------------
     run_restart_backoff_ms: int = Field(

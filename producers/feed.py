@@ -37,6 +37,7 @@ from marketdata.view import MarketView
 from producers.publisher import MarketPublisher
 from producers.random_walk import Walk, WalkConfig
 from producers.script import parse_script, play
+from telemetry.logs import configure
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,7 @@ async def _main(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_level, settings.log_format, "feed")
     asyncio.run(_main(settings))
 
 

@@ -23,6 +23,7 @@ from domain.market_events import MarketEvent
 from infra.services import bootstrap_servers
 from marketdata.topics import topic_of
 from oee.settings import Settings, Topics
+from schemas import headers as record_headers
 from schemas.codec import Codec
 
 __all__ = ["MarketPublisher", "publish", "topic_of"]
@@ -30,6 +31,7 @@ __all__ = ["MarketPublisher", "publish", "topic_of"]
 log = logging.getLogger(__name__)
 
 # A step's snapshots leave together: a few ms of linger batches them into one request.
+SOURCE: Final = "/oee/feed"  # the records' ce_source
 LINGER_MS: Final = 5
 _STOP_TIMEOUT_S: Final = 5.0
 
@@ -62,7 +64,8 @@ class MarketPublisher:
         producer = self._current()
         deliveries = [
             await producer.send(topic_of(event, self._topics),
-                                self._codec.encode_market_event(event), key=event.pair.key)
+                                self._codec.encode_market_event(event), key=event.pair.key,
+                                headers=record_headers.build(event, SOURCE))
             for event in events
         ]
         return list(await asyncio.gather(*deliveries))

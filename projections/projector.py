@@ -34,10 +34,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.kafka_offsets import KafkaOffsets
-from projections.batch import BatchRows, decode_batch, fold_batch
+from projections.batch import BatchRows, decode_batch
+from projections.metrics import ProjectorTelemetry
 from schemas.writer_fence import Fence
 from projections.store import ProjectionStore, SchemaMissing, SchemaSwapped, connect
 from schemas.codec import Codec
+from telemetry.http import MetricsServer
+from telemetry.logs import configure
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +84,29 @@ class ProjectorStats:
         return self.events / max(time.monotonic() - self.started, 1e-9)
 
 
-def run_projector(settings: Settings, options: ProjectorOptions | None = None) -> ProjectorStats:
-    """Project in the foreground until SIGTERM / SIGINT (or, with `until_end`, caught up).
+def run_projector(settings: Settings, options: ProjectorOptions | None = None,
+                  *, serve_metrics: bool = True) -> ProjectorStats:
+    """Project in the foreground until SIGTERM / SIGINT (or, with `until_end`, caught up),
+    with the loopback /metrics and /health port of PROJECTOR_METRICS_PORT.
 
     What `oee projector` and `python -m projections.projector` run.
     """
-    return asyncio.run(_until_signalled(settings, options or ProjectorOptions()))
+    return asyncio.run(_until_signalled(settings, options or ProjectorOptions(), serve_metrics))
 
 
-async def _until_signalled(settings: Settings, options: ProjectorOptions) -> ProjectorStats:
+async def _until_signalled(settings: Settings, options: ProjectorOptions,
+                           serve_metrics: bool) -> ProjectorStats:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stats = await project(settings, options, stop=stop)
+    telemetry = ProjectorTelemetry(projection_group(settings))
+    if serve_metrics:
+        async with MetricsServer(telemetry.registry, telemetry.health,
+                                 settings.projector_metrics_port, "projector"):
+            stats = await project(settings, options, stop=stop, telemetry=telemetry)
+    else:
+        stats = await project(settings, options, stop=stop, telemetry=telemetry)
     log.info("projector stopped after %d events (%d duplicates, %d rejects)",
              stats.events, stats.duplicates, stats.rejects)
     return stats
@@ -105,11 +117,13 @@ async def project(
     options: ProjectorOptions | None = None,
     *,
     stop: asyncio.Event | None = None,
+    telemetry: ProjectorTelemetry | None = None,
 ) -> ProjectorStats:
     """Project until `stop` is set (or, with `until_end`, until caught up)."""
     options = options or ProjectorOptions()
     stop = stop or asyncio.Event()
-    runner = _Runner(settings, options, Codec.load(), stop)
+    telemetry = telemetry or ProjectorTelemetry(projection_group(settings))
+    runner = _Runner(settings, options, Codec.load(), stop, telemetry)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings),
         group_id=None,  # offsets live in PostgreSQL, next to the rows
@@ -122,6 +136,7 @@ async def project(
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
     await consumer.start()
+    telemetry.progress.highwater = lambda topic, p: consumer.highwater(TopicPartition(topic, p))
     try:
         return await runner.run(consumer)
     finally:
@@ -133,7 +148,8 @@ class _Runner:
     connection wait and start over, on a swap start over at once."""
 
     def __init__(
-        self, settings: Settings, options: ProjectorOptions, codec: Codec, stop: asyncio.Event
+        self, settings: Settings, options: ProjectorOptions, codec: Codec, stop: asyncio.Event,
+        telemetry: ProjectorTelemetry,
     ) -> None:
         self.topic = settings.topics.events
         self.schema = options.schema or settings.db_schema
@@ -145,6 +161,7 @@ class _Runner:
         self.stop = stop
         self.stats = ProjectorStats()
         self.fences: dict[int, Fence] = {}  # per partition, from the stored epochs (_seek)
+        self.telemetry = telemetry
         self._last_log = time.monotonic()
 
     async def run(self, consumer: AIOKafkaConsumer) -> ProjectorStats:
@@ -162,12 +179,15 @@ class _Runner:
                     store = ProjectionStore(conn, self.schema, self.group, self.topic)
                     await store.open()
                     positions = await self._seek(consumer, store, tps)
+                    await self.telemetry.metrics.count(conn, self.schema)
+                    self.telemetry.connected = True
                     delay = RETRY_MIN_S
                     if await self._project(consumer, store, positions, targets):
                         break
             except SchemaSwapped as swapped:
                 log.info("%s; reloading its offsets", swapped)
             except (psycopg.OperationalError, SchemaMissing) as error:
+                self.telemetry.connected = False
                 delay = await self._wait_out(error, delay)
         return self.stats
 
@@ -183,6 +203,7 @@ class _Runner:
         chosen = sorted(partitions if wanted is None else set(wanted) & partitions)
         tps = [TopicPartition(self.topic, p) for p in chosen]
         consumer.assign(tps)
+        self.telemetry.progress.assigned((tp.topic, tp.partition) for tp in tps)
         return tps
 
     async def _seek(
@@ -195,6 +216,7 @@ class _Runner:
         positions = {p: offset for p, (offset, _) in stored.items()}
         for tp in tps:
             consumer.seek(tp, positions[tp.partition])
+            self.telemetry.progress.positioned(tp.topic, tp.partition, positions[tp.partition])
         return positions
 
     async def _project(
@@ -214,10 +236,12 @@ class _Runner:
             if not records:
                 continue
             batch = decode_batch(codec, self.topic, records, self.fences)
-            rows = await store.apply(
-                batch.max_seqs, lambda snapshots: fold_batch(codec, batch, snapshots)
-            )
+            metrics, began = self.telemetry.metrics, time.monotonic()
+            rows = await store.apply(batch.max_seqs, metrics.fold(codec, batch))
+            metrics.committed(rows, time.monotonic() - began)
             positions.update(rows.next_offsets)
+            for partition, next_offset in rows.next_offsets.items():
+                self.telemetry.progress.positioned(self.topic, partition, next_offset)
             self.stats.add(rows)
             self._log_progress()
         return False
@@ -259,13 +283,15 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_level, settings.log_format, "projector")
     partitions = (tuple(int(p) for p in args.partitions.split(",") if p)
                   if args.partitions else None)
     options = ProjectorOptions(schema=args.schema, partitions=partitions,
                                until_end=args.until_end, max_records=args.max_records)
-    run_projector(settings, options)
+    # A rebuild's shadow projectors (another schema, or up to an end) serve no metrics: the
+    # live projector is the one whose figures (orders by status) stand for the engine.
+    run_projector(settings, options,
+                  serve_metrics=args.schema is None and not args.until_end)
     return 0
 
 

@@ -25,13 +25,15 @@ import faust
 from faust.types import TP, Message
 
 from domain.market import Market
-from domain.orders.commands import Command
+from domain.orders.commands import Command, ExecuteOrder
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import OrderState
 from domain.work import ExecuteSwap, QuoteRoute
 from oee.settings import Settings
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 from schemas.codec import Codec
+from schemas.headers import RecordHeaders
 from streams.chain import ChainPolicy, SimulatedChain
 from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
@@ -43,9 +45,14 @@ from marketdata.view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
 from streams.outbox import KafkaOutbox
+from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.trigger_stage import TriggerStage
+from telemetry.consumer import ConsumerProgress
+from telemetry.context import WorkContext, set_current
+from telemetry.http import MetricsServer
+from telemetry.tracing import tracer_of
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,10 @@ class Engine:
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
         self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
+        self.tracer = tracer_of(s.otel_enabled, "worker")
+        self.registry = CollectorRegistry()
+        self.metrics = WorkerMetrics(self.registry)
+        self.progress = ConsumerProgress(s.engine_id, self._highwater).register(self.registry)
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
         claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
         self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
@@ -78,9 +89,9 @@ class Engine:
                                      best_price_interval_s=s.best_price_interval_s)
         self.market_feed.subscribe(self.triggers.on_market_change)
         policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
-        self.writer = OrderWriter(self.states, self.outbox,
+        self.writer = OrderWriter(self.states, MeteredOutbox(self.outbox, self.metrics),
                                   WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
-                                  utc_now, observe=self.triggers.track)
+                                  utc_now, observe=self._observe)
         latency = VenueLatency(s.venue_latency_min_ms, s.venue_latency_max_ms,
                                random.Random(s.market_seed))
         self.routing = RoutingStage(self.market, latency, self.outbox,
@@ -94,6 +105,38 @@ class Engine:
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
         self.writer.on_loaded(partition, states)
+
+    def _observe(self, state: OrderState, command: Command | None) -> None:
+        self.triggers.track(state, command)
+        self.metrics.loaded(state, command)
+
+    def _highwater(self, topic: str, partition: int) -> int | None:
+        try:
+            end = self.app.consumer.highwater(TP(topic, partition))
+        except Exception:  # noqa: BLE001 - no consumer (yet): the end is simply unknown
+            return None
+        return int(end) if end is not None else None
+
+    def _received(self, message: Message, command: Command | None = None) -> None:
+        """Count the record and make its ids and trace the context of what it causes (the
+        records produced, the log lines, the stage task it spawns)."""
+        self.metrics.records.labels(message.topic).inc()
+        self.progress.consumed(message.topic, message.partition, message.offset)
+        headers = RecordHeaders.parse(cast(Any, message.headers))
+        order_id = headers.order_id or (message.key.decode("utf-8", "replace")
+                                        if isinstance(message.key, bytes) else None)
+        correlation = headers.correlation_id
+        if command is not None:  # an order's correlation id is the command that created it
+            correlation = command.correlation_id or correlation or (
+                command.command_id if isinstance(command, ExecuteOrder) else None)
+        set_current(WorkContext(order_id=order_id, correlation_id=correlation,
+                                trace=self.tracer.continued(headers.trace)))
+
+    async def serve_metrics(self) -> None:
+        """The worker's loopback /metrics and /health until the worker stops."""
+        async with MetricsServer(self.registry, self.progress.health,
+                                 self.settings.worker_metrics_port, "worker"):
+            await asyncio.Event().wait()
 
     async def start(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -113,13 +156,16 @@ class Engine:
                 command = self.codec.decode_command(_value(message))
             except Exception as exc:  # dead-lettered by the flow, in offset order
                 command = exc
+            self._received(message, command if not isinstance(command, Exception) else None)
             try:
-                await self.flow.receive(record, command)
+                with self.tracer.span("order-writer", topic=message.topic):
+                    await self.flow.receive(record, command)
             except Exception:
                 log.exception("orders.commands[%d]@%d could not be handled",
                               message.partition, message.offset)
 
     async def _dead_letter(self, message: Message, error: BaseException) -> Delivery:
+        self.metrics.dead_letters.labels(message.topic).inc()
         return await self.outbox.dead_letter(message.topic, message.partition, message.offset,
                                              message.key, message.value, error)
 
@@ -142,10 +188,13 @@ class Engine:
         """Run `handle` per record; dead-letter whatever it cannot process."""
         await self.ready.wait()
         async for event in stream.events():
+            self._received(event.message)
             try:
-                await handle(event.message)
+                with self.tracer.span("stage", topic=event.message.topic):
+                    await handle(event.message)
             except Exception as exc:  # the outermost loop: record it, never drop it silently
                 msg = event.message
+                self.metrics.dead_letters.labels(msg.topic).inc()
                 await self.outbox.dead_letter(msg.topic, msg.partition, msg.offset, msg.key,
                                               msg.value, exc)
 
@@ -199,6 +248,10 @@ def _wire(app: faust.App, engine: Engine) -> None:
         await engine.writer.timers.run()
 
     @app.task  # type: ignore[untyped-decorator]
+    async def serve_metrics() -> None:
+        await engine.serve_metrics()
+
+    @app.task  # type: ignore[untyped-decorator]
     async def follow_market() -> None:
         await engine.market_feed.run()
 
@@ -222,10 +275,13 @@ def _wire(app: faust.App, engine: Engine) -> None:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         engine.states.assign(tp.partition for tp in assigned if tp.topic == topics.commands)
+        engine.progress.assigned((tp.topic, tp.partition) for tp in assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         partitions = [tp.partition for tp in revoked if tp.topic == topics.commands]
+        engine.progress.revoked()
         engine.flow.revoke(partitions)
         dropped = engine.writer.revoke(partitions)
         engine.triggers.forget(dropped)
+        engine.metrics.forget(dropped)

@@ -20,11 +20,14 @@ from domain.orders.status import OrderStatus
 from domain.work import ExecuteSwap, QuoteRoute, Work
 from marketdata.topics import topic_of
 from oee.settings import Topics
+from schemas import headers as record_headers
 from schemas.codec import Codec
 from schemas.writer_fence import claim_headers, epoch_headers
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
+
+SOURCE = "/oee/worker"  # the records' ce_source
 
 
 class Producer(Protocol):
@@ -47,7 +50,7 @@ class KafkaOutbox:
         headers = None if epoch is None else epoch_headers(epoch)
         return [await self._send(self._topics.events, event.order_id.encode(),
                                  self._codec.encode_event(event, status=status), partition,
-                                 headers)
+                                 headers, subject=event)
                 for event, status in zip(events, statuses, strict=True)]
 
     async def claim(self, partition: int, claimant: str) -> int:
@@ -59,17 +62,18 @@ class KafkaOutbox:
 
     async def command(self, command: Command) -> Delivery:
         return await self._send(self._topics.commands, command.order_id.encode(),
-                                self._codec.encode_command(command))
+                                self._codec.encode_command(command), subject=command)
 
     async def work(self, work: Work) -> Delivery:
         topic = self._topics.routing if isinstance(work, QuoteRoute) else self._topics.execution
         assert isinstance(work, QuoteRoute | ExecuteSwap)
-        return await self._send(topic, work.order_id.encode(), self._codec.encode_work(work))
+        return await self._send(topic, work.order_id.encode(), self._codec.encode_work(work),
+                                subject=work)
 
     async def market(self, events: Sequence[MarketEvent]) -> None:
         """Publish market events (a swap's impact), keyed by pair; return once all are acked."""
         deliveries = [await self._send(topic_of(event, self._topics), event.pair.key,
-                                       self._codec.encode_market_event(event))
+                                       self._codec.encode_market_event(event), subject=event)
                       for event in events]
         await asyncio.gather(*deliveries)
 
@@ -88,6 +92,9 @@ class KafkaOutbox:
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None,
                     partition: int | None = None,
-                    headers: list[tuple[str, bytes]] | None = None) -> Delivery:
+                    headers: list[tuple[str, bytes]] | None = None,
+                    subject: record_headers.Subject | None = None) -> Delivery:
+        if subject is not None:  # what consumers route and trace by, without decoding
+            headers = [*(headers or []), *record_headers.build(subject, SOURCE)]
         pending = await self._producer.send(topic, key, value, partition, None, headers)
         return asyncio.ensure_future(pending)

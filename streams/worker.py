@@ -10,6 +10,7 @@ import faust
 
 from oee.settings import Settings
 from streams.app import create_app
+from telemetry.logs import logging_config, wants_json
 
 
 def run_worker(settings: Settings) -> None:
@@ -19,7 +20,11 @@ def run_worker(settings: Settings) -> None:
     app = create_app(settings, settings.database_url)
     # Faust creates only the last level of its data directory (settings.data_dir/faust/<id>).
     app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,
+                          logging_config=logging_config(settings.log_level, settings.log_format,
+                                                        "worker"))
+    if wants_json(settings.log_format):
+        worker.spinner = None  # its cursor escapes would corrupt the JSON lines
     worker.execute_from_commandline()
 
 

@@ -1,5 +1,6 @@
-"""Metrics and readiness from the read model and Kafka: the JSON summary, the Prometheus
-text, consumer-group lag, and `/ready` turning 503 when the projector falls behind."""
+"""Metrics and readiness from the read model and Kafka: the JSON summary, the projector's
+orders-by-status gauge, consumer-group lag, and `/ready` turning 503 when the projector falls
+behind."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.order_histories import HistoryMaker, interleaved
 from domain.orders import fold
 from oee.api_bootstrap import Replacements, bootstrap
 from oee.settings import Settings
-from projections.projector import ProjectorOptions, project
+from projections.metrics import ProjectorTelemetry
+from projections.projector import ProjectorOptions, project, projection_group
 from tests.integration.projection_support import produce
 
 MAX_LAG = 100
@@ -53,22 +57,35 @@ async def test_the_summary_counts_the_read_model(
     assert metrics["projector"]["lag"] == 0 and metrics["projector"]["projected"] == total
 
 
-async def test_prometheus_text_carries_the_same_figures(
+async def test_the_projector_counts_orders_by_status_from_its_own_fold(
     client: httpx.AsyncClient, provisioned: Settings
 ) -> None:
-    histories = list(HistoryMaker(seed=62).orders(100))
-    await produce(provisioned, interleaved(histories))
+    first = list(HistoryMaker(seed=62).orders(60))
+    await produce(provisioned, interleaved(first))
     await project(provisioned, ProjectorOptions(until_end=True))
+    rest = list(HistoryMaker(seed=65).orders(40))
+    total = await produce(provisioned, interleaved(rest))
+    telemetry = ProjectorTelemetry(projection_group(provisioned))
 
-    answer = await client.get("/metrics")
+    # A new projector: counts once at the start (60 orders), then folds 40 more.
+    await project(provisioned, ProjectorOptions(until_end=True), telemetry=telemetry)
 
-    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
-    samples = dict(line.rsplit(" ", 1) for line in answer.text.splitlines()
-                   if line and not line.startswith("#"))
-    confirmed = sum(str(fold(h).status) == "confirmed" for h in histories)
-    assert float(samples['oee_orders{status="confirmed"}']) == confirmed
-    assert float(samples[f'oee_projection_lag{{schema="{provisioned.db_schema}"}}']) == 0
-    assert "# TYPE oee_order_lifecycle_seconds gauge" in answer.text
+    text = generate_latest(telemetry.registry).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    by_status = {s.labels["status"]: s.value for s in families["oee_orders"].samples}
+    expected = Counter(str(fold(h).status) for h in first + rest)
+    assert {k: v for k, v in by_status.items() if v} == dict(expected)
+    assert by_status == {**dict.fromkeys(by_status, 0.0), **expected}
+    applied = sum(s.value for s in families["oee_projector_events"].samples
+                  if s.name == "oee_projector_events_total")
+    assert applied == total  # the 40 new orders' events
+    assert families["oee_projector_batch_seconds"].type == "histogram"
+    # The same figures as the JSON summary, which reads the read model.
+    summary = (await client.get("/api/metrics")).json()["orders"]["byStatus"]
+    assert summary == dict(expected)
+    lags = [s for s in families["oee_consumer_lag"].samples]
+    assert lags and all(s.value == 0 and s.labels["group"] == projection_group(provisioned)
+                        for s in lags)
 
 
 async def test_consumer_group_lag_is_end_minus_committed(

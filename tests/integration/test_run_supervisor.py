@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -102,6 +103,14 @@ async def test_a_killed_worker_is_restarted_and_orders_still_complete(
             lambda: system.children().get("streams.worker") not in (None, first["streams.worker"]),
             "a new worker process", timeout=30)
         await order_completes(client)
+        # oee run printed where each process's metrics are; the restarted worker serves there.
+        printed = dict(re.findall(r"(worker|projector) (http://127\.0\.0\.1:\d+)/metrics",
+                                  system.log()))
+        assert printed.keys() == {"worker", "projector"}
+        for url in printed.values():
+            await wait_until(lambda url=url: _healthy(url), f"{url}/health", timeout=60)
+        api = (await client.get("/metrics")).text
+        assert 'route="/api/orders/execute"' in api
 
     killed = first["streams.worker"]
     assert f"worker (pid {killed}) exited with -9; restarting in 0.2s (restart 1 of" in system.log()

@@ -11,6 +11,8 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 
 from api.command_bus import CommandBus, CommandNotDelivered, CommandTopicUnavailable, Producer
 from domain.orders.commands import CancelOrder, Command
+from schemas.headers import RecordHeaders
+from telemetry.context import TraceContext, bound
 
 TOPIC = "orders.commands"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -27,6 +29,7 @@ class FakeProducer:
     def __init__(self, outcomes: list[BaseException | str]) -> None:
         self.outcomes = outcomes
         self.sent: list[tuple[str, bytes, bytes]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []
         self.started = self.stopped = False
         self.missing_topic = False
 
@@ -41,8 +44,10 @@ class FakeProducer:
             await asyncio.sleep(3600)
         return {0}
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[RecordMetadata]:
+    async def send(self, topic: str, value: bytes, key: bytes,
+                   headers: list[tuple[str, bytes]]) -> asyncio.Future[RecordMetadata]:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
         delivery: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         outcome = self.outcomes.pop(0) if self.outcomes else "ack"
         if isinstance(outcome, BaseException):
@@ -81,6 +86,22 @@ async def test_a_command_is_keyed_by_its_order_id_and_answered_with_its_coordina
     assert producer.sent == [(TOPIC, b"CancelOrder:c-order-42", b"order-42")]
     assert (metadata.topic, metadata.offset) == (TOPIC, 0)
     assert producer.started and producer.stopped
+    headers = RecordHeaders.parse(producer.headers[0])
+    assert (headers.type, headers.id, headers.order_id, headers.source) == (
+        "CancelOrder", "c-order-42", "order-42", "/oee/api")
+    assert headers.trace is not None
+
+
+async def test_a_resent_command_keeps_its_headers() -> None:
+    wedged, fresh = FakeProducer([OutOfOrderSequenceNumber()]), FakeProducer(["ack"])
+    with bound(trace=TraceContext.new()) as context:
+        async with CommandBus(Factory(wedged, fresh), TOPIC, FakeEncoder()) as bus:
+            await bus.send(cancel())
+
+    assert wedged.headers == fresh.headers
+    trace = RecordHeaders.parse(fresh.headers[0]).trace
+    assert context.trace is not None and trace is not None
+    assert trace.trace_id == context.trace.trace_id  # the request's trace goes on
 
 
 async def test_an_out_of_order_sequence_replaces_the_producer_and_sends_once_more() -> None:

@@ -30,6 +30,8 @@ from fastapi.responses import JSONResponse
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException
 
+from schemas.compat import missing_attributes
+
 from infra.registry_store import LEVELS, Incompatible, RegistryStore, Version, normalised
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -137,9 +139,13 @@ async def _schema_of(request: Request) -> str:
     if not isinstance(text, str):
         raise RegistryAnswer(422, 42201, "the body needs a `schema` string")
     try:
-        parse_schema(json.loads(text))
+        schema = json.loads(text)
+        parse_schema(schema)
+        missing = missing_attributes(schema)  # fastavro reads a record without fields as empty
     except (ValueError, SchemaParseException, TypeError, KeyError) as error:
         raise RegistryAnswer(422, 42201, f"invalid Avro schema: {error}") from error
+    if missing:
+        raise RegistryAnswer(422, 42201, f"invalid Avro schema: {'; '.join(missing)}")
     return normalised(text)
 
 

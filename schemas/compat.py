@@ -29,6 +29,27 @@ def incompatibilities(reader: Any, writer: Any) -> list[str]:
     return _check(_inline(reader), _inline(writer), "")
 
 
+_REQUIRED: Final[Mapping[str, str]] = {"record": "fields", "error": "fields", "enum": "symbols",
+                                        "fixed": "size", "array": "items", "map": "values"}
+
+
+def missing_attributes(schema: Any) -> list[str]:
+    """The attributes the specification requires that a (complex) type of `schema` lacks."""
+    if isinstance(schema, list):
+        return [problem for branch in schema for problem in missing_attributes(branch)]
+    if not isinstance(schema, dict):
+        return []
+    kind = schema.get("type")
+    if isinstance(kind, (dict, list)):
+        return missing_attributes(kind)
+    required = _REQUIRED.get(str(kind))
+    if required is not None and required not in schema:
+        return [f"{kind} {schema.get('name', '')} without {required!r}".replace("  ", " ")]
+    children = [field.get("type") for field in schema.get("fields", ()) if isinstance(field, dict)]
+    children += [schema[key] for key in ("items", "values") if key in schema]
+    return [problem for child in children for problem in missing_attributes(child)]
+
+
 def _inline(schema: Any) -> Any:
     """The schema with every named type written out where it is used."""
     return expand_schema(schema)

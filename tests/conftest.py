@@ -1,7 +1,7 @@
 """Real services for the test suite, and a fresh, isolated Settings per test.
 
-Session scope: one Kafka broker and one PostgreSQL. External ones when KAFKA_BOOTSTRAP_SERVERS /
-DATABASE_URL are set; otherwise the local launcher starts its own, on ports of their own and
+Session scope: one Kafka broker, one PostgreSQL and one schema registry. External ones when
+KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL / SCHEMA_REGISTRY_URL are set; otherwise the local launcher starts its own, on ports of their own and
 with data in a temporary directory, tied to this process so that even a killed pytest leaves
 nothing running. A service that
 cannot start makes the tests that need it fail with the reason; nothing is skipped.
@@ -27,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from psycopg import sql
 
 from infra import process
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -39,18 +40,18 @@ from projections.migrate import migrate
 SERVICE_PORTS = range(20000, 30000)
 
 
-def session_ports() -> tuple[int, int, int]:
-    """Three ports nothing listens on: Kafka, its controller, PostgreSQL."""
+def session_ports() -> tuple[int, int, int, int]:
+    """Four ports nothing listens on: Kafka, its controller, PostgreSQL, the schema registry."""
     free = [port for port in random.sample(SERVICE_PORTS, 100) if process.port_is_free(port)]
-    if len(free) < 3:
+    if len(free) < 4:
         raise RuntimeError(f"no free ports for the test services in {SERVICE_PORTS}")
-    return free[0], free[1], free[2]
+    return free[0], free[1], free[2], free[3]
 
 
 @pytest.fixture(scope="session")
 def service_settings() -> Iterator[Settings]:
     """Where the session's services run: the environment's, or local ones on test ports."""
-    kafka_port, controller_port, postgres_port = session_ports()
+    kafka_port, controller_port, postgres_port, registry_port = session_ports()
     # Not under pytest's tmp_path: that tree is private to root (0700) and pruned by other
     # pytest sessions, while PostgreSQL runs as its own unprivileged user and must reach it.
     data_dir = Path(tempfile.mkdtemp(prefix="oee-test-services-"))
@@ -60,6 +61,7 @@ def service_settings() -> Iterator[Settings]:
             "kafka_port": kafka_port,
             "kafka_controller_port": controller_port,
             "postgres_port": postgres_port,
+            "schema_registry_port": registry_port,
             "data_dir": data_dir,
             # cache_dir stays the user's: the broker's jars are downloaded once per machine.
         }
@@ -81,9 +83,18 @@ def database_url(service_settings: Settings) -> Iterator[str]:
         yield dsn
 
 
+@pytest.fixture(scope="session")
+def schema_registry_url(service_settings: Settings, database_url: str) -> Iterator[str]:
+    """The session's schema registry: SCHEMA_REGISTRY_URL, or a local one storing its schemas
+    in the session's PostgreSQL."""
+    with schema_registry(service_settings, database_url) as url:
+        yield url
+
+
 @pytest.fixture
 def settings(
-    service_settings: Settings, kafka_bootstrap_servers: str, database_url: str
+    service_settings: Settings, kafka_bootstrap_servers: str, database_url: str,
+    schema_registry_url: str,
 ) -> Iterator[Settings]:
     """Settings for one test: its own topics, schema and consumer groups; fast simulated venues.
 
@@ -94,6 +105,7 @@ def settings(
         update={
             "kafka_bootstrap_servers": kafka_bootstrap_servers,
             "database_url": database_url,
+            "schema_registry_url": schema_registry_url,
             "topic_prefix": f"t{tag}.",
             "db_schema": f"t_{tag}",
             "engine_id": f"oee-test-{tag}",

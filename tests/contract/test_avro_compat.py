@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from schemas.codec import load_histories
-from schemas.compat import incompatibilities
+from schemas.compat import incompatibilities, missing_attributes
 from schemas.upcasts import UPCASTS
 
 
@@ -81,3 +81,10 @@ def test_every_history_step_is_backward_compatible_unless_an_upcaster_covers_it(
 ) -> None:
     upcast = version - 1 in UPCASTS.get(name, {})
     assert bool(incompatibilities(new, old)) is upcast
+
+
+def test_a_complex_type_without_its_required_attribute_is_reported() -> None:
+    assert missing_attributes({"type": "record", "name": "X"}) == ["record X without 'fields'"]
+    nested = record({"name": "e", "type": ["null", {"type": "enum", "name": "E"}]})
+    assert missing_attributes(nested) == ["enum E without 'symbols'"]
+    assert [missing_attributes(history.current) for history in load_histories()] == [[]] * 4

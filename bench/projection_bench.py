@@ -42,6 +42,7 @@ from bench.order_histories import HistoryMaker, interleaved
 from bench.stack import free_ports
 from domain.orders.evolve import recorded_statuses
 from infra import process
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -290,13 +291,16 @@ def services() -> Iterator[Settings]:
     with ExitStack() as stack:
         data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oee-bench-")))
         data.chmod(0o755)
-        kafka_port, controller_port, pg_port = free_ports(3)
+        kafka_port, controller_port, pg_port, registry_port = free_ports(4)
         base = Settings().model_copy(update={
             "kafka_port": kafka_port, "kafka_controller_port": controller_port,
-            "postgres_port": pg_port, "data_dir": data, "log_level": "WARNING"})
+            "postgres_port": pg_port, "schema_registry_port": registry_port, "data_dir": data,
+            "log_level": "WARNING"})
         kafka = stack.enter_context(kafka_bootstrap(base))
         dsn = stack.enter_context(postgres_dsn(base, durable=False))
-        yield base.model_copy(update={"kafka_bootstrap_servers": kafka, "database_url": dsn})
+        registry = stack.enter_context(schema_registry(base, dsn))
+        yield base.model_copy(update={"kafka_bootstrap_servers": kafka, "database_url": dsn,
+                                      "schema_registry_url": registry})
 
 
 def fresh(base: Settings) -> Settings:

@@ -59,6 +59,12 @@ def registered_codec(settings: Settings) -> Codec:
     return Codec(*histories, ids=ids, source=client)
 
 
+def reading_codec(settings: Settings) -> Codec:
+    """A codec for a process that only reads: it registers nothing and asks the registry
+    once per schema id it meets (its writes, if any, keep the older 0x0E header)."""
+    return Codec.load(source=RegistryClient(registry_url(settings)))
+
+
 @dataclass(frozen=True, slots=True)
 class LocalRegistry:
     """The local registry process, storing its schemas in the PostgreSQL at `dsn`."""
@@ -108,10 +114,7 @@ class LocalRegistry:
         self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/config", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return registry_answers(self.url)
 
     def _wait_ready(self, child: subprocess.Popen[bytes], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -123,6 +126,14 @@ class LocalRegistry:
                 raise PrerequisiteError(f"the schema registry did not answer within "
                                         f"{timeout_s:.0f}s; see {self.log_file}")
             time.sleep(process.POLL_INTERVAL_S)
+
+
+def registry_answers(url: str) -> bool:
+    """A registry answers `GET /config` at `url` (status only: one short request)."""
+    try:
+        return httpx.get(f"{url.rstrip('/')}/config", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def local_registry(settings: Settings) -> LocalRegistry:

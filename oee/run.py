@@ -1,7 +1,8 @@
 """`oee run` (what `make run` calls): the whole system in the foreground, supervised.
 
-Starts (or reuses) Kafka and PostgreSQL, applies migrations, creates topics, then runs the
-application processes as children: stream worker, projector, API and the market-data feed.
+Starts (or reuses) Kafka, PostgreSQL and the schema registry, applies migrations, creates
+topics, then runs the application processes as children: stream worker, projector, API and
+the market-data feed.
 A child that exits is started again after a backoff (RUN_RESTART_BACKOFF_MS, doubling with
 each restart of that child in the last minute); a child that needs more than RUN_MAX_RESTARTS
 restarts within a minute is crash-looping, and then everything stops (exit 1). Ctrl-C,
@@ -22,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from infra import process
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -68,8 +70,10 @@ def run_system(settings: Settings) -> int:
         started = time.monotonic()
         bootstrap = stack.enter_context(kafka_bootstrap(settings))
         dsn = stack.enter_context(postgres_dsn(settings))
+        registry = stack.enter_context(schema_registry(settings, dsn))
         live = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
-                                           "database_url": dsn})
+                                           "database_url": dsn,
+                                           "schema_registry_url": registry})
         migrate(dsn, live.db_schema)
         asyncio.run(ensure_topics(live, bootstrap))
         children = [Child(name, module, _spawn(live, name, module))
@@ -99,6 +103,7 @@ def _announce(settings: Settings, started: float) -> None:
     print(f"  health      {base}/health", flush=True)
     print(f"  kafka       {settings.kafka_bootstrap_servers}", flush=True)
     print(f"  postgres    {settings.database_url}", flush=True)
+    print(f"  registry    {settings.schema_registry_url}", flush=True)
     print(f"  logs        {settings.data_dir / 'logs'}", flush=True)
     print("Ctrl-C stops everything.", flush=True)
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 import orjson
 import psycopg
 
+from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.audit import SeqAudit
@@ -56,7 +57,7 @@ def replay_main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _replay(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:
-    codec = Codec.load()
+    codec = reading_codec(settings)
     audit = SeqAudit(from_start=selection.from_start)
     replayer = Replayer(bootstrap_servers(settings), settings.topics.events, codec)
     write = _json_line if fmt == "json" else _table_line

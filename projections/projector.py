@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.kafka_offsets import KafkaOffsets
@@ -108,7 +109,7 @@ async def project(
     """Project until `stop` is set (or, with `until_end`, until caught up)."""
     options = options or ProjectorOptions()
     stop = stop or asyncio.Event()
-    runner = _Runner(settings, options, Codec.load(), stop)
+    runner = _Runner(settings, options, reading_codec(settings), stop)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings),
         group_id=None,  # offsets live in PostgreSQL, next to the rows

@@ -2,7 +2,7 @@
 tools use, served from PostgreSQL (`python -m infra.registry_server`, started by the launcher).
 
 Consumes HTTP requests (`application/vnd.schemaregistry.v1+json` or plain JSON) and the
-settings `DATABASE_URL` and `SCHEMA_REGISTRY_PORT`; produces the answers of Confluent's
+settings `DATABASE_URL`, `SCHEMA_REGISTRY_HOST` and `SCHEMA_REGISTRY_PORT`; produces the answers of Confluent's
 Schema Registry API v1 for Avro schemas:
 
     GET  /subjects                                  subject names
@@ -172,8 +172,9 @@ def main() -> None:
     settings = Settings()
     if not settings.database_url:
         raise SystemExit("the schema registry needs DATABASE_URL")
-    uvicorn.run(create_app(RegistryStore(settings.database_url)), host="127.0.0.1",
-                port=settings.schema_registry_port, lifespan="on", log_level="warning")
+    uvicorn.run(create_app(RegistryStore(settings.database_url)),
+                host=settings.schema_registry_host, port=settings.schema_registry_port,
+                lifespan="on", log_level="warning")
 
 
 if __name__ == "__main__":

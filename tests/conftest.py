@@ -1,7 +1,9 @@
 """Real services for the test suite, and a fresh, isolated Settings per test.
 
 Session scope: one Kafka broker, one PostgreSQL and one schema registry. External ones when
-KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL / SCHEMA_REGISTRY_URL are set; otherwise the local launcher starts its own, on ports of their own and
+KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL / SCHEMA_REGISTRY_URL are set; otherwise containers when a
+Docker engine answers (testcontainers; tests/service_backends.py, the choice is in the session's
+header), else the local launcher starts its own, on ports of their own and
 with data in a temporary directory, tied to this process so that even a killed pytest leaves
 nothing running. A service that
 cannot start makes the tests that need it fail with the reason; nothing is skipped.
@@ -14,6 +16,7 @@ that test's topics (deleted afterwards) and migrates its schema.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import tempfile
@@ -32,6 +35,16 @@ from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
 from projections.migrate import migrate
+from tests.service_backends import (
+    Backend,
+    Choice,
+    choose,
+    docker_engine,
+    kafka_container,
+    postgres_container,
+)
+
+SERVICES_CHOICE = pytest.StashKey[Choice]()
 
 # Ports of the test services, picked at random per session from a range away from the
 # defaults of `oee infra up` (19092/19093/15432), so neither a `make run` nor another pytest
@@ -46,6 +59,15 @@ def session_ports() -> tuple[int, int, int, int]:
     if len(free) < 4:
         raise RuntimeError(f"no free ports for the test services in {SERVICE_PORTS}")
     return free[0], free[1], free[2], free[3]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SERVICES_CHOICE] = choose(os.environ, docker_engine(os.environ))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The one line per session saying where Kafka and PostgreSQL come from, and why."""
+    return config.stash[SERVICES_CHOICE].describe()
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +92,26 @@ def service_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap_servers(service_settings: Settings) -> Iterator[str]:
-    """The session's Kafka: KAFKA_BOOTSTRAP_SERVERS, or a local broker for the session."""
+def kafka_bootstrap_servers(
+    service_settings: Settings, pytestconfig: pytest.Config
+) -> Iterator[str]:
+    """The session's Kafka: KAFKA_BOOTSTRAP_SERVERS, a container, or a local broker."""
+    if pytestconfig.stash[SERVICES_CHOICE].kafka is Backend.CONTAINERS:
+        with kafka_container(service_settings.kafka_version,
+                             service_settings.kafka_port) as bootstrap:
+            yield bootstrap
+        return
     with kafka_bootstrap(service_settings) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture(scope="session")
-def database_url(service_settings: Settings) -> Iterator[str]:
-    """The session's PostgreSQL: DATABASE_URL, or an embedded server for the session."""
+def database_url(service_settings: Settings, pytestconfig: pytest.Config) -> Iterator[str]:
+    """The session's PostgreSQL: DATABASE_URL, a container, or an embedded server."""
+    if pytestconfig.stash[SERVICES_CHOICE].postgres is Backend.CONTAINERS:
+        with postgres_container() as dsn:
+            yield dsn
+        return
     with postgres_dsn(service_settings, durable=False) as dsn:
         yield dsn
 

@@ -21,6 +21,9 @@ DEFAULT_COMPATIBILITY: Final = "BACKWARD"
 LEVELS: Final = frozenset({"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD",
                            "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"})
 _LOCK: Final = 0x0EE5C4E4A  # the advisory lock key of registrations
+# Give up on an unreachable database well before the launcher stops waiting, so the process
+# exits and the launcher reports that (pointing at the log) instead of a silent time-out.
+OPEN_TIMEOUT_S: Final = 10.0
 
 _DDL: Final = """
 create schema if not exists schema_registry;
@@ -65,7 +68,7 @@ class RegistryStore:
         self._pool = ConnectionPool(dsn, min_size=1, max_size=4, open=False)
 
     def open(self) -> None:
-        self._pool.open(wait=True)
+        self._pool.open(wait=True, timeout=OPEN_TIMEOUT_S)
         with self._pool.connection() as conn:
             conn.execute("select pg_advisory_lock(%s)", (_LOCK,))
             try:

@@ -2,8 +2,8 @@
 tools use, served from PostgreSQL (`python -m infra.registry_server`, started by the launcher).
 
 Consumes HTTP requests (`application/vnd.schemaregistry.v1+json` or plain JSON) and the
-settings `DATABASE_URL`, `SCHEMA_REGISTRY_HOST` and `SCHEMA_REGISTRY_PORT`; produces the answers of Confluent's
-Schema Registry API v1 for Avro schemas:
+settings `DATABASE_URL`, `SCHEMA_REGISTRY_HOST` and `SCHEMA_REGISTRY_PORT`; produces the
+answers of Confluent's Schema Registry API v1 for Avro schemas:
 
     GET  /subjects                                  subject names
     GET  /subjects/{s}/versions                     version numbers

@@ -2,8 +2,8 @@
 
 Consumes a Settings; produces the Kafka bootstrap address, PostgreSQL DSN and schema registry
 URL every entrypoint uses. An external service (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
-`SCHEMA_REGISTRY_URL`) is used as is and never started or stopped here; otherwise it is the local broker or server, with its data under
-`settings.data_dir`.
+`SCHEMA_REGISTRY_URL`) is used as is and never started or stopped here; otherwise it is the
+local broker, server or registry, with its data under `settings.data_dir`.
 """
 
 from __future__ import annotations

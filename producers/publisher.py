@@ -46,7 +46,8 @@ class MarketPublisher:
 
     @classmethod
     def of(cls, settings: Settings, codec: Codec | None = None) -> MarketPublisher:
-        return cls(bootstrap_servers(settings), settings.topics, codec or registered_codec(settings))
+        return cls(bootstrap_servers(settings), settings.topics,
+                   codec or registered_codec(settings))
 
     async def __aenter__(self) -> MarketPublisher:
         self._producer = await self._started()

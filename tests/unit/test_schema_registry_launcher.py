@@ -60,7 +60,8 @@ def test_an_unreachable_registry_stops_a_writer_at_start_with_what_to_do(
 ) -> None:
     settings = Settings(data_dir=tmp_path, schema_registry_url=f"http://127.0.0.1:{closed_port}")
     assert not registry_answers(settings.schema_registry_url or "")
-    with pytest.raises(PrerequisiteError, match="not reachable.*`oee infra up`.*SCHEMA_REGISTRY_URL"):
+    with pytest.raises(PrerequisiteError,
+                       match="not reachable.*`oee infra up`.*SCHEMA_REGISTRY_URL"):
         registered_codec(settings)
 
 

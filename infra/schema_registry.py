@@ -60,9 +60,11 @@ def registered_codec(settings: Settings) -> Codec:
 
 
 def reading_codec(settings: Settings) -> Codec:
-    """A codec for a process that only reads: it registers nothing and asks the registry
-    once per schema id it meets (its writes, if any, keep the older 0x0E header)."""
-    return Codec.load(source=RegistryClient(registry_url(settings)))
+    """A codec for a process that reads (projector, replay, market follower): the same
+    registration as a writer's, so it knows the id of every committed version from the start
+    and asks the registry only about an id of no committed version (a newer release's). A
+    reader that met its first ids while the registry was down would otherwise stop on them."""
+    return registered_codec(settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from schemas.errors import (
     UnknownSchemaVersion,
 )
 from schemas.records import RecordMapping, camel, json_converter, record_mapping
-from schemas.registry import RegistryError, SchemaSource, VersionIds
+from schemas.registry import SchemaNotFound, SchemaSource, VersionIds
 from schemas.upcasts import UPCASTS, NotUpcastable, Upcast
 from schemas.versions import Schema, SchemaHistory, load_history
 
@@ -436,10 +436,13 @@ class _Contract:
             return version
         if self._source is None:
             raise UnknownSchemaId(self.name, schema_id, "not ours, and no registry to ask")
+        # An id the registry never issued can never be read (every writer registers before it
+        # writes). Any other RegistryError (unreachable) propagates: not a fact about the
+        # record, so the reader must stop and retry rather than set a good record aside.
         try:
             schema = self._source.schema(schema_id)
-        except RegistryError as error:
-            raise UnknownSchemaId(self.name, schema_id, str(error)) from error
+        except SchemaNotFound as error:
+            raise UndecodableRecord(f"{self.name}: {error}") from error
         matches = [v for v, known in self._history.versions.items() if known == schema]
         if not matches:
             raise UnknownSchemaId(self.name, schema_id, "no committed version of this schema; "

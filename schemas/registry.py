@@ -35,6 +35,10 @@ class RegistryError(RuntimeError):
     """The registry is unreachable or refused a request (the message says which and why)."""
 
 
+class SchemaNotFound(RegistryError):
+    """The registry answered that it never issued this schema id."""
+
+
 class SchemaSource(Protocol):
     """Where the codec looks up a schema id it has not seen (another process registered it)."""
 
@@ -63,7 +67,13 @@ class RegistryClient:
         return int(body["id"])
 
     def schema(self, schema_id: int) -> Schema:
-        body = self._call("GET", f"/schemas/ids/{schema_id}")
+        """The schema of `schema_id`; SchemaNotFound if the registry never issued it."""
+        try:
+            body = self._call("GET", f"/schemas/ids/{schema_id}")
+        except RegistryError as error:
+            if "HTTP 404" in str(error):
+                raise SchemaNotFound(f"schema id {schema_id} is not in the registry") from error
+            raise
         parsed = json.loads(body["schema"])
         if not isinstance(parsed, dict):
             raise RegistryError(f"schema id {schema_id} is not a record schema")

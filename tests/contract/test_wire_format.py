@@ -21,10 +21,11 @@ from schemas.codec import (
     Codec,
     CodecError,
     SchemaMismatch,
+    UndecodableRecord,
     UnknownSchemaId,
     load_histories,
 )
-from schemas.registry import RegistryError
+from schemas.registry import RegistryError, SchemaNotFound
 from schemas.versions import Schema
 from tests.contract.avro_records import raw_schema
 
@@ -62,6 +63,8 @@ class FakeRegistry:
         self.lookups.append(schema_id)
         if self.down:
             raise RegistryError("schema registry at http://127.0.0.1:1 is not reachable")
+        if schema_id not in self.schemas:
+            raise SchemaNotFound(f"schema id {schema_id} is not in the registry")
         return self.schemas[schema_id]
 
 
@@ -123,15 +126,25 @@ def test_an_id_of_another_topics_schema_is_refused(registry: FakeRegistry) -> No
     assert caught.value.schema_id == ids[COMMAND_SCHEMA][codec.command_version]
 
 
-def test_an_unknown_id_without_a_reachable_registry_is_a_codec_error(
+def test_an_unknown_id_while_the_registry_is_down_stops_the_reader_without_a_verdict(
     registry: FakeRegistry,
 ) -> None:
     encoded = Codec.load(ids=registry.ids(), source=registry).encode_command(CANCEL)
     registry.down = True
-    with pytest.raises(UnknownSchemaId, match="not reachable"):
-        Codec.load(source=registry).decode_command(encoded)
+    reader = Codec.load(source=registry)
+    with pytest.raises(RegistryError, match="not reachable") as caught:
+        reader.decode_command(encoded)
+    assert not isinstance(caught.value, CodecError)  # not dead-lettered, not quarantined
+    registry.down = False
+    assert reader.decode_command(encoded) == CANCEL
     with pytest.raises(UnknownSchemaId, match="no registry to ask"):
         Codec.load().decode_command(encoded)
+
+
+def test_an_id_the_registry_never_issued_is_undecodable(registry: FakeRegistry) -> None:
+    framed = Codec.load(ids=registry.ids(), source=registry).encode_command(CANCEL)
+    with pytest.raises(UndecodableRecord, match="schema id 1734439522 is not in the registry"):
+        Codec.load(source=registry).decode_command(b"\x00garb" + framed[5:])
 
 
 def test_ids_without_the_current_version_are_refused_at_start(registry: FakeRegistry) -> None:

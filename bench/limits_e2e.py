@@ -42,7 +42,7 @@ from domain.tokens import SOL, USDC, Token
 from domain.venues.raydium import RaydiumPool
 from oee.settings import Settings
 from producers.publisher import MarketPublisher
-from schemas.codec import Codec
+from infra.schema_registry import reading_codec, registered_codec
 from schemas.writer_fence import Fence, Verdict
 
 OVERRIDES = {"venue_latency_min_ms": 0, "venue_latency_max_ms": 0, "confirm_delay_min_ms": 0,
@@ -54,7 +54,7 @@ class Watch:
     """Follows the event store: who waits, and when each order triggered and submitted."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings, self._codec = settings, Codec.load()
+        self._settings, self._codec = settings, reading_codec(settings)
         self.waiting: set[str] = set()
         self.at: dict[str, dict[str, datetime]] = defaultdict(dict)
 
@@ -119,7 +119,7 @@ def listing(token: Token) -> PoolCreated:
 
 
 async def produce(settings: Settings, commands: list[ExecuteOrder]) -> None:
-    codec = Codec.load()
+    codec = registered_codec(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                 linger_ms=5, max_batch_size=1 << 20)
     await producer.start()

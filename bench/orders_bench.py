@@ -25,7 +25,7 @@ from bench.stack import Stack
 from domain.orders.events import TERMINAL_EVENTS
 from infra.topics import ensure_topics
 from oee.settings import Settings
-from schemas.codec import Codec
+from infra.schema_registry import reading_codec
 
 ZERO_LATENCY = {"venue_latency_min_ms": 0, "venue_latency_max_ms": 0, "confirm_delay_min_ms": 0,
                 "confirm_delay_max_ms": 0, "transient_failure_rate": 0.0}
@@ -61,7 +61,7 @@ class TerminalWatcher:
     """Notes when each order's terminal event arrives (bench-process clock)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings, self._codec = settings, Codec.load()
+        self._settings, self._codec = settings, reading_codec(settings)
         self.run = Run()
 
     async def __aenter__(self) -> TerminalWatcher:

@@ -42,6 +42,7 @@ from bench.order_histories import HistoryMaker, interleaved
 from bench.stack import free_ports
 from domain.orders.evolve import recorded_statuses
 from infra import process
+from infra.schema_registry import registered_codec, schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
@@ -95,7 +96,8 @@ def run_all(quick: bool = False, *, events: int | None = None, runs: int | None 
 async def rebuild_runs(base: Settings, events: int, runs: int) -> list[dict[str, Any]]:
     settings = fresh(base)
     await ensure_topics(settings, bootstrap(settings))
-    records = [record for chunk in chunks_of_events(events) for record in chunk]
+    codec = registered_codec(settings)
+    records = [record for chunk in chunks_of_events(events, codec) for record in chunk]
     started = time.perf_counter()
     written = await write_topic(settings, records)
     write_s = time.perf_counter() - started
@@ -115,9 +117,10 @@ async def rebuild_runs(base: Settings, events: int, runs: int) -> list[dict[str,
     return results
 
 
-def chunks_of_events(total: int, orders: int = CHUNK_ORDERS) -> Iterator[list[Record]]:
+def chunks_of_events(total: int, codec: Codec,
+                     orders: int = CHUNK_ORDERS) -> Iterator[list[Record]]:
     """Encoded records, `orders` orders at a time, until `total` events."""
-    maker, codec, made = HistoryMaker(seed=2025), Codec.load(), 0
+    maker, made = HistoryMaker(seed=2025), 0
     while made < total:
         events = interleaved(maker.orders(orders))[: total - made]
         made += len(events)
@@ -162,7 +165,8 @@ async def live_run(base: Settings, orders_per_s: int, seconds: float) -> dict[st
     settings = fresh(base)
     await ensure_topics(settings, bootstrap(settings))
     await asyncio.to_thread(_migrate, settings)
-    maker, codec = HistoryMaker(seed=7, orders_per_s=orders_per_s), Codec.load()
+    maker = HistoryMaker(seed=7, orders_per_s=orders_per_s)
+    codec = registered_codec(settings)
     events = interleaved(maker.orders(int(orders_per_s * seconds)))
     first = events[0].occurred_at
     due = [((e.occurred_at - first).total_seconds(), (-1, 0, e.order_id.encode(),
@@ -205,7 +209,7 @@ async def _pace_and_watch(settings: Settings, due: list[tuple[float, Record]]) -
 
 async def _warm_up(settings: Settings, timeout_s: float = 60.0) -> None:
     """Write a few orders and wait until the projector has committed them."""
-    records = next(chunks_of_events(500, orders=100))
+    records = next(chunks_of_events(500, registered_codec(settings), orders=100))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings), acks=1)
     await producer.start()
     try:
@@ -290,13 +294,16 @@ def services() -> Iterator[Settings]:
     with ExitStack() as stack:
         data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oee-bench-")))
         data.chmod(0o755)
-        kafka_port, controller_port, pg_port = free_ports(3)
+        kafka_port, controller_port, pg_port, registry_port = free_ports(4)
         base = Settings().model_copy(update={
             "kafka_port": kafka_port, "kafka_controller_port": controller_port,
-            "postgres_port": pg_port, "data_dir": data, "log_level": "WARNING"})
+            "postgres_port": pg_port, "schema_registry_port": registry_port, "data_dir": data,
+            "log_level": "WARNING"})
         kafka = stack.enter_context(kafka_bootstrap(base))
         dsn = stack.enter_context(postgres_dsn(base, durable=False))
-        yield base.model_copy(update={"kafka_bootstrap_servers": kafka, "database_url": dsn})
+        registry = stack.enter_context(schema_registry(base, dsn))
+        yield base.model_copy(update={"kafka_bootstrap_servers": kafka, "database_url": dsn,
+                                      "schema_registry_url": registry})
 
 
 def fresh(base: Settings) -> Settings:

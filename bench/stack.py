@@ -29,6 +29,7 @@ from api.auth.keys import Scope
 from api.auth.secret import server_secret
 from api.auth.store import create_key
 from infra import process
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import AuthMode, Settings
@@ -56,16 +57,19 @@ class Stack:
         data = Path(tempfile.mkdtemp(prefix="oee-bench-"))
         data.chmod(0o755)
         self._exit.callback(shutil.rmtree, data, True)
-        kafka_port, controller_port, pg_port, api_port = free_ports(4)
+        kafka_port, controller_port, pg_port, api_port, registry_port = free_ports(5)
         base = Settings().model_copy(update={
             "kafka_port": kafka_port, "kafka_controller_port": controller_port,
             "postgres_port": pg_port, "data_dir": data, "api_port": api_port,
+            "schema_registry_port": registry_port,
             "engine_id": f"bench-{uuid.uuid4().hex[:8]}", "rate_limit_per_s": 1e9,
             "rate_limit_burst": 1_000_000_000, **self._overrides})
         bootstrap = self._exit.enter_context(kafka_bootstrap(base))
         dsn = self._exit.enter_context(postgres_dsn(base, durable=False))
+        registry = self._exit.enter_context(schema_registry(base, dsn))
         self.settings = base.model_copy(update={"kafka_bootstrap_servers": bootstrap,
-                                                "database_url": dsn})
+                                                "database_url": dsn,
+                                                "schema_registry_url": registry})
         migrate(dsn, self.settings.db_schema)
         if self.settings.auth_mode is AuthMode.ON:
             self.api_key = create_key(dsn, self.settings.db_schema, server_secret(self.settings),

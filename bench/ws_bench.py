@@ -47,6 +47,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.order_histories import HistoryMaker
 from domain.orders import Event, OrderState, evolve, initial_state
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import AuthMode, Settings
@@ -105,8 +106,10 @@ def bench_settings() -> Iterator[Settings]:
     with ExitStack() as stack:
         bootstrap = stack.enter_context(kafka_bootstrap(base))
         dsn = stack.enter_context(postgres_dsn(base, durable=False))
+        registry = stack.enter_context(schema_registry(base, dsn))
         yield base.model_copy(update={
             "kafka_bootstrap_servers": bootstrap, "database_url": dsn,
+            "schema_registry_url": registry,
             "topic_prefix": f"wsbench{tag}.", "db_schema": f"wsbench_{tag}",
             "engine_id": f"wsbench-{tag}", "api_port": free_port(), "log_level": "WARNING",
             # The subject is the fan-out; a key costs each stream one check at its handshake.

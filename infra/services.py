@@ -1,9 +1,9 @@
 """The local services of one Settings: which to start, where they listen, whether they run.
 
-Consumes a Settings; produces the Kafka bootstrap address and PostgreSQL DSN every entrypoint
-uses. An external service (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`) is used as is and never
-started or stopped here; otherwise it is the local broker or server, with its data under
-`settings.data_dir`.
+Consumes a Settings; produces the Kafka bootstrap address, PostgreSQL DSN and schema registry
+URL every entrypoint uses. An external service (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+`SCHEMA_REGISTRY_URL`) is used as is and never started or stopped here; otherwise it is the
+local broker, server or registry, with its data under `settings.data_dir`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from infra import process
 from infra.kafka import KafkaBroker
 from infra.kafka_cluster import KafkaCluster
 from infra.postgres import EmbeddedPostgres
+from infra.schema_registry import LocalRegistry, local_registry, registry_answers, registry_url
 from oee.settings import Settings
 
 
@@ -33,17 +34,20 @@ class ServiceStatus:
 
 @dataclass(frozen=True, slots=True)
 class LocalServices:
-    """The broker and database of one Settings; `None` where an external one is configured."""
+    """The broker, database and schema registry of one Settings; `None` where an external one
+    is configured."""
 
     settings: Settings
     kafka: KafkaBroker | KafkaCluster | None
     postgres: EmbeddedPostgres | None
+    registry: LocalRegistry | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalServices:
         kafka = None if settings.kafka_bootstrap_servers else local_broker(settings)
         postgres = None if settings.database_url else local_postgres(settings)
-        return cls(settings, kafka, postgres)
+        registry = None if settings.schema_registry_url else local_registry(settings)
+        return cls(settings, kafka, postgres, registry)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -61,13 +65,17 @@ class LocalServices:
         """
         services = (self.postgres, self.kafka)
         to_start = [s for s in services if s is not None and s.running_pid() is None]
-        for service in to_start:
+        registry = self.registry if self.registry and self.registry.running_pid() is None else None
+        for service in [*to_start, *([registry] if registry else [])]:
             service.preflight()
-        started: list[KafkaBroker | KafkaCluster | EmbeddedPostgres] = []
+        started: list[KafkaBroker | KafkaCluster | EmbeddedPostgres | LocalRegistry] = []
         try:
             for service in to_start:
                 service.start()
                 started.append(service)
+            if registry is not None:  # it keeps its schemas in the PostgreSQL just started
+                registry.start(self.dsn)
+                started.append(registry)
         except BaseException:
             for service in reversed(started):
                 service.stop()
@@ -75,13 +83,15 @@ class LocalServices:
 
     def down(self) -> None:
         """Stop the local services started by `up` (external ones are left alone)."""
+        if self.registry is not None:
+            self.registry.stop()
         if self.kafka is not None:
             self.kafka.stop()
         if self.postgres is not None:
             self.postgres.stop()
 
     def status(self) -> list[ServiceStatus]:
-        return [self._kafka_status(), self._postgres_status()]
+        return [self._kafka_status(), self._postgres_status(), self._registry_status()]
 
     def _kafka_status(self) -> ServiceStatus:
         if self.kafka is None:
@@ -97,6 +107,13 @@ class LocalServices:
             return ServiceStatus("postgres", self.dsn, _pg_reachable(self.dsn), False)
         pid = self.postgres.running_pid()
         return ServiceStatus("postgres", self.dsn, pid is not None, True, pid)
+
+    def _registry_status(self) -> ServiceStatus:
+        url = registry_url(self.settings)
+        if self.registry is None:
+            return ServiceStatus("schema-registry", url, registry_answers(url), False)
+        pid = self.registry.running_pid()
+        return ServiceStatus("schema-registry", url, pid is not None, True, pid)
 
 
 @contextmanager

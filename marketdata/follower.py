@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from domain.market_events import MarketChange, MarketEvent, fold
+from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers
 from oee.settings import Settings
 from schemas.codec import Codec, CodecError
@@ -63,7 +64,7 @@ class MarketFollower:
         self._topics = (settings.topics.prices, settings.topics.pools)
         self._catch_up_records = settings.market_catch_up_records
         self._view = view
-        self._codec = codec or Codec.load()
+        self._codec = codec or reading_codec(settings)
         self._client_id = client_id
         self._listeners: list[MarketListener] = []
         self._caught_up = asyncio.Event()

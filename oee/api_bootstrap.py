@@ -19,6 +19,7 @@ the background rebuild) are built here and handed over as the `api.deps` ports.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -47,6 +48,7 @@ from api.order_records import ReadModelOrders
 from api.order_statuses import ReadModelStatuses
 from domain.market import Market
 from domain.tokens import TokenRegistry
+from infra.schema_registry import registered_codec
 from infra.services import bootstrap_servers, database_url
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
@@ -96,7 +98,9 @@ async def open_edge(
     settings: Settings, chosen: Replacements, *, read_side: bool
 ) -> AsyncIterator[Edge]:
     """Open every resource of the process; close them all, in reverse, on exit."""
-    codec = Codec.load()
+    # The registry is asked only when something of ours writes or reads Kafka records.
+    own_kafka = chosen.open_commands is None or chosen.market is None or read_side
+    codec = await asyncio.to_thread(registered_codec, settings) if own_kafka else Codec.load()
     registry = chosen.registry or TokenRegistry.default()
     async with AsyncExitStack() as stack:
         opener = chosen.open_commands or (lambda: _command_bus(settings, codec))

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from infra.errors import PrerequisiteError
+from infra.schema_registry import registry_url
 from infra.services import (
     LocalServices,
     ServiceStatus,
@@ -154,7 +155,8 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
 def commands() -> list[Command]:
     """Every subcommand, in the order `oee --help` lists them."""
     return [
-        Command("infra", "start, stop or inspect the local Kafka and PostgreSQL",
+        Command("infra", "start, stop or inspect the local Kafka, PostgreSQL and schema "
+                "registry", 
                 _infra, _infra_arguments),
         Command("topics", "create every topic the engine uses (idempotent)",
                 _topics, _topics_arguments),
@@ -246,7 +248,8 @@ def _projector(args: argparse.Namespace, settings: Settings) -> int:
 def _with_services(settings: Settings) -> Settings:
     """Point a single process at the configured or local services explicitly."""
     return settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers(settings),
-                                       "database_url": database_url(settings)})
+                                       "database_url": database_url(settings),
+                                       "schema_registry_url": registry_url(settings)})
 
 
 # --- entrypoint -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """`oee run` (what `make run` calls): the whole system in the foreground, supervised.
 
-Starts (or reuses) Kafka and PostgreSQL, applies migrations, creates topics, then runs the
-application processes as children: stream worker, projector, API and the market-data feed.
+Starts (or reuses) Kafka, PostgreSQL and the schema registry, applies migrations, creates
+topics, then runs the application processes as children: stream worker, projector, API and
+the market-data feed.
 A child that exits is started again after a backoff (RUN_RESTART_BACKOFF_MS, doubling with
 each restart of that child in the last minute); a child that needs more than RUN_MAX_RESTARTS
 restarts within a minute is crash-looping, and then everything stops (exit 1). Ctrl-C,
@@ -25,6 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from infra import process
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.keys import ADMIN_KEY_FILE, local_admin_key
@@ -72,8 +74,10 @@ def run_system(settings: Settings) -> int:
         started = time.monotonic()
         bootstrap = stack.enter_context(kafka_bootstrap(settings))
         dsn = stack.enter_context(postgres_dsn(settings))
+        registry = stack.enter_context(schema_registry(settings, dsn))
         live = settings.model_copy(update={
             "kafka_bootstrap_servers": bootstrap, "database_url": dsn,
+            "schema_registry_url": registry,
             # Fixed for the run (a restarted child serves where it did), so they can be printed.
             "worker_metrics_port": settings.worker_metrics_port or _free_port(),
             "projector_metrics_port": settings.projector_metrics_port or _free_port()})
@@ -111,6 +115,7 @@ def _announce(settings: Settings, started: float, admin_key: str | None) -> None
         print(f"              {name} http://127.0.0.1:{port}/metrics (and /health)", flush=True)
     print(f"  kafka       {settings.kafka_bootstrap_servers}", flush=True)
     print(f"  postgres    {settings.database_url}", flush=True)
+    print(f"  registry    {settings.schema_registry_url}", flush=True)
     print(f"  logs        {settings.data_dir / 'logs'}", flush=True)
     if admin_key is None:
         print("  auth        off (AUTH_MODE=off): no API key needed", flush=True)

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
         None, description="Use this PostgreSQL instead of the embedded one."
     )
     postgres_port: int = 15432
+    schema_registry_url: str | None = Field(
+        None, description="Use this Confluent-compatible schema registry instead of the local "
+        "one the launcher starts (e.g. http://registry:8081 or Apicurio's .../apis/ccompat/v7)."
+    )
+    schema_registry_host: str = Field(
+        "127.0.0.1", description="Where the local registry listens (0.0.0.0 in a container)."
+    )
+    schema_registry_port: int = 18081
     data_dir: Path = Path.home() / ".local" / "share" / "oee"
     cache_dir: Path = Path.home() / ".cache" / "oee"
 

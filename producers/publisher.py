@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from domain.market_events import MarketEvent
+from infra.schema_registry import registered_codec
 from infra.services import bootstrap_servers
 from marketdata.topics import topic_of
 from oee.settings import Settings, Topics
@@ -47,7 +48,8 @@ class MarketPublisher:
 
     @classmethod
     def of(cls, settings: Settings, codec: Codec | None = None) -> MarketPublisher:
-        return cls(bootstrap_servers(settings), settings.topics, codec or Codec.load())
+        return cls(bootstrap_servers(settings), settings.topics,
+                   codec or registered_codec(settings))
 
     async def __aenter__(self) -> MarketPublisher:
         self._producer = await self._started()

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
 import psycopg
 
+from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.audit import SeqAudit
 from projections.kafka_offsets import KafkaOffsets
-from projections.progress import Progress, render_bar
+from projections.progress import Progress, RateMeter, render_bar
 from projections.rebuild import CATCH_UP_LAG, RebuildFailed, RebuildOptions, RebuildRunning, rebuild
 from projections.replay import Replayed, Replayer, Selection
 from projections.status import projection_lag, shadow_lag
@@ -56,17 +59,40 @@ def replay_main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _replay(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:
-    codec = Codec.load()
+    codec = reading_codec(settings)
     audit = SeqAudit(from_start=selection.from_start)
-    replayer = Replayer(bootstrap_servers(settings), settings.topics.events, codec)
+    meter = ReplayMeter(settings.topics.events, _Bar(sys.stderr).show)
+    replayer = Replayer(bootstrap_servers(settings), settings.topics.events, codec, meter.read)
     write = _json_line if fmt == "json" else _table_line
     if fmt == "table":
         print(f"{'TOPIC':24} {'PARTITION':>9} {'OFFSET':>9}  {'RECORDED':29}  {'ORDER':36} "
               f"{'SEQ':>4}  TYPE", file=out)
     async for replayed in replayer.replay(selection, audit):
         write(replayed, codec, out)
+    meter.finish()
     _report(audit, fmt, out)
     return EXIT_FOUND if audit.failed else EXIT_OK
+
+
+class ReplayMeter:
+    """Turns the replayer's (records behind, records to read) into `Progress` for the bar:
+    records/s over the last seconds and the ETA of the rest."""
+
+    def __init__(self, topic: str, show: Callable[[Progress], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._topic, self._show, self._clock = topic, show, clock
+        self._rate, self._started = RateMeter(), time.time()
+        self.last = Progress("replaying", topic, 0, 0, 0.0, self._started)
+
+    def read(self, read: int, to_read: int) -> None:
+        rate = self._rate.add(read, self._clock())
+        self.last = Progress("replaying", self._topic, read, to_read, rate, self._started)
+        self._show(self.last)
+
+    def finish(self) -> None:
+        self.last = dataclasses.replace(self.last, phase="done", projected=self.last.end,
+                                        finished_at=time.time())
+        self._show(self.last)
 
 
 def _table_line(replayed: Replayed, codec: Codec, out: IO[str]) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.kafka_offsets import KafkaOffsets
@@ -123,7 +124,7 @@ async def project(
     options = options or ProjectorOptions()
     stop = stop or asyncio.Event()
     telemetry = telemetry or ProjectorTelemetry(projection_group(settings))
-    runner = _Runner(settings, options, Codec.load(), stop, telemetry)
+    runner = _Runner(settings, options, reading_codec(settings), stop, telemetry)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings),
         group_id=None,  # offsets live in PostgreSQL, next to the rows

@@ -12,12 +12,14 @@ order, two events with one seq or an event after the end makes the replay fail.
   offset for `--to` (or the end seen at start); records outside [from, to) are left out.
 - `--all` reads every partition from 0 to the end seen at start.
 Events come partition by partition, in offset order: one order's events share a partition,
-so each order reads in seq order.
+so each order reads in seq order. `on_read(read, to_read)` is told after each fetched batch
+how many records of the selected offset ranges are behind it (read or skipped) and how many
+there are (the CLI's progress bar).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +33,7 @@ from schemas.codec import Codec, CodecError
 from schemas.writer_fence import Fence, Verdict
 
 FETCH_BYTES = 16 * 1024 * 1024
+OnRead = Callable[[int, int], None]  # (records behind, records in the selected ranges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +67,14 @@ class _Range:
 class Replayer:
     """Reads a selection from one cluster; `audit` collects the findings as it goes."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, codec: Codec) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, codec: Codec,
+                 on_read: OnRead | None = None) -> None:
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._codec = codec
+        self._on_read = on_read
+        self._read_before = 0  # records of the ranges already finished
+        self._to_read = 0
 
     async def replay(self, selection: Selection, audit: SeqAudit) -> AsyncIterator[Replayed]:
         async with KafkaOffsets(self._bootstrap) as kafka:
@@ -107,6 +114,8 @@ class Replayer:
         self, ranges: Iterable[_Range], selection: Selection, audit: SeqAudit
     ) -> AsyncIterator[Replayed]:
         ranges = list(ranges)
+        self._to_read += sum(r.stop - r.first for r in ranges)
+        self._report(0)
         if not ranges:
             return  # (and aiokafka 0.14 raises CancelledError on a start quickly followed by stop)
         consumer = AIOKafkaConsumer(
@@ -118,6 +127,8 @@ class Replayer:
             for selected in ranges:
                 async for replayed in self._read_range(consumer, selected, selection, audit):
                     yield replayed
+                self._read_before += selected.stop - selected.first
+                self._report(0)
         finally:
             await consumer.stop()
 
@@ -134,7 +145,10 @@ class Replayer:
         fence = Fence()  # from mid-log it learns the epoch from the first event it reads
         while await consumer.position(tp) < selected.stop:
             batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-            for record in batches.get(tp, []):
+            fetched = batches.get(tp, [])
+            if fetched:
+                self._report(min(fetched[-1].offset + 1, selected.stop) - selected.first)
+            for record in fetched:
                 if record.offset >= selected.stop:
                     break
                 # Every record goes past the fence (claims have no key): a claim, or an
@@ -156,6 +170,11 @@ class Replayer:
                     continue
                 audit.add(event, at)
                 yield Replayed(at, record.timestamp, event)
+
+
+    def _report(self, read_in_range: int) -> None:
+        if self._on_read is not None:
+            self._on_read(self._read_before + read_in_range, self._to_read)
 
 
 def _partition_of(order_id: str, partitions: list[int]) -> int:

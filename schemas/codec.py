@@ -1,15 +1,24 @@
 """The wire format of the order topics (events, commands, stage work) and of the market
-topics (market events): a 2-byte header + Avro binary.
+topics (market events): the Confluent framing + Avro binary.
+
+    byte 0     magic 0x00
+    bytes 1-4  the writer schema's id in the schema registry (big-endian)
+    rest       the record, Avro binary without a container (fastavro's schemaless format)
+
+Records written before the registry (and by a codec built without one) carry the older
+2-byte header, which every reader still reads:
 
     byte 0   magic 0x0E
     byte 1   writer schema version (1..255)
-    rest     the record, Avro binary without a container (fastavro's schemaless format)
 
 A record is read with the schema version it was written with and resolved to the current
 schema, Avro resolution and the upcasters of `schemas.upcasts` taking turns (what resolution
 cannot express, such as flat fields becoming a nested record), so every committed version
-(schemas/history) stays readable. The caller builds one
-`Codec` at startup (`Codec.load()`): schemas are parsed and the messages mapped once.
+(schemas/history) stays readable. The ids of our versions come from the registration at
+start-up (`schemas.registry.register_histories`); an id not among them (a version another
+process registered) is looked up once in the registry and matched to a committed version.
+The caller builds one `Codec` at startup (`Codec.load()`, or `infra.schema_registry`'s
+`registered_codec` for the Confluent framing): schemas are parsed and the messages mapped once.
 """
 
 from __future__ import annotations
@@ -33,13 +42,16 @@ from schemas.errors import (
     SchemaMismatch,
     UndecodableRecord,
     UnencodableMessage,
+    UnknownSchemaId,
     UnknownSchemaVersion,
 )
 from schemas.records import RecordMapping, camel, json_converter, record_mapping
+from schemas.registry import SchemaNotFound, SchemaSource, VersionIds
 from schemas.upcasts import UPCASTS, NotUpcastable, Upcast
 from schemas.versions import Schema, SchemaHistory, load_history
 
 __all__ = [
+    "CONFLUENT_MAGIC",
     "MAGIC",
     "Codec",
     "CodecError",
@@ -48,11 +60,15 @@ __all__ = [
     "SchemaMismatch",
     "UndecodableRecord",
     "UnencodableMessage",
+    "UnknownSchemaId",
     "UnknownSchemaVersion",
     "event_type_name",
+    "load_histories",
 ]
 
-MAGIC: Final = 0x0E
+MAGIC: Final = 0x0E  # the pre-registry header: magic, version
+CONFLUENT_MAGIC: Final = 0x00  # the Confluent header: magic, 4-byte schema id
+_ID_HEADER: Final = 5
 EVENT_SCHEMA: Final = "order_event"
 COMMAND_SCHEMA: Final = "order_command"
 WORK_SCHEMA: Final = "order_work"
@@ -97,36 +113,49 @@ class Codec:
         commands: SchemaHistory | None = None,
         work: SchemaHistory | None = None,
         market: SchemaHistory | None = None,
+        *,
+        ids: Mapping[str, VersionIds] | None = None,
+        source: SchemaSource | None = None,
     ) -> None:
-        """A codec of the given schema histories (default: the installed .avsc files)."""
+        """A codec of the given schema histories (default: the installed .avsc files).
+
+        With `ids` (each schema's {version: registry id}) it writes the Confluent framing,
+        else the older 2-byte header; `source` looks up ids it was not given."""
         events = events or load_history(EVENT_SCHEMA)
         commands = commands or load_history(COMMAND_SCHEMA)
         work = work or load_history(WORK_SCHEMA)
         market = market or load_history(MARKET_SCHEMA)
+        wire = _Wire(ids or {}, source)
         event_envelope = _EVENT_BASE | {"type", "status", "schema_version", "payload"}
         command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
-        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope,
+        self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope, wire,
                                  UPCASTS.get(events.name, {}))
         self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope,
-                                   UPCASTS.get(commands.name, {}))
+                                   wire, UPCASTS.get(commands.name, {}))
         # Work items have no envelope of their own: the whole item is the payload.
-        self._work = _Contract(work, get_args(Work), frozenset(), _WORK_ENVELOPE)
+        self._work = _Contract(work, get_args(Work), frozenset(), _WORK_ENVELOPE, wire)
         self._market = _Contract(market, MARKET_EVENT_TYPES, _MARKET_BASE,
-                                 _MARKET_BASE | {"schema_version", "payload"})
+                                 _MARKET_BASE | {"schema_version", "payload"}, wire)
         self._json = {cls: json_converter(cls, skip=_EVENT_BASE) for cls in EVENT_TYPES}
         self._market_json = {
             cls: json_converter(cls, skip=_MARKET_BASE) for cls in MARKET_EVENT_TYPES
         }
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> Codec:
+    def load(
+        cls,
+        directory: Path | None = None,
+        *,
+        ids: Mapping[str, VersionIds] | None = None,
+        source: SchemaSource | None = None,
+    ) -> Codec:
         """The codec of the .avsc files in `directory` (default: the installed schemas)."""
-        return cls(
-            load_history(EVENT_SCHEMA, directory),
-            load_history(COMMAND_SCHEMA, directory),
-            load_history(WORK_SCHEMA, directory),
-            load_history(MARKET_SCHEMA, directory),
-        )
+        return cls(*load_histories(directory), ids=ids, source=source)
+
+    @property
+    def writes_schema_ids(self) -> bool:
+        """True when records get the Confluent framing (the codec knows its registry ids)."""
+        return self._events.header[0] == CONFLUENT_MAGIC
 
     @property
     def event_version(self) -> int:
@@ -266,6 +295,21 @@ class Codec:
         return cast(dict[str, Any], self._json[type(event)](event))
 
 
+def load_histories(directory: Path | None = None) -> tuple[SchemaHistory, ...]:
+    """Every schema's history, in the order of `Codec`'s arguments (events, commands, work,
+    market)."""
+    return tuple(load_history(name, directory)
+                 for name in (EVENT_SCHEMA, COMMAND_SCHEMA, WORK_SCHEMA, MARKET_SCHEMA))
+
+
+@dataclass(frozen=True, slots=True)
+class _Wire:
+    """What the framing needs from the registry: our ids, and where to ask about others."""
+
+    ids: Mapping[str, VersionIds]
+    source: SchemaSource | None
+
+
 class _Contract:
     """One schema with all its versions, and the mapping of its payload union's branches."""
 
@@ -275,11 +319,21 @@ class _Contract:
         types: Sequence[type[Any]],
         base: frozenset[str],
         envelope: frozenset[str],
+        wire: _Wire,
         upcasts: Mapping[int, Upcast] | None = None,
     ) -> None:
         self.name = history.name
         self.version = history.current_version
-        self._header = bytes((MAGIC, self.version))
+        self._history = history
+        self._source = wire.source
+        ids = wire.ids.get(self.name, {})
+        # Filled further by `_version_of` as ids of other processes' registrations show up
+        # (a dict item assignment: safe under the GIL without a lock).
+        self._versions_by_id: dict[int, int] = {i: v for v, i in ids.items()}
+        if ids and self.version not in ids:
+            raise SchemaMismatch(f"{self.name}: no registry id for the current v{self.version}")
+        self.header = (bytes((CONFLUENT_MAGIC,)) + ids[self.version].to_bytes(4, "big")
+                       if ids else bytes((MAGIC, self.version)))
         named: dict[str, Any] = {}
         self.schema = cast(Schema, parse_schema(history.current, named_schemas=named))
         self._parsed = {version: cast(Schema, parse_schema(schema))
@@ -336,7 +390,7 @@ class _Contract:
 
     def write(self, record: dict[str, Any]) -> bytes:
         buffer = BytesIO()
-        buffer.write(self._header)
+        buffer.write(self.header)
         try:
             schemaless_writer(buffer, self.schema, record)
         except _UNENCODABLE as error:
@@ -344,29 +398,57 @@ class _Contract:
         return buffer.getvalue()
 
     def read(self, data: bytes) -> dict[str, Any]:
-        if len(data) < 2:
-            raise UndecodableRecord(f"{self.name}: {len(data)} bytes, shorter than the header")
-        if data[0] != MAGIC:
-            raise UndecodableRecord(f"{self.name}: magic byte 0x{data[0]:02x}, not 0x{MAGIC:02x}")
-        reader = self._readers.get(data[1])
+        version, start = self._writer_version(data)
+        reader = self._readers.get(version)
         if reader is None:
-            raise UnknownSchemaVersion(self.name, data[1], self._readers)
+            raise UnknownSchemaVersion(self.name, version, self._readers)
         buffer = BytesIO(data)
-        buffer.seek(2)
+        buffer.seek(start)
         try:
             record = reader(buffer)
         except _CORRUPT as error:
-            raise UndecodableRecord(f"{self.name} v{data[1]}: corrupt record: {error!r}") from error
+            raise UndecodableRecord(f"{self.name} v{version}: corrupt record: {error!r}") from error
         if buffer.tell() != len(data):
-            raise UndecodableRecord(f"{self.name} v{data[1]}: trailing bytes after the record")
-        if record["schemaVersion"] != data[1]:
+            raise UndecodableRecord(f"{self.name} v{version}: trailing bytes after the record")
+        if record["schemaVersion"] != version:
             raise UndecodableRecord(
-                f"{self.name}: header v{data[1]} but schemaVersion {record['schemaVersion']}"
+                f"{self.name}: header v{version} but schemaVersion {record['schemaVersion']}"
             )
         try:
-            return self._upcast(data[1], cast(dict[str, Any], record))
+            return self._upcast(version, cast(dict[str, Any], record))
         except NotUpcastable as error:
-            raise UndecodableRecord(f"{self.name} v{data[1]}: {error}") from error
+            raise UndecodableRecord(f"{self.name} v{version}: {error}") from error
+
+    def _writer_version(self, data: bytes) -> tuple[int, int]:
+        """The writer's schema version named by the header, and where the body starts."""
+        if data[:1] == bytes((CONFLUENT_MAGIC,)) and len(data) >= _ID_HEADER:
+            return self._version_of(int.from_bytes(data[1:_ID_HEADER], "big")), _ID_HEADER
+        if data[:1] == bytes((MAGIC,)) and len(data) >= 2:
+            return data[1], 2
+        if len(data) < 2 or data[0] == CONFLUENT_MAGIC:
+            raise UndecodableRecord(f"{self.name}: {len(data)} bytes, shorter than the header")
+        raise UndecodableRecord(f"{self.name}: magic byte 0x{data[0]:02x}, "
+                                f"neither 0x{CONFLUENT_MAGIC:02x} nor 0x{MAGIC:02x}")
+
+    def _version_of(self, schema_id: int) -> int:
+        version = self._versions_by_id.get(schema_id)
+        if version is not None:
+            return version
+        if self._source is None:
+            raise UnknownSchemaId(self.name, schema_id, "not ours, and no registry to ask")
+        # An id the registry never issued can never be read (every writer registers before it
+        # writes). Any other RegistryError (unreachable) propagates: not a fact about the
+        # record, so the reader must stop and retry rather than set a good record aside.
+        try:
+            schema = self._source.schema(schema_id)
+        except SchemaNotFound as error:
+            raise UndecodableRecord(f"{self.name}: {error}") from error
+        matches = [v for v, known in self._history.versions.items() if known == schema]
+        if not matches:
+            raise UnknownSchemaId(self.name, schema_id, "no committed version of this schema; "
+                                  "was it written by a newer release?")
+        self._versions_by_id[schema_id] = matches[0]
+        return matches[0]
 
     def payload_of(self, record: dict[str, Any]) -> tuple[RecordMapping, dict[str, Any]]:
         name, payload = record["payload"]

@@ -34,6 +34,16 @@ class UnknownSchemaVersion(CodecError):
         )
 
 
+class UnknownSchemaId(CodecError):
+    """The header names a registry schema id that is no version of this schema known here
+    (a newer release's schema, another topic's schema, or no registry to ask)."""
+
+    def __init__(self, schema: str, schema_id: int, reason: str) -> None:
+        self.schema = schema
+        self.schema_id = schema_id
+        super().__init__(f"{schema}: schema id {schema_id}: {reason}")
+
+
 class UnencodableMessage(CodecError):
     """A message whose values do not fit the schema (e.g. an amount beyond a long)."""
 

@@ -32,6 +32,7 @@ from domain.work import ExecuteSwap, QuoteRoute
 from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
+from infra.schema_registry import registered_codec
 from schemas.codec import Codec
 from schemas.headers import RecordHeaders
 from streams.chain import ChainPolicy, SimulatedChain
@@ -66,7 +67,7 @@ class Engine:
 
     def __init__(self, app: faust.App, settings: Settings, database_url: str) -> None:
         s = settings
-        self.app, self.settings, self.codec = app, settings, Codec.load()
+        self.app, self.settings, self.codec = app, settings, registered_codec(settings)
         self.ready = asyncio.Event()
         self.market = MarketView(Market.default(s.market_seed))
         self.market_feed = MarketFollower(settings, self.market, self.codec)

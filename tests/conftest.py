@@ -1,7 +1,9 @@
 """Real services for the test suite, and a fresh, isolated Settings per test.
 
-Session scope: one Kafka broker and one PostgreSQL. External ones when KAFKA_BOOTSTRAP_SERVERS /
-DATABASE_URL are set; otherwise the local launcher starts its own, on ports of their own and
+Session scope: one Kafka broker, one PostgreSQL and one schema registry. External ones when
+KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL / SCHEMA_REGISTRY_URL are set; otherwise containers when a
+Docker engine answers (testcontainers; tests/service_backends.py, the choice is in the session's
+header), else the local launcher starts its own, on ports of their own and
 with data in a temporary directory, tied to this process so that even a killed pytest leaves
 nothing running. A service that
 cannot start makes the tests that need it fail with the reason; nothing is skipped.
@@ -32,10 +34,21 @@ from aiokafka.admin import AIOKafkaAdminClient
 from psycopg import sql
 
 from infra import process
+from infra.schema_registry import schema_registry
 from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import Settings
 from projections.migrate import migrate
+from tests.service_backends import (
+    Backend,
+    Choice,
+    choose,
+    docker_engine,
+    kafka_container,
+    postgres_container,
+)
+
+SERVICES_CHOICE = pytest.StashKey[Choice]()
 
 # Ports of the test services, picked at random per session from a range away from the
 # defaults of `oee infra up` (19092/19093/15432), so neither a `make run` nor another pytest
@@ -44,12 +57,21 @@ from projections.migrate import migrate
 SERVICE_PORTS = range(20000, 30000)
 
 
-def session_ports() -> tuple[int, int, int]:
-    """Three ports nothing listens on: Kafka, its controller, PostgreSQL."""
+def session_ports() -> tuple[int, int, int, int]:
+    """Four ports nothing listens on: Kafka, its controller, PostgreSQL, the schema registry."""
     free = [port for port in random.sample(SERVICE_PORTS, 100) if process.port_is_free(port)]
-    if len(free) < 3:
+    if len(free) < 4:
         raise RuntimeError(f"no free ports for the test services in {SERVICE_PORTS}")
-    return free[0], free[1], free[2]
+    return free[0], free[1], free[2], free[3]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SERVICES_CHOICE] = choose(os.environ, docker_engine(os.environ))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The one line per session saying where Kafka and PostgreSQL come from, and why."""
+    return config.stash[SERVICES_CHOICE].describe()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def service_settings() -> Iterator[Settings]:
     """Where the session's services run: the environment's, or local ones on test ports."""
-    kafka_port, controller_port, postgres_port = session_ports()
+    kafka_port, controller_port, postgres_port, registry_port = session_ports()
     # Not under pytest's tmp_path: that tree is private to root (0700) and pruned by other
     # pytest sessions, while PostgreSQL runs as its own unprivileged user and must reach it.
     data_dir = Path(tempfile.mkdtemp(prefix="oee-test-services-"))
@@ -69,6 +91,7 @@ def service_settings() -> Iterator[Settings]:
             "kafka_port": kafka_port,
             "kafka_controller_port": controller_port,
             "postgres_port": postgres_port,
+            "schema_registry_port": registry_port,
             "data_dir": data_dir,
             # cache_dir stays the user's: the broker's jars are downloaded once per machine.
         }
@@ -77,22 +100,42 @@ def service_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap_servers(service_settings: Settings) -> Iterator[str]:
-    """The session's Kafka: KAFKA_BOOTSTRAP_SERVERS, or a local broker for the session."""
+def kafka_bootstrap_servers(
+    service_settings: Settings, pytestconfig: pytest.Config
+) -> Iterator[str]:
+    """The session's Kafka: KAFKA_BOOTSTRAP_SERVERS, a container, or a local broker."""
+    if pytestconfig.stash[SERVICES_CHOICE].kafka is Backend.CONTAINERS:
+        with kafka_container(service_settings.kafka_version,
+                             service_settings.kafka_port) as bootstrap:
+            yield bootstrap
+        return
     with kafka_bootstrap(service_settings) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture(scope="session")
-def database_url(service_settings: Settings) -> Iterator[str]:
-    """The session's PostgreSQL: DATABASE_URL, or an embedded server for the session."""
+def database_url(service_settings: Settings, pytestconfig: pytest.Config) -> Iterator[str]:
+    """The session's PostgreSQL: DATABASE_URL, a container, or an embedded server."""
+    if pytestconfig.stash[SERVICES_CHOICE].postgres is Backend.CONTAINERS:
+        with postgres_container() as dsn:
+            yield dsn
+        return
     with postgres_dsn(service_settings, durable=False) as dsn:
         yield dsn
 
 
+@pytest.fixture(scope="session")
+def schema_registry_url(service_settings: Settings, database_url: str) -> Iterator[str]:
+    """The session's schema registry: SCHEMA_REGISTRY_URL, or a local one storing its schemas
+    in the session's PostgreSQL."""
+    with schema_registry(service_settings, database_url) as url:
+        yield url
+
+
 @pytest.fixture
 def settings(
-    service_settings: Settings, kafka_bootstrap_servers: str, database_url: str
+    service_settings: Settings, kafka_bootstrap_servers: str, database_url: str,
+    schema_registry_url: str,
 ) -> Iterator[Settings]:
     """Settings for one test: its own topics, schema and consumer groups; fast simulated venues.
 
@@ -103,6 +146,7 @@ def settings(
         update={
             "kafka_bootstrap_servers": kafka_bootstrap_servers,
             "database_url": database_url,
+            "schema_registry_url": schema_registry_url,
             "topic_prefix": f"t{tag}.",
             "db_schema": f"t_{tag}",
             "engine_id": f"oee-test-{tag}",

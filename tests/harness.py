@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from domain.orders.events import Event
 from domain.orders.status import OrderStatus
 from oee.settings import Settings
-from schemas.codec import Codec
+from infra.schema_registry import reading_codec
 from schemas.errors import CodecError
 from schemas.writer_fence import Fence, Verdict
 
@@ -93,7 +93,7 @@ class EventLog:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._codec = Codec.load()
+        self._codec = reading_codec(settings)
         self.by_order: dict[str, list[Event]] = defaultdict(list)
         # The status the writer put in each event's envelope, per order, in seq order.
         self.statuses: dict[str, list[OrderStatus | None]] = defaultdict(list)

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from oee.settings import Settings
-from schemas.codec import Codec
+from infra.schema_registry import reading_codec
 from schemas.writer_fence import Fence, Verdict
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class EventFollower:
     def __init__(self, settings: Settings) -> None:
         assert settings.kafka_bootstrap_servers
         self._settings = settings
-        self._codec = Codec.load()
+        self._codec = reading_codec(settings)
         self.log = EventLog()
         self._task: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from oee.settings import Settings
-from schemas.codec import MAGIC
+from schemas.codec import CONFLUENT_MAGIC, MAGIC
 from tests.chaos.checker import Expectations
 from tests.chaos.conftest import Scoreboard
 from tests.chaos.system import System, wait_until
@@ -45,7 +45,8 @@ async def produce(settings: Settings, topic: str, value: bytes, key: bytes) -> N
 
 
 async def a_command_from_the_future(settings: Settings) -> tuple[bytes, bytes]:
-    """The first command of the poisoned partition, re-labelled as schema version 255."""
+    """The first command of the poisoned partition (Confluent framing, as the API writes it),
+    re-labelled in the older header as schema version 255."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -57,8 +58,8 @@ async def a_command_from_the_future(settings: Settings) -> tuple[bytes, bytes]:
     finally:
         await consumer.stop()
     assert record.value is not None and record.key is not None
-    assert record.value[0] == MAGIC and record.value[1] != 255
-    return record.key, bytes([MAGIC, 255]) + record.value[2:]
+    assert record.value[0] == CONFLUENT_MAGIC
+    return record.key, bytes([MAGIC, 255]) + record.value[5:]
 
 
 async def test_g_garbage_in_the_event_store_then_a_worker_restart(

@@ -51,7 +51,8 @@ def test_an_unknown_schema_version_names_the_version_and_the_known_ones() -> Non
     assert isinstance(caught.value, CodecError)
 
 
-@pytest.mark.parametrize("data", [b"", b"\x0e", b"\x00\x01" + VALID[2:], b"{\"json\": 1}"])
+@pytest.mark.parametrize("data", [b"", b"\x0e", b"\x00\x01", b"\x00\x00\x00\x01",
+                                  b"\x01\x01" + VALID[2:], b"{\"json\": 1}"])
 def test_bytes_without_the_header_are_undecodable(data: bytes) -> None:
     with pytest.raises(UndecodableRecord):
         CODEC.decode_event(data)

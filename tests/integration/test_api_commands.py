@@ -22,11 +22,10 @@ from domain.orders.status import OrderType
 from domain.tokens import SOL, USDC
 from oee.api_bootstrap import bootstrap
 from oee.settings import Settings
-from schemas.codec import Codec
+from infra.schema_registry import reading_codec
 
 DEADLINE_S = 20.0
 QUOTE = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5"}
-CODEC = Codec.load()
 
 
 @asynccontextmanager
@@ -70,6 +69,7 @@ async def record_count(settings: Settings) -> int:
 async def read_commands(settings: Settings, expected: int) -> list[tuple[bytes, Command]]:
     """The first `expected` records of the commands topic as (key, command), within a deadline."""
     found: list[tuple[bytes, Command]] = []
+    codec = reading_codec(settings)
     deadline = time.monotonic() + DEADLINE_S
     async with commands_topic(settings) as consumer:
         while len(found) < expected:
@@ -77,7 +77,7 @@ async def read_commands(settings: Settings, expected: int) -> list[tuple[bytes, 
                 raise AssertionError(f"{len(found)} of {expected} commands after {DEADLINE_S}s")
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
-                found += [(record.key, CODEC.decode_command(record.value)) for record in records]
+                found += [(record.key, codec.decode_command(record.value)) for record in records]
     return found
 
 

@@ -143,3 +143,17 @@ async def test_to_without_from_is_a_usage_error(
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+async def test_the_replay_shows_its_progress_on_stderr_and_ends_at_every_record(
+    provisioned: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    total = await produce(provisioned, interleaved(list(HistoryMaker(seed=5).orders(20))))
+
+    code = await asyncio.to_thread(replay_main, provisioned, parse("--all"))
+
+    bars = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert bars[0].startswith("[") and bars[0].endswith("replaying")
+    assert f"100.0%  {total:,}/{total:,}" in bars[-1] and bars[-1].endswith("ETA 0s  done")
+    assert "ev/s" in bars[-1]

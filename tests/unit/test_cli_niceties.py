@@ -23,6 +23,7 @@ def test_infra_status_json_is_one_object_per_service(
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
 
     code = cli.main(["infra", "status", "--json"])
 
@@ -33,6 +34,8 @@ def test_infra_status_json_is_one_object_per_service(
          "pid": None, "version": None},
         {"name": "postgres", "address": "postgresql://nobody@127.0.0.1:1/none",
          "running": False, "managed": False, "pid": None, "version": None},
+        {"name": "schema-registry", "address": "http://127.0.0.1:1", "running": False,
+         "managed": False, "pid": None, "version": None},
     ]
 
 

@@ -92,3 +92,15 @@ def test_the_kafka_image_is_the_version_the_launcher_runs(
 ) -> None:
     image, _, tag = services["kafka"]["image"].partition(":")
     assert (image, tag) == ("apache/kafka", Settings.model_fields["kafka_version"].default)
+
+
+@pytest.mark.parametrize("name", [s for s in ENGINE_SERVICES if s != "setup"])
+def test_every_engine_process_finds_the_registry_service_where_it_listens(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    registry = Settings(**{k.lower(): v for k, v in environment(services["registry"]).items()})
+    url = urlsplit(environment(services[name])["SCHEMA_REGISTRY_URL"])
+    assert (url.hostname, url.port) == ("registry", registry.schema_registry_port)
+    assert registry.schema_registry_host == "0.0.0.0"  # reachable from the other containers
+    assert services[name]["depends_on"]["registry"] == {"condition": "service_healthy"}
+    assert services["registry"]["command"] == ["python", "-m", "infra.registry_server"]

@@ -67,15 +67,13 @@ def session_ports() -> tuple[int, int, int, int]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[SERVICES_CHOICE] = choose(os.environ, docker_engine(os.environ))
+    # Tests about something else run without keys; the auth tests turn it on for their APIs.
+    os.environ["AUTH_MODE"] = "off"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     """The one line per session saying where Kafka and PostgreSQL come from, and why."""
     return config.stash[SERVICES_CHOICE].describe()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ["AUTH_MODE"] = "off"
 
 
 @pytest.fixture(scope="session")

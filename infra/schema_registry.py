@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ import httpx
 from infra import process
 from infra.errors import PrerequisiteError
 from oee.settings import Settings, Topics
+from schemas.claims import claim_subject, claim_value, load_claim_schema
 from schemas.codec import Codec, load_histories
 from schemas.registry import RegistryClient, RegistryError, register_histories
 from schemas.versions import SchemaHistory
@@ -57,6 +58,21 @@ def registered_codec(settings: Settings) -> Codec:
         raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
                                 "SCHEMA_REGISTRY_URL") from error
     return Codec(*histories, ids=ids, source=client)
+
+
+def registered_claim_writer(settings: Settings) -> Callable[[str, int], bytes]:
+    """How a worker writes the value of a claim record (schemas.claims): its schema registered
+    under its own subject, once; then a pure function of the claimant and the partition."""
+    client = RegistryClient(registry_url(settings))
+    schema = load_claim_schema()
+    try:
+        schema_id = client.register(claim_subject(settings.topics.events), schema)
+    except RegistryError as error:
+        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
+                                "SCHEMA_REGISTRY_URL") from error
+    finally:
+        client.close()
+    return lambda claimant, partition: claim_value(claimant, partition, schema_id, schema)
 
 
 def reading_codec(settings: Settings) -> Codec:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Final
 
 EPOCH_HEADER: Final = "oee-writer-epoch"  # on every event: the writer's claim offset (ASCII)
-CLAIM_HEADER: Final = "oee-claim"  # on a claim record (no key; value = header): who claimed
+CLAIM_HEADER: Final = "oee-claim"  # on a claim record (no key; value: schemas.claims): who
 NO_EPOCH: Final = -1
 
 Headers = Iterable[tuple[str, bytes]]

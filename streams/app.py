@@ -17,6 +17,7 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -32,7 +33,7 @@ from domain.work import ExecuteSwap, QuoteRoute
 from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
-from infra.schema_registry import registered_codec
+from infra.schema_registry import registered_claim_writer, registered_codec
 from schemas.codec import Codec
 from schemas.headers import RecordHeaders
 from streams.chain import ChainPolicy, SimulatedChain
@@ -65,9 +66,10 @@ def utc_now() -> datetime:
 class Engine:
     """The worker's composition root: every stage built once, resources opened at start."""
 
-    def __init__(self, app: faust.App, settings: Settings, database_url: str) -> None:
+    def __init__(self, app: faust.App, settings: Settings, database_url: str,
+                 wire: Wire) -> None:
         s = settings
-        self.app, self.settings, self.codec = app, settings, registered_codec(settings)
+        self.app, self.settings, self.codec = app, settings, wire.codec
         self.ready = asyncio.Event()
         self.market = MarketView(Market.default(s.market_seed))
         self.market_feed = MarketFollower(settings, self.market, self.codec)
@@ -82,8 +84,10 @@ class Engine:
         self.progress = ConsumerProgress(s.engine_id, self._highwater).register(self.registry)
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
         claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
+        claim_value = wire.claim_value
         self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
-                                  claim=lambda p: self.outbox.claim(p, claimant))
+                                  claim=lambda p: self.outbox.claim(p, claimant,
+                                                                    claim_value(claimant, p)))
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
@@ -206,8 +210,23 @@ def _value(message: Message) -> bytes:
     return message.value
 
 
-def create_app(settings: Settings, database_url: str) -> faust.App:
-    """The Faust app of the stream workers; nothing connects until the worker starts it."""
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """How the worker writes records: its codec (schema ids from the registry) and the value
+    of its claim records (schemas.claims)."""
+
+    codec: Codec
+    claim_value: Callable[[str, int], bytes]
+
+    @classmethod
+    def registered(cls, settings: Settings) -> Wire:
+        """Every schema registered with the registry (the one call that needs it)."""
+        return cls(registered_codec(settings), registered_claim_writer(settings))
+
+
+def create_app(settings: Settings, database_url: str, wire: Wire | None = None) -> faust.App:
+    """The Faust app of the stream workers. Only the registry is asked (for schema ids,
+    unless `wire` is given); Kafka and PostgreSQL connect when the worker starts."""
     set_fetch_max_wait(settings.stream_fetch_max_wait_ms)
     app = faust.App(
         settings.engine_id,
@@ -232,7 +251,7 @@ def create_app(settings: Settings, database_url: str) -> faust.App:
         # per app id wherever a worker (or a test) happens to start.
         datadir=str(settings.data_dir / "faust" / settings.engine_id),
     )
-    engine = Engine(app, settings, database_url)
+    engine = Engine(app, settings, database_url, wire or Wire.registered(settings))
     _wire(app, engine)
     return app
 

@@ -53,10 +53,11 @@ class KafkaOutbox:
                                  headers, subject=event)
                 for event, status in zip(events, statuses, strict=True)]
 
-    async def claim(self, partition: int, claimant: str) -> int:
-        """Append a claim record to `orders.events[partition]`; returns its offset once the
-        broker has it (the writer's epoch on the partition, schemas.writer_fence)."""
-        delivered = await self._send(self._topics.events, None, claimant.encode(), partition,
+    async def claim(self, partition: int, claimant: str, value: bytes) -> int:
+        """Append a claim record (`value`: schemas.claims) to `orders.events[partition]`;
+        returns its offset once the broker has it (the writer's epoch on the partition,
+        schemas.writer_fence)."""
+        delivered = await self._send(self._topics.events, None, value, partition,
                                      claim_headers(claimant))
         return int((await delivered).offset)
 

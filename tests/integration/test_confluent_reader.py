@@ -22,7 +22,8 @@ from domain.orders import CancelOrder
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.evolve import recorded_statuses
 from domain.orders.state import initial_state
-from infra.schema_registry import reading_codec, registered_codec
+from schemas.writer_fence import claim_headers
+from infra.schema_registry import registered_claim_writer, reading_codec, registered_codec
 from oee.settings import Settings
 from producers.publisher import publish
 from schemas.codec import CONFLUENT_MAGIC
@@ -85,6 +86,26 @@ async def test_avro_deserializer_decodes_the_order_events_our_writer_produces(
     assert [r["status"] for r in records] == [s.value for s in statuses]
     assert [r["occurredAt"] for r in records] == [e.occurred_at for e in events]
     assert all(message.value()[0] == CONFLUENT_MAGIC for message in messages)
+
+
+async def test_avro_deserializer_decodes_the_claim_records_of_the_writer_fence(
+    provisioned: Settings,
+) -> None:
+    claim_value = registered_claim_writer(provisioned)  # as the worker (streams.app) builds it
+    producer = AIOKafkaProducer(bootstrap_servers=provisioned.kafka_bootstrap_servers)
+    await producer.start()
+    try:  # what KafkaOutbox.claim appends when a worker takes partition 3
+        await producer.send_and_wait(provisioned.topics.events, claim_value("host-a:42", 3),
+                                     partition=3, headers=claim_headers("host-a:42"))
+    finally:
+        await producer.stop()
+
+    (message,) = consume(provisioned, provisioned.topics.events, 1)
+    record = deserializer(provisioned)(
+        message.value(), SerializationContext(provisioned.topics.events, MessageField.VALUE))
+
+    assert record == {"claimant": "host-a:42", "partition": 3}
+    assert message.value()[0] == CONFLUENT_MAGIC
 
 
 async def test_avro_deserializer_decodes_what_the_market_publisher_sends(

@@ -22,6 +22,7 @@ from domain.orders.decide import ExecutionPolicy
 from domain.orders.status import OrderStatus
 from oee.settings import Settings
 from projections.projector import ProjectorOptions, project
+from infra.schema_registry import registered_claim_writer
 from schemas.codec import Codec
 from streams.event_store import EventStoreReader
 from streams.order_agent import OrderWriter, WriterConfig
@@ -55,8 +56,9 @@ def writer(settings: Settings, producer: AIOKafkaProducer, name: str) -> OrderWr
     codec = Codec.load()
     outbox = KafkaOutbox(AiokafkaSend(producer), settings.topics, codec)
     reader = EventStoreReader(str(settings.kafka_bootstrap_servers), settings.topics.events)
+    claim_value = registered_claim_writer(settings)
     states = OrderStates(reader, codec.decode_event, on_loaded=lambda p, s: None,
-                         claim=lambda p: outbox.claim(p, name))
+                         claim=lambda p: outbox.claim(p, name, claim_value(name, p)))
     return OrderWriter(states, outbox, WriterConfig(ExecutionPolicy(), timedelta(minutes=5)),
                        now)
 

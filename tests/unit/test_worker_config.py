@@ -10,7 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from oee.settings import Settings
-from streams.app import create_app
+from schemas.codec import Codec
+from streams.app import Wire, create_app
+
+# No registry in a unit test: the worker's wire without schema ids (the 0x0E framing).
+OFFLINE = Wire(Codec.load(), lambda claimant, partition: b"")
 
 
 def test_the_faust_data_directory_is_under_the_settings_data_directory(
@@ -19,7 +23,7 @@ def test_the_faust_data_directory_is_under_the_settings_data_directory(
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
                         engine_id="oee-datadir-test")
 
-    app = create_app(settings, "postgresql://127.0.0.1:9/none")
+    app = create_app(settings, "postgresql://127.0.0.1:9/none", OFFLINE)
 
     assert Path(app.conf.datadir).resolve().is_relative_to(tmp_path.resolve())
 
@@ -29,8 +33,8 @@ def test_a_worker_with_an_id_is_a_static_member_of_the_group(tmp_path: Path) -> 
                       engine_id="oee-e", worker_id="w1")
     dynamic = static.model_copy(update={"worker_id": None})
 
-    app = create_app(static, "postgresql://127.0.0.1:9/none")
+    app = create_app(static, "postgresql://127.0.0.1:9/none", OFFLINE)
 
     assert app.conf.consumer_group_instance_id == "oee-e-w1"
-    assert create_app(dynamic, "postgresql://127.0.0.1:9/none").conf \
+    assert create_app(dynamic, "postgresql://127.0.0.1:9/none", OFFLINE).conf \
         .consumer_group_instance_id is None

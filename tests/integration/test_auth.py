@@ -22,7 +22,7 @@ from api.auth.keys import Scope
 from api.auth.store import revoke_key
 from bench.order_histories import HistoryMaker
 from domain.orders import ExecuteOrder
-from schemas.codec import Codec
+from infra.schema_registry import reading_codec
 from oee.settings import Settings
 from tests.e2e.live_harness import read_stream
 from tests.harness import workers
@@ -31,7 +31,6 @@ from tests.integration.auth_support import ORDER, Key, api, make_key, topic_reco
 from tests.integration.projection_support import produce, wait_until
 
 WS_CLOSED_WITHIN_S = 30.0
-CODEC = Codec.load()
 
 
 async def place(client: httpx.AsyncClient, key: Key, **extra: Any) -> str:
@@ -157,7 +156,8 @@ async def test_a_key_reused_with_other_terms_is_422_on_another_api_and_after_a_r
             again = await restarted.post("/api/orders/execute", json={**ORDER, **other_terms},
                                          headers=a.headers)
             assert again.status_code == 422
-        commands = [CODEC.decode_command(value) for _, value in
+        codec = reading_codec(settings)  # the records carry registry ids
+        commands = [codec.decode_command(value) for _, value in
                     await topic_records(settings, settings.topics.commands)]
         executes = [c for c in commands if isinstance(c, ExecuteOrder) and c.order_id == order_id]
         # Neither the replay nor the conflicts produced anything: one command, the first terms.

@@ -141,9 +141,15 @@ class OrderStates:
 
     def reload(self, partition: int, after: Sequence[Delivery]) -> set[str]:
         """Drop the partition's states (they ran ahead of the store) and fold it again once
-        `after` (outputs still on their way) have settled, so the fold sees all that lands."""
+        `after` (outputs still on their way) have settled, so the fold sees all that lands.
+
+        The writer still owns the partition: it keeps its epoch and does not claim again (a
+        claim is a write, and writes are what the broker is refusing right now; a successor's
+        claim, if any, still fences this writer's events by the older epoch)."""
+        states = self._states.get(partition)
+        epoch = states.epoch if states is not None else None
         dropped = self.revoke([partition])
-        self._loading[partition] = asyncio.create_task(self._load(partition, after))
+        self._loading[partition] = asyncio.create_task(self._load(partition, after, epoch))
         return dropped
 
     async def ready(self, partition: int) -> PartitionStates:
@@ -157,13 +163,15 @@ class OrderStates:
         return sum(1 for by_id in self._states.values() for s in by_id.orders.values()
                    if s.status is not None and not is_terminal(s))
 
-    async def _load(self, partition: int, after: Sequence[Delivery] = ()) -> None:
+    async def _load(self, partition: int, after: Sequence[Delivery] = (),
+                    epoch: int | None = None) -> None:
         if after:
             await asyncio.wait(after)
         # Claim first, then read to the end: the end is past the claim, so the fold holds
         # everything a deposed writer appended before it, and nothing after it counts.
         started = time.monotonic()
-        epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
+        if epoch is None:
+            epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
         claim_ms = (time.monotonic() - started) * 1000
         records = await self._retrying(partition, "reading",
                                        lambda: self._reader.read_partition(partition))

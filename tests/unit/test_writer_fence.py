@@ -15,7 +15,7 @@ from schemas.writer_fence import (
 )
 from streams.event_store import StoredRecord
 from streams.order_agent import OrderWriter, WriterConfig
-from streams.order_states import PartitionStates, fold_partition
+from streams.order_states import OrderStates, PartitionStates, fold_partition
 from tests.orders_support import WriterStatuses
 from tests.unit.stream_fakes import FakeClock, FakeOutbox, FakeStates, execute_order
 from tests.unit.test_partition_fold import CODEC, accepted
@@ -106,3 +106,29 @@ def test_the_projector_skips_claims_and_stale_records_and_carries_the_epoch_on()
     assert (batch.stale, batch.next_offsets, batch.epochs) == (1, {0: 9}, {0: 7})
     assert [(i.offset, i.event) for i in after.items] == [(9, a2)]
     assert fold_batch(CODEC, batch, Snapshots()).epochs == {0: 7}
+
+
+class OneRecordStore:
+    """The event store of one partition holding one claim: what `OrderStates` reads."""
+
+    topic = "orders.events"
+
+    async def read_partition(self, partition: int) -> list[StoredRecord]:
+        return [StoredRecord(0, None, b"claim", tuple(CLAIM))]
+
+
+async def test_a_reload_keeps_the_writers_epoch_and_claims_nothing_again() -> None:
+    claims: list[int] = []
+
+    async def claim(partition: int) -> int:  # each claim lands at the next offset
+        claims.append(partition)
+        return 40 + len(claims)
+
+    states = OrderStates(OneRecordStore(), CODEC.decode_event, on_loaded=lambda p, s: None,
+                         claim=claim)
+    assert (await states.ready(5)).epoch == 41
+
+    states.reload(5, after=())  # a refused delivery: fold again, as the same owner
+    reloaded = await states.ready(5)
+
+    assert claims == [5] and reloaded.epoch == 41

@@ -21,6 +21,7 @@ from infra.kafka_cluster import KafkaCluster
 from infra.services import local_broker
 from infra.topics import ensure_topics
 from oee.settings import Settings
+from tests.harness import wait_until_async
 from tests.integration.kafka_admin import topic_config
 from tests.conftest import SERVICE_PORTS
 
@@ -59,7 +60,15 @@ async def test_three_nodes_keep_accepting_acks_all_writes_with_one_node_killed(
     await ensure_topics(settings, bootstrap)
     described = await describe(bootstrap, topic)
     assert [len(p["replicas"]) for p in described["partitions"]] == [3, 3, 3]
-    assert (await topic_config(bootstrap, topic))["min.insync.replicas"] == "2"
+    # A node answers for a topic's config once its metadata reached it: ask until one does.
+    config: dict[str, str] = {}
+
+    async def described_config() -> bool:
+        config.update(await topic_config(bootstrap, topic))
+        return "min.insync.replicas" in config
+
+    await wait_until_async(described_config, 30, f"the config of {topic}")
+    assert config["min.insync.replicas"] == "2"
 
     before = await produce(bootstrap, topic, "before", 30)
     leader = next(p["leader"] for p in described["partitions"] if p["partition"] == 0)

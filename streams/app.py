@@ -39,7 +39,6 @@ from schemas.headers import RecordHeaders
 from streams.chain import ChainPolicy, SimulatedChain
 from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
-from streams.producer_tuning import make_producer_idempotent
 from streams.event_store import EventStoreReader
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
@@ -229,7 +228,6 @@ def create_app(settings: Settings, database_url: str, wire: Wire | None = None) 
     """The Faust app of the stream workers. Only the registry is asked (for schema ids,
     unless `wire` is given); Kafka and PostgreSQL connect when the worker starts."""
     set_fetch_max_wait(settings.stream_fetch_max_wait_ms)
-    make_producer_idempotent()
     app = faust.App(
         settings.engine_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",

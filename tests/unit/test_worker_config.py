@@ -38,14 +38,3 @@ def test_a_worker_with_an_id_is_a_static_member_of_the_group(tmp_path: Path) -> 
     assert app.conf.consumer_group_instance_id == "oee-e-w1"
     assert create_app(dynamic, "postgresql://127.0.0.1:9/none", OFFLINE).conf \
         .consumer_group_instance_id is None
-
-
-def test_the_workers_producer_is_idempotent(tmp_path: Path) -> None:
-    """Faust enables idempotence only in transactions; a retried batch would land twice."""
-    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
-                        engine_id="oee-idempotent")
-
-    app = create_app(settings, "postgresql://127.0.0.1:9/none", OFFLINE)
-
-    extra = app.producer._settings_extra()
-    assert extra["enable_idempotence"] is True and extra["acks"] == "all"

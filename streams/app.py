@@ -40,6 +40,7 @@ from streams.chain import ChainPolicy, SimulatedChain
 from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
 from streams.event_store import EventStoreReader
+from streams.event_producer import RenewingProducer, idempotent
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
 from marketdata.follower import MarketFollower
@@ -77,7 +78,10 @@ class Engine:
             database_url, min_size=1, max_size=8, open=False,
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
-        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec)
+        # The event store gets the writer's own idempotent producer (streams.event_producer).
+        self.event_store_producer = RenewingProducer(idempotent(
+            s.kafka_bootstrap_servers or "", f"{s.engine_id}-writer", s.stream_linger_ms))
+        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec, self.event_store_producer)
         self.tracer = tracer_of(s.otel_enabled, "worker")
         self.registry = CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry)
@@ -147,6 +151,11 @@ class Engine:
         await self.pool.open(wait=True, timeout=30)
         await self.market_feed.wait_caught_up()  # never route on the seed market of a restart
         self.ready.set()
+
+    async def stop(self) -> None:
+        """Flush what the writer appended. (The pool stays open: a stage still running must
+        not fail, and dead-letter its work, for a closed pool.)"""
+        await self.event_store_producer.stop()
 
     async def consume_commands(self, stream: Any) -> None:
         """The writer's loop over a no-ack stream: the flow acks each record once what it
@@ -291,6 +300,10 @@ def _wire(app: faust.App, engine: Engine) -> None:
     @app.agent(topic(topics.execution), name="execution-stage")
     async def execution_stage(stream: faust.StreamT[bytes]) -> None:
         await engine.consume(stream, engine.execute)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_engine(sender: Any, **_: Any) -> None:
+        await engine.stop()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:

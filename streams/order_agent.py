@@ -123,8 +123,12 @@ class OrderWriter:
             assert state.status is not None  # evolve never leaves an accepted order without one
             statuses.append(state.status)
         # The status after each event goes into its envelope: readers need not fold again.
-        deliveries = await self._outbox.events(partition, events, statuses,
-                                               partition_states.epoch)
+        try:
+            deliveries = await self._outbox.events(partition, events, statuses,
+                                                   partition_states.epoch)
+        except Exception as exc:  # not enqueued: says nothing about the command, decide again
+            raise DeliveryFailed(f"order {command.order_id}: its events could not be sent "
+                                 f"({exc!r})") from exc
         work = work_after(state, events)
         settled = asyncio.ensure_future(self._hand_on(deliveries, work))
         self._unsettled[state.order_id] = settled

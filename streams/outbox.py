@@ -2,8 +2,9 @@
 
 Consumes domain values (events, commands, work items, dead letters) and produces their Avro
 records. Every call returns once the record is enqueued, with the broker's future for it (a
-`Delivery`): the callers decide what to await. Using Faust's own producer keeps one producer
-per worker process.
+`Delivery`): the callers decide what to await. The event store's records (events, claims) go
+through the writer's own idempotent producer when one is given (`streams.event_producer`: a
+retried batch must never land twice in an order's log); everything else through Faust's.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class Producer(Protocol):
 
 
 class KafkaOutbox:
-    def __init__(self, producer: Producer, topics: Topics, codec: Codec) -> None:
+    def __init__(self, producer: Producer, topics: Topics, codec: Codec,
+                 event_store: Producer | None = None) -> None:
         self._producer = producer
+        self._event_store = event_store or producer
         self._topics = topics
         self._codec = codec
 
@@ -48,17 +51,26 @@ class KafkaOutbox:
         # the commands by construction, whatever partitioner a client uses. The epoch header
         # lets every reader drop what this writer appends once a successor has claimed.
         headers = None if epoch is None else epoch_headers(epoch)
-        return [await self._send(self._topics.events, event.order_id.encode(),
-                                 self._codec.encode_event(event, status=status), partition,
-                                 headers, subject=event)
-                for event, status in zip(events, statuses, strict=True)]
+        sent: list[Delivery] = []
+        try:
+            for event, status in zip(events, statuses, strict=True):
+                sent.append(await self._send(
+                    self._topics.events, event.order_id.encode(),
+                    self._codec.encode_event(event, status=status), partition, headers,
+                    subject=event, producer=self._event_store))
+        except Exception:
+            # The caller folds the partition again: it must not read the store before the
+            # part of the decision that was enqueued has landed (or failed).
+            await asyncio.gather(*sent, return_exceptions=True)
+            raise
+        return sent
 
     async def claim(self, partition: int, claimant: str, value: bytes) -> int:
         """Append a claim record (`value`: schemas.claims) to `orders.events[partition]`;
         returns its offset once the broker has it (the writer's epoch on the partition,
         schemas.writer_fence)."""
         delivered = await self._send(self._topics.events, None, value, partition,
-                                     claim_headers(claimant))
+                                     claim_headers(claimant), producer=self._event_store)
         return int((await delivered).offset)
 
     async def command(self, command: Command) -> Delivery:
@@ -94,8 +106,10 @@ class KafkaOutbox:
     async def _send(self, topic: str, key: bytes | None, value: bytes | None,
                     partition: int | None = None,
                     headers: list[tuple[str, bytes]] | None = None,
-                    subject: record_headers.Subject | None = None) -> Delivery:
+                    subject: record_headers.Subject | None = None,
+                    producer: Producer | None = None) -> Delivery:
         if subject is not None:  # what consumers route and trace by, without decoding
             headers = [*(headers or []), *record_headers.build(subject, SOURCE)]
-        pending = await self._producer.send(topic, key, value, partition, None, headers)
+        pending = await (producer or self._producer).send(topic, key, value, partition, None,
+                                                          headers)
         return asyncio.ensure_future(pending)

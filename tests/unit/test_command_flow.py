@@ -131,3 +131,17 @@ async def test_a_refused_delivery_rewinds_its_partition_and_its_command_is_decid
     assert [e.seq for e in f.events("o-1")] == [1, 2, 1, 2, 3, 4]
     assert [e.seq for e in f.events("o-2")] == [1, 2, 3, 4]  # o-2 decided once each
 
+
+
+async def test_an_event_store_that_cannot_enqueue_rewinds_and_never_dead_letters_the_command(
+) -> None:
+    # A producer that raises on send (stopped, or its buffer full during a broker outage)
+    # says nothing about the command: the command must be decided again, not parked.
+    f = Flow(FakeOutbox(fail_next=1))
+    await f.flow.receive(f.record(3), execute_order("o-1"))
+
+    await wait_until(lambda: f.seeks == [(P, 3)], 2, "the rewind to the record")
+    assert f.dead == [] and f.acked == []
+    await f.flow.receive(f.record(3), execute_order("o-1"))  # consumed again
+    await wait_until(lambda: f.acked == [3], 2, "acked once its events are stored")
+    assert [e.seq for e in f.events("o-1")] == [1, 2]

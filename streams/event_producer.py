@@ -10,7 +10,7 @@ sent again and landed twice — an order's events repeated in its log (fault sce
 Why renewed: after the broker refuses a batch for good (e.g. `max.message.bytes`), aiokafka's
 idempotent producer has already counted that batch's sequence numbers, so every later batch of
 the partition is answered OutOfOrderSequenceNumber and the producer never recovers
-(docs/pitfalls.md). So the first failed delivery of a generation retires that producer: the
+(docs/pitfalls.md 7). So the first failed delivery of a generation retires that producer: the
 next send starts a fresh one (a new producer id, sequences from zero), and the old one is
 stopped in the background. Whatever the old one still held is flushed, or failed if it cannot
 be within `stop_timeout_s`: a delivery future is never left pending, because the writer acks a

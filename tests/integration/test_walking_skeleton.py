@@ -50,7 +50,7 @@ def faust_worker(
         [sys.executable, "-m", "tests.integration.skeleton_app", provisioned.engine_id,
          provisioned.kafka_bootstrap_servers, *skeleton_topics],
         log_path=log,
-        cwd=REPO_ROOT,
+        cwd=tmp_path,  # Faust writes `<app id>-data` into its working directory
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         die_with_parent=True,
     )
@@ -58,6 +58,7 @@ def faust_worker(
         yield log
     finally:
         process.terminate(child.pid, timeout_s=20.0, child=child)
+    assert not (REPO_ROOT / f"{provisioned.engine_id}-data").exists(), "left in the checkout"
 
 
 async def test_a_record_flows_from_producer_through_faust_and_a_consumer_into_postgres(

@@ -29,6 +29,18 @@ def load_claim_schema() -> dict[str, Any]:
     return parsed
 
 
+def read_claim(value: bytes) -> dict[str, Any]:
+    """A claim record's fields, for people (the engine's readers never need them). Any
+    Confluent-framed claim decodes: the writer's schema has not changed since v1."""
+    if len(value) < 5 or value[0] != 0:
+        raise ValueError("not a Confluent-framed claim record")
+    parsed = fastavro.parse_schema(load_claim_schema())
+    fields = fastavro.schemaless_reader(io.BytesIO(value[5:]), parsed, None)
+    if not isinstance(fields, dict):
+        raise ValueError("a claim record holds a WriterClaim record")
+    return fields
+
+
 def claim_value(claimant: str, partition: int, schema_id: int,
                 schema: dict[str, Any]) -> bytes:
     body = io.BytesIO()

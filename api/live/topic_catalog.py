@@ -7,7 +7,8 @@ in full (`t1.orders.events`) or without the deployment's prefix (`orders.events`
     {"topic", "partition", "offset", "timestamp" (ISO 8601 UTC), "key", "value"}
 
 `value` is the decoded record: an event's envelope with its payload under `data`, a
-command with its type, or, for topics without an Avro contract here, the JSON or text the
+command with its type, a writer's claim record (`orders.events`, known by its header) with
+its fields, or, for topics without an Avro contract here, the JSON or text the
 record holds. A record that does not decode is shown with `error` and its bytes in base64.
 """
 
@@ -25,7 +26,9 @@ from domain.orders.commands import COMMAND_TYPES
 from infra.topics import topic_specs
 from oee.settings import Settings
 from schemas.codec import Codec, CodecError
+from schemas.claims import read_claim
 from schemas.records import json_converter
+from schemas.writer_fence import CLAIM_HEADER
 
 Decode = Callable[[bytes], Any]
 
@@ -58,10 +61,12 @@ class TopicCatalog:
     def render(self, record: ConsumerRecord[bytes, bytes]) -> str:
         """The JSON text of one record, decoded once, for one connection."""
         decode = self._decoders.get(record.topic, _plain)
+        if any(name == CLAIM_HEADER for name, _ in record.headers or ()):
+            decode = _claim
         value = record.value or b""
         try:
             decoded = decode(value)
-        except CodecError as error:
+        except (CodecError, ValueError) as error:
             decoded = {"error": str(error), "base64": base64.b64encode(value).decode()}
         return orjson.dumps({
             "topic": record.topic,
@@ -88,6 +93,10 @@ class TopicCatalog:
     def _command(self, value: bytes) -> dict[str, Any]:
         command = self._codec.decode_command(value)
         return {"type": type(command).__name__, **self._commands[type(command)](command)}
+
+
+def _claim(value: bytes) -> dict[str, Any]:
+    return {"type": "WriterClaim", **read_claim(value)}
 
 
 def _plain(value: bytes) -> Any:

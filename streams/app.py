@@ -52,6 +52,7 @@ from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.trigger_stage import TriggerStage
+from telemetry import task_dump
 from telemetry.consumer import ConsumerProgress
 from telemetry.context import WorkContext, set_current
 from telemetry.http import MetricsServer
@@ -184,7 +185,11 @@ class Engine:
                                              message.key, message.value, error)
 
     async def _rewind(self, partition: int, offset: int) -> None:
-        await self.app.consumer.seek(TP(self.settings.topics.commands, partition), offset)
+        # seek_wait, not seek: Faust's `seek` calls aiokafka from this thread while the
+        # consumer's own thread may be iterating the same fetch buffers (a KeyError in
+        # `fetched_records` that crashed the worker); seek_wait runs it on that thread
+        # (docs/pitfalls.md 15).
+        await self.app.consumer.seek_wait({TP(self.settings.topics.commands, partition): offset})
 
     async def route(self, message: Message) -> None:
         work = self.codec.decode_work(_value(message))
@@ -275,6 +280,10 @@ def _wire(app: faust.App, engine: Engine) -> None:
     async def start_engine() -> None:
         await engine.start()
         await engine.writer.timers.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def dump_tasks_on_sigusr1() -> None:
+        task_dump.install(asyncio.get_running_loop())
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_metrics() -> None:

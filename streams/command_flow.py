@@ -19,7 +19,11 @@ reports the first failed record; its partition is fenced at that offset (later r
 buffered are skipped, unacked), its states are dropped and folded again from the store once
 every output still on its way has settled, and after a backoff (0.5 s doubling to 10 s while
 it keeps failing) the consumer seeks back to the failed record, so it and everything after it
-are decided again (the ones that did land decide nothing the second time). A crash would drop
+are decided again (the ones that did land decide nothing the second time). Faust delivers a
+record only at or past its read offset and moves that offset with each record it delivers, so
+a record of a batch fetched before the seek, delivered after it, puts the read offset past
+the fenced record again and the re-fetched one would be dropped for good: a fenced partition
+that gets such a record after its seek is sought once more. A crash would drop
 every partition of the worker, need an outside supervisor, and a permanent refusal would make
 it a crash loop; the rewind retries only the partition at fault and the others keep flowing.
 """
@@ -28,9 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from domain.orders.commands import Command
 from streams.acks import AckChain
@@ -72,6 +76,8 @@ class CommandFlow:
         self._forget = forget
         self._acks = AckChain(self._failed)
         self._fences: dict[int, int] = {}  # partition -> the offset it is rewound to
+        self._sought: set[int] = set()  # fenced partitions whose consumer was sought back
+        self._reseeking: set[int] = set()
         self._failures: dict[int, int] = {}  # partition -> rewinds since its last ack
         self._lock = asyncio.Lock()  # one record or one fail-stop at a time
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,6 +95,7 @@ class CommandFlow:
     def revoke(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._fences.pop(partition, None)
+            self._sought.discard(partition)
             self._failures.pop(partition, None)
             self._acks.reset(partition)
 
@@ -102,9 +109,28 @@ class CommandFlow:
             return True
         if record.offset != fence:
             self.stats.skipped += 1  # consumed again after the rewind
+            if record.offset > fence and record.partition in self._sought:
+                self._seek_again(record.partition, fence)
             return False
         del self._fences[record.partition]
+        self._sought.discard(record.partition)
         return True
+
+    def _seek_again(self, partition: int, offset: int) -> None:
+        if partition in self._reseeking:
+            return
+        self._reseeking.add(partition)
+
+        async def seek() -> None:
+            try:
+                if self._fences.get(partition) == offset:
+                    await self._seek(partition, offset)
+            except Exception:
+                log.exception("could not rewind orders.commands[%d] to %d", partition, offset)
+            finally:
+                self._reseeking.discard(partition)
+
+        self._spawn(seek())
 
     async def _outcome(self, record: Inbound, command: Command | Exception) -> Delivery | None:
         try:
@@ -127,7 +153,11 @@ class CommandFlow:
         log.error("orders.commands[%d]@%d: what it caused was not stored (%r); folding the "
                   "partition again and deciding again from there", partition, offset, error)
         self._fences[partition] = offset
-        task = asyncio.create_task(self._fail_stop(partition, offset))
+        self._sought.discard(partition)
+        self._spawn(self._fail_stop(partition, offset))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -142,6 +172,7 @@ class CommandFlow:
         while self._fences.get(partition) == offset:
             try:
                 await self._seek(partition, offset)
+                self._sought.add(partition)
                 return
             except Exception:
                 log.exception("could not rewind orders.commands[%d] to %d", partition, offset)

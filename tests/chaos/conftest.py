@@ -18,7 +18,7 @@ import pytest
 from oee.settings import Settings
 from tests.chaos.checker import TABLE_HEADER, Verdict
 from tests.chaos.processes import ARTIFACTS
-from tests.chaos.services import OwnBroker, OwnPostgres
+from tests.chaos.services import OwnBroker, OwnCluster, OwnPostgres
 
 CHAOS_DIR = Path(__file__).parent
 
@@ -102,6 +102,16 @@ async def own_postgres() -> AsyncIterator[OwnPostgres]:
         yield server
     finally:
         await asyncio.to_thread(server.close)
+
+
+@pytest.fixture
+async def own_cluster(service_settings: Settings) -> AsyncIterator[OwnCluster]:
+    cluster = OwnCluster(service_settings)
+    try:
+        await asyncio.to_thread(cluster.start)
+        yield cluster
+    finally:
+        await asyncio.to_thread(cluster.close)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from infra import process
 from infra.kafka import KafkaBroker
+from infra.kafka_cluster import KafkaCluster
 from infra.postgres import EmbeddedPostgres
 from oee.settings import Settings
 
@@ -77,6 +78,49 @@ class OwnBroker(_Killable):
                 self.broker.stop(child=self.child)
         finally:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class OwnCluster:
+    """Three KRaft nodes (KAFKA_BROKERS=3): the path for users who outgrow one machine."""
+
+    SIZE = 3
+
+    def __init__(self, template: Settings) -> None:
+        base = _free_run(2 * self.SIZE)  # node i: base + 2i (client), base + 2i + 1 (controller)
+        self.data_dir = _data_dir("oee-chaos-cluster-")
+        self.cluster = KafkaCluster(template.kafka_version, self.SIZE, base, base + 1,
+                                    self.data_dir, template.cache_dir, heap="384m")
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.cluster.bootstrap_servers
+
+    def start(self) -> None:
+        self.children = self.cluster.start(timeout_s=300.0, die_with_parent=False)
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL one node's process group (a node this scenario started)."""
+        pid = self.cluster.nodes()[index].running_pid()
+        assert pid is not None, f"node {index + 1} is not running"
+        os.killpg(pid, signal.SIGKILL)
+        for child in self.children:
+            if child.pid == pid:
+                child.wait(timeout=30)
+
+    def close(self) -> None:
+        try:
+            self.cluster.stop(children=self.children)
+        finally:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _free_run(count: int) -> int:
+    """A base port p with p..p+count-1 all free."""
+    for base in random.sample(PORTS, 200):
+        if all(process.port_is_free(base + offset) for offset in range(count)):
+            return base
+    raise AssertionError(f"no {count} consecutive free loopback ports for a scenario's cluster")
 
 
 class OwnPostgres(_Killable):

@@ -12,27 +12,12 @@ from __future__ import annotations
 import re
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from domain.orders.events import OrderConfirmed
-from infra.topics import EVENT_STORE_CONFIG
 from oee.settings import Settings
 from tests.harness import EventLog, WorkerProcess, assert_one_clean_history, edge, wait_until
+from tests.integration.kafka_admin import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, events_topic_takes_at_most
 from tests.integration.test_market_orders import ORDER, submit
-
-KAFKA_DEFAULT_MAX_MESSAGE_BYTES = "1048588"
-
-
-async def events_topic_takes_at_most(settings: Settings, max_bytes: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        config = {**EVENT_STORE_CONFIG, "max.message.bytes": max_bytes}
-        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC,
-                                                  settings.topics.events, configs=config)])
-    finally:
-        await admin.close()
 
 
 async def command_offset(settings: Settings, order_id: str) -> tuple[int, int] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from domain.orders.events import OrderConfirmed
 from oee.settings import Settings

@@ -45,6 +45,8 @@ class AckChain:
               ack: Callable[[], object]) -> None:
         """Ack `offset` of `partition` once `outcome` (None: nothing produced) succeeded."""
         self._pending.setdefault(partition, deque()).append(_Pending(offset, outcome, ack))
+        if outcome is not None:  # behind a failure nobody asks it: asyncio would log it
+            outcome.add_done_callback(failure_of)
         if outcome is None or outcome.done():
             self._advance(partition)
         else:

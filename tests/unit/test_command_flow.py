@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from datetime import timedelta
 
@@ -148,3 +149,27 @@ async def test_an_event_store_that_cannot_enqueue_rewinds_and_never_dead_letters
     await f.flow.receive(f.record(3), execute_order("o-1"))  # consumed again
     await wait_until(lambda: f.acked == [3], 2, "acked once its events are stored")
     assert [e.seq for e in f.events("o-1")] == [1, 2]
+
+
+async def test_failed_outcomes_behind_a_stopped_partition_are_not_reported_as_unretrieved(
+) -> None:
+    # Behind the first failure nobody asks the later outcomes: asyncio then logs each as
+    # "Future exception was never retrieved", noise that buries the real error.
+    unretrieved: list[str] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: unretrieved.append(context["message"]))
+    try:
+        chain = AckChain(lambda p, offset, error: None)
+        first, second = future(), future()
+        chain.track(P, 0, first, lambda: None)
+        chain.track(P, 1, second, lambda: None)
+        first.set_exception(ConnectionError("refused"))
+        second.set_exception(ConnectionError("refused as well"))
+        await run_pending()
+        chain.reset(P)
+        del first, second
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert unretrieved == []

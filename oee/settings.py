@@ -239,6 +239,21 @@ class Settings(BaseSettings):
         "as crash-looping and everything stops."
     )
 
+    # --- speed (issue 9): batching of the projector, fetch waits by consumer role ---------
+    projector_linger_ms: int = Field(
+        100, ge=0, description="The projector gathers records for up to this long after the "
+        "first one before it commits them (rows and offsets in ONE transaction); 0: one "
+        "transaction per fetch, as before."
+    )
+    projector_batch_events: int = Field(
+        1000, ge=1, description="The projector commits at once when this many records are "
+        "gathered, without waiting out PROJECTOR_LINGER_MS."
+    )
+    projector_fetch_max_wait_ms: int = Field(
+        100, ge=0, description="The projector's long-poll (a batch consumer: the broker answers "
+        "as soon as a record lands; the wait only bounds how often an idle fetch returns)."
+    )
+
     @model_validator(mode="after")
     def _auth_off_on_the_loopback_only(self) -> Settings:
         if self.auth_mode is AuthMode.OFF and not _is_loopback(self.api_host):

@@ -2,9 +2,11 @@
 
 Consumes `settings.topics.events` (every partition, or the ones it is given) from the offsets
 stored in the read-model schema's `projection_offsets` (0 where none are stored); produces the
-`orders` and `order_events` rows of that schema, exactly once: each `getmany` batch is folded
-with the pure `evolve` and written in ONE transaction together with the batch's next offsets
-(see `projections.store`). Not a Faust agent: an agent acks a message whose handler raised
+`orders` and `order_events` rows of that schema, exactly once: the records gathered for one
+batch (what arrives within PROJECTOR_LINGER_MS of the first, at most PROJECTOR_BATCH_EVENTS of
+them, so live load does not pay a transaction per two or three events) are folded with the
+pure `evolve` and written in ONE transaction together with the batch's next offsets (see
+`projections.store`). Not a Faust agent: an agent acks a message whose handler raised
 (docs/pitfalls.md, "The projector"), which would skip rows on a PostgreSQL error.
 
 A PostgreSQL outage is waited out: the projector retries with a capped backoff and, once the
@@ -26,7 +28,8 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -63,8 +66,27 @@ class ProjectorOptions:
     schema: str | None = None  # default: settings.db_schema
     partitions: tuple[int, ...] | None = None  # default: every partition of the topic
     until_end: bool = False  # stop once the end offsets seen at start are projected
-    max_records: int = MAX_RECORDS  # per batch (= per transaction)
-    fetch_max_wait_ms: int = 20  # the broker's long-poll: bounds the added latency when idle
+    max_records: int = MAX_RECORDS  # at most per batch (= per transaction)
+    # None: from the settings (PROJECTOR_LINGER_MS, PROJECTOR_BATCH_EVENTS,
+    # PROJECTOR_FETCH_MAX_WAIT_MS); see `resolved`.
+    linger_ms: int | None = None  # gather records this long after the first, then commit
+    batch_events: int | None = None  # ... or commit as soon as this many are gathered
+    fetch_max_wait_ms: int | None = None  # the broker's long-poll when nothing arrives
+
+    def resolved(self, settings: Settings) -> ProjectorOptions:
+        """These options with every unset one taken from `settings`."""
+        return replace(
+            self,
+            linger_ms=_first(self.linger_ms, settings.projector_linger_ms),
+            batch_events=min(_first(self.batch_events, settings.projector_batch_events),
+                             self.max_records),
+            fetch_max_wait_ms=_first(self.fetch_max_wait_ms,
+                                     settings.projector_fetch_max_wait_ms),
+        )
+
+
+def _first(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 @dataclass(slots=True)
@@ -121,7 +143,7 @@ async def project(
     telemetry: ProjectorTelemetry | None = None,
 ) -> ProjectorStats:
     """Project until `stop` is set (or, with `until_end`, until caught up)."""
-    options = options or ProjectorOptions()
+    options = (options or ProjectorOptions()).resolved(settings)
     stop = stop or asyncio.Event()
     telemetry = telemetry or ProjectorTelemetry(projection_group(settings))
     runner = _Runner(settings, options, reading_codec(settings), stop, telemetry)
@@ -233,7 +255,7 @@ class _Runner:
             if targets is not None and all(positions[tp.partition] >= end
                                            for tp, end in targets.items()):
                 return True
-            records = await consumer.getmany(timeout_ms=200, max_records=options.max_records)
+            records = await self._gather(consumer)
             if not records:
                 continue
             batch = decode_batch(codec, self.topic, records, self.fences)
@@ -246,6 +268,31 @@ class _Runner:
             self.stats.add(rows)
             self._log_progress()
         return False
+
+    async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """One transaction's records: those of the first fetch that brings any and of the
+        ones that follow within `linger_ms`, until `batch_events` are gathered.
+
+        Under live load records arrive a few at a time; one transaction per fetch would pay
+        its fixed statements for every two or three events. Gathering bounds the added
+        latency by `linger_ms`. Each partition's records stay in offset order.
+        """
+        options = self.options
+        limit = options.max_records
+        records: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=200, max_records=limit)
+        count = sum(map(len, records.values()))
+        assert options.linger_ms is not None and options.batch_events is not None  # resolved
+        deadline = time.monotonic() + options.linger_ms / 1000
+        while 0 < count < options.batch_events and not self.stop.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await consumer.getmany(timeout_ms=left_ms, max_records=limit - count)
+            for tp, batch in more.items():
+                records.setdefault(tp, []).extend(batch)
+                count += len(batch)
+        return records
 
     async def _wait_out(self, error: Exception, delay: float) -> float:
         """Log, sleep (or return early on stop), and return the next, longer delay."""
@@ -287,8 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(settings.log_level, settings.log_format, "projector")
     partitions = (tuple(int(p) for p in args.partitions.split(",") if p)
                   if args.partitions else None)
+    # A rebuild's shadow worker reads a backlog: its batches are as big as a fetch allows.
     options = ProjectorOptions(schema=args.schema, partitions=partitions,
-                               until_end=args.until_end, max_records=args.max_records)
+                               until_end=args.until_end, max_records=args.max_records,
+                               batch_events=args.max_records if args.until_end else None)
     # A rebuild's shadow projectors (another schema, or up to an end) serve no metrics: the
     # live projector is the one whose figures (orders by status) stand for the engine.
     run_projector(settings, options,

@@ -1,9 +1,13 @@
 """One Kafka listener per API process, fanned out to bounded per-subscriber mailboxes.
 
 Consumes `orders.events` with ONE aiokafka consumer (no group: every API process reads every
-partition for itself, from the end of the topic at start-up), decodes each record once,
-encodes its WebSocket message once, remembers it in the recent-events cache and offers it to
-the mailboxes of that order's streams and of the all-orders streams. Produces nothing else.
+partition for itself, from the end of the topic at start-up). A record that some stream may
+want (its order is watched, an all-orders stream is open, it is an OrderAccepted, or its
+headers do not say) is decoded once, its WebSocket message encoded once, remembered in the
+recent-events cache and offered to the mailboxes of that order's streams and of the
+all-orders streams. Any other record is only judged by the writer fence and kept raw in the
+recent-events cache, by the order id and type its headers carry (`schemas.headers`): it is
+decoded only if a stream of its order later asks for it. Produces nothing else.
 
 Nothing is shared between processes: each API instance has its own fan-out, so instances can
 be added or removed freely. A subscriber whose mailbox is full is overflowed (its connection
@@ -17,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Final
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -26,10 +31,13 @@ from api.live.mailbox import Mailbox
 from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
 from domain.orders.events import OrderAccepted
+from schemas import headers
 from schemas.codec import Codec, CodecError
 from schemas.writer_fence import Fence, Verdict
 
 log = logging.getLogger(__name__)
+_ACCEPTED: Final = OrderAccepted.__name__
+_ACCEPTED_BYTES: Final = _ACCEPTED.encode()
 
 Feed = Mailbox[OrderMessage]
 Matcher = Callable[[OrderMessage], bool]
@@ -48,6 +56,7 @@ class FanoutStats:
     """Counters for tests, the benchmark and later metrics."""
 
     records: int = 0
+    deferred: int = 0  # events no subscriber wanted as they arrived: not decoded then
     undecodable: int = 0
     overflowed: int = 0
 
@@ -126,7 +135,7 @@ class Fanout:
 
     def recent(self, order_id: str) -> list[OrderMessage]:
         """The last few live messages of `order_id` this process has seen (maybe none)."""
-        return self._recent.messages_of(order_id)
+        return self._recent.messages_of(order_id, self._message_of)
 
     def is_live(self, partition: int, offset: int) -> bool:
         """Was the record at (partition, offset) produced after this feed started?
@@ -157,7 +166,7 @@ class Fanout:
             # any partition added later) as soon as it has the topic's metadata.
             consumer = AIOKafkaConsumer(
                 self._topic, bootstrap_servers=self._bootstrap_servers, group_id=None,
-                enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=100)
+                enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=self._config.fetch_max_wait_ms)
             try:
                 await consumer.start()
                 await self._start_at_end(consumer)
@@ -204,9 +213,22 @@ class Fanout:
                 await asyncio.sleep(1.0)
 
     def _publish(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        self.stats.records += 1
+        # Claims and what a deposed writer appends after its successor's claim are not
+        # events of the store (schemas.writer_fence); the fence learns the epoch as it goes.
+        fence = self._fences.setdefault(record.partition, Fence())
+        if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
+            return
+        order_id = self._unwanted(record)
+        if order_id is not None:  # kept raw: decoded only if a stream asks for it later
+            self._recent.remember_raw(order_id, record)
+            self.stats.deferred += 1
+            return
         message = self._message_of(record)
         if message is None:
             return
+        self._recent.remember(message, message.tokens if message.type == _ACCEPTED else
+                              frozenset())
         for feed in self._by_order.get(message.order_id, ()):
             self._offer(feed, message)
         for feed, matches in self._all.items():
@@ -220,14 +242,29 @@ class Fanout:
         if feed.overflowed:
             self.stats.overflowed += 1
 
+    def _unwanted(self, record: ConsumerRecord[bytes, bytes]) -> str | None:
+        """The record's order id if its headers show that no subscriber wants it now and it
+        is not an OrderAccepted (whose tokens and owner later events are matched by), else
+        None: decode it.
+
+        Most live events concern orders nobody watches: decoding and encoding them anyway
+        was most of the fan-out's CPU. A record without the headers is always decoded.
+        """
+        if self._all:
+            return None
+        order_id = type_name = None
+        for name, value in record.headers or ():
+            if name == headers.ORDER_ID:
+                order_id = value
+            elif name == headers.TYPE:
+                type_name = value
+        if order_id is None or type_name is None or type_name == _ACCEPTED_BYTES:
+            return None
+        decoded = order_id.decode(errors="replace")
+        return None if decoded in self._by_order else decoded
+
     def _message_of(self, record: ConsumerRecord[bytes, bytes]) -> OrderMessage | None:
         """Decode and encode once; every subscriber shares the result."""
-        self.stats.records += 1
-        # Claims and what a deposed writer appends after its successor's claim are not
-        # events of the store (schemas.writer_fence); the fence learns the epoch as it goes.
-        fence = self._fences.setdefault(record.partition, Fence())
-        if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
-            return None
         try:
             envelope = self._codec.decode_envelope(record.value or b"")
         except CodecError as error:  # the order agent dead-letters; the edge only skips
@@ -243,10 +280,8 @@ class Fanout:
             owner = self._recent.owner_of(event.order_id)
         text = encode(event.order_id, status, type(event).__name__, event.seq,
                       event.occurred_at, self._codec.event_to_json(event))
-        message = OrderMessage(event.order_id, event.seq, type(event).__name__, status, text,
-                               record.partition, record.offset, record.timestamp, tokens, owner)
-        self._recent.remember(message, tokens)
-        return message
+        return OrderMessage(event.order_id, event.seq, type(event).__name__, status, text,
+                            record.partition, record.offset, record.timestamp, tokens, owner)
 
     def _stop_all(self) -> None:
         for feeds in self._by_order.values():

@@ -11,16 +11,22 @@ Bounded twice: least-recently-active orders are evicted, and each order keeps on
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from api.live.messages import OrderMessage
+
+# A message, or what it is made of when nobody wanted it as it arrived (see `messages_of`).
+Entry = OrderMessage | Any
+Materialise = Callable[[Any], OrderMessage | None]
 
 
 @dataclass(slots=True)
 class _Order:
     tokens: frozenset[str] = frozenset()
     owner: str | None = None  # from its OrderAccepted, if this process saw it
-    messages: deque[OrderMessage] = field(default_factory=deque)
+    messages: deque[Entry] = field(default_factory=deque)
 
 
 class RecentEvents:
@@ -42,23 +48,44 @@ class RecentEvents:
     def remember(self, message: OrderMessage, tokens: frozenset[str] = frozenset()) -> None:
         """Record `message` as the order's latest; `tokens` and the owner when the event
         names them (an OrderAccepted)."""
-        order = self._orders.get(message.order_id)
-        if order is None:
-            order = self._orders[message.order_id] = _Order(
-                messages=deque(maxlen=self._per_order))
-            if len(self._orders) > self._max_orders:
-                self._orders.popitem(last=False)
-        else:
-            self._orders.move_to_end(message.order_id)
+        order = self._entry(message.order_id)
         order.messages.append(message)
         if tokens:
             order.tokens = tokens
         if message.owner is not None:
             order.owner = message.owner
 
-    def messages_of(self, order_id: str) -> list[OrderMessage]:
+    def remember_raw(self, order_id: str, raw: Any) -> None:
+        """Record the order's latest event undecoded: `messages_of` makes it a message if
+        anyone ever asks (most live events are never asked for)."""
+        self._entry(order_id).messages.append(raw)
+
+    def messages_of(self, order_id: str,
+                    materialise: Materialise | None = None) -> list[OrderMessage]:
+        """The order's last messages, oldest first; raw entries are made messages by
+        `materialise` (once: the message replaces them) or left out without it."""
         order = self._orders.get(order_id)
-        return [] if order is None else list(order.messages)
+        if order is None:
+            return []
+        found: list[OrderMessage] = []
+        for index, entry in enumerate(order.messages):
+            if not isinstance(entry, OrderMessage):
+                entry = materialise(entry) if materialise is not None else None
+                if entry is None:
+                    continue
+                order.messages[index] = entry
+            found.append(entry)
+        return found
+
+    def _entry(self, order_id: str) -> _Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            order = self._orders[order_id] = _Order(messages=deque(maxlen=self._per_order))
+            if len(self._orders) > self._max_orders:
+                self._orders.popitem(last=False)
+        else:
+            self._orders.move_to_end(order_id)
+        return order
 
     def __len__(self) -> int:
         return len(self._orders)

@@ -2,12 +2,13 @@
 
 Consumes `orders.events` with ONE aiokafka consumer (no group: every API process reads every
 partition for itself, from the end of the topic at start-up). A record that some stream may
-want (its order is watched, an all-orders stream is open, it is an OrderAccepted, or its
-headers do not say) is decoded once, its WebSocket message encoded once, remembered in the
+want (its order is watched, an all-orders stream is open, or its headers do not say) is
+decoded once, its WebSocket message encoded once, remembered in the
 recent-events cache and offered to the mailboxes of that order's streams and of the
 all-orders streams. Any other record is only judged by the writer fence and kept raw in the
 recent-events cache, by the order id and type its headers carry (`schemas.headers`): it is
-decoded only if a stream of its order later asks for it. Produces nothing else.
+decoded only if a stream of its order later asks for it (an OrderAccepted also when a later
+event of its order needs its tokens or owner). Produces nothing else.
 
 Nothing is shared between processes: each API instance has its own fan-out, so instances can
 be added or removed freely. A subscriber whose mailbox is full is overflowed (its connection
@@ -70,7 +71,8 @@ class Fanout:
         self._topic = topic
         self._codec = codec
         self._config = config
-        self._recent = RecentEvents(config.recent_orders, config.recent_per_order)
+        self._recent = RecentEvents(config.recent_orders, config.recent_per_order,
+                                    self._message_of)
         self._by_order: dict[str, set[Feed]] = {}
         self._all: dict[Feed, Matcher] = {}
         self.start_offsets: dict[int, int] = {}  # partition -> first offset read live
@@ -135,7 +137,7 @@ class Fanout:
 
     def recent(self, order_id: str) -> list[OrderMessage]:
         """The last few live messages of `order_id` this process has seen (maybe none)."""
-        return self._recent.messages_of(order_id, self._message_of)
+        return self._recent.messages_of(order_id)
 
     def is_live(self, partition: int, offset: int) -> bool:
         """Was the record at (partition, offset) produced after this feed started?
@@ -219,9 +221,10 @@ class Fanout:
         fence = self._fences.setdefault(record.partition, Fence())
         if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
             return
-        order_id = self._unwanted(record)
-        if order_id is not None:  # kept raw: decoded only if a stream asks for it later
-            self._recent.remember_raw(order_id, record)
+        unwanted = self._unwanted(record)
+        if unwanted is not None:  # kept raw: decoded only if a stream asks for it later
+            order_id, accepted = unwanted
+            self._recent.remember_raw(order_id, record, accepted=accepted)
             self.stats.deferred += 1
             return
         message = self._message_of(record)
@@ -242,10 +245,9 @@ class Fanout:
         if feed.overflowed:
             self.stats.overflowed += 1
 
-    def _unwanted(self, record: ConsumerRecord[bytes, bytes]) -> str | None:
-        """The record's order id if its headers show that no subscriber wants it now and it
-        is not an OrderAccepted (whose tokens and owner later events are matched by), else
-        None: decode it.
+    def _unwanted(self, record: ConsumerRecord[bytes, bytes]) -> tuple[str, bool] | None:
+        """The record's order id, and whether it is the order's OrderAccepted, if its
+        headers show that no subscriber wants it now; else None: decode it.
 
         Most live events concern orders nobody watches: decoding and encoding them anyway
         was most of the fan-out's CPU. A record without the headers is always decoded.
@@ -258,10 +260,10 @@ class Fanout:
                 order_id = value
             elif name == headers.TYPE:
                 type_name = value
-        if order_id is None or type_name is None or type_name == _ACCEPTED_BYTES:
+        if order_id is None or type_name is None:
             return None
         decoded = order_id.decode(errors="replace")
-        return None if decoded in self._by_order else decoded
+        return None if decoded in self._by_order else (decoded, type_name == _ACCEPTED_BYTES)
 
     def _message_of(self, record: ConsumerRecord[bytes, bytes]) -> OrderMessage | None:
         """Decode and encode once; every subscriber shares the result."""

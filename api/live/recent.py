@@ -27,23 +27,27 @@ class _Order:
     tokens: frozenset[str] = frozenset()
     owner: str | None = None  # from its OrderAccepted, if this process saw it
     messages: deque[Entry] = field(default_factory=deque)
+    accepted: Any = None  # its OrderAccepted, raw, until tokens or owner are asked for
 
 
 class RecentEvents:
-    """An LRU of orders, each with its last messages."""
+    """An LRU of orders, each with its last messages. `materialise` makes a message of a
+    raw entry (see `remember_raw`)."""
 
-    def __init__(self, max_orders: int, per_order: int) -> None:
+    def __init__(self, max_orders: int, per_order: int,
+                 materialise: Materialise | None = None) -> None:
         self._orders: OrderedDict[str, _Order] = OrderedDict()
         self._max_orders = max_orders
         self._per_order = per_order
+        self._materialise = materialise
 
     def tokens_of(self, order_id: str) -> frozenset[str]:
         order = self._orders.get(order_id)
-        return frozenset() if order is None else order.tokens
+        return frozenset() if order is None else self._learnt(order).tokens
 
     def owner_of(self, order_id: str) -> str | None:
         order = self._orders.get(order_id)
-        return None if order is None else order.owner
+        return None if order is None else self._learnt(order).owner
 
     def remember(self, message: OrderMessage, tokens: frozenset[str] = frozenset()) -> None:
         """Record `message` as the order's latest; `tokens` and the owner when the event
@@ -55,27 +59,51 @@ class RecentEvents:
         if message.owner is not None:
             order.owner = message.owner
 
-    def remember_raw(self, order_id: str, raw: Any) -> None:
+    def remember_raw(self, order_id: str, raw: Any, *, accepted: bool = False) -> None:
         """Record the order's latest event undecoded: `messages_of` makes it a message if
-        anyone ever asks (most live events are never asked for)."""
-        self._entry(order_id).messages.append(raw)
+        anyone ever asks (most live events are never asked for). The order's OrderAccepted
+        (`accepted`) is also kept aside, beyond the last `per_order` events: its tokens and
+        owner are learnt from it when first asked for."""
+        order = self._entry(order_id)
+        order.messages.append(raw)
+        if accepted:
+            order.accepted = raw
 
-    def messages_of(self, order_id: str,
-                    materialise: Materialise | None = None) -> list[OrderMessage]:
-        """The order's last messages, oldest first; raw entries are made messages by
-        `materialise` (once: the message replaces them) or left out without it."""
+    def messages_of(self, order_id: str) -> list[OrderMessage]:
+        """The order's last messages, oldest first; raw entries are made messages (once: the
+        message replaces them), or left out if they cannot be."""
         order = self._orders.get(order_id)
         if order is None:
             return []
         found: list[OrderMessage] = []
         for index, entry in enumerate(order.messages):
             if not isinstance(entry, OrderMessage):
-                entry = materialise(entry) if materialise is not None else None
+                if entry is order.accepted:
+                    self._learnt(order)  # decodes it once, for the tokens and owner too
+                    entry = order.messages[index]
+                entry = self._made(entry)
                 if entry is None:
                     continue
                 order.messages[index] = entry
             found.append(entry)
         return found
+
+    def _learnt(self, order: _Order) -> _Order:
+        """`order` with the tokens and owner of its raw OrderAccepted learnt, if it has one."""
+        if order.accepted is not None:
+            message = self._made(order.accepted)
+            if message is not None:
+                order.tokens, order.owner = message.tokens, message.owner
+                for index, entry in enumerate(order.messages):
+                    if entry is order.accepted:
+                        order.messages[index] = message
+            order.accepted = None
+        return order
+
+    def _made(self, raw: Any) -> OrderMessage | None:
+        if isinstance(raw, OrderMessage):
+            return raw
+        return self._materialise(raw) if self._materialise is not None else None
 
     def _entry(self, order_id: str) -> _Order:
         order = self._orders.get(order_id)

@@ -7,10 +7,12 @@ schema's place, and `Progress` reports (events/s, lag, ETA) along the way:
 1. preparing    live is migrated (a swap needs both at one migration level), then the shadow
                 schema `<live>__shadow` is created fresh and migrated (its own
                 `projection_offsets`, empty); the previous generation is dropped.
-2. catching_up  worker processes (`python -m projections.projector --until-end`, one per CPU,
+2. catching_up  the shadow's query indexes (none a constraint needs) are dropped, to be
+                built once after the bulk load; worker processes (`python -m projections.projector --until-end`, one per CPU,
                 each owning some partitions: throughput scales with cores, the fold is per
                 partition) project into the shadow up to the end offsets seen when they
-                started; rounds repeat while a round leaves more than `catch_up_lag` behind.
+                started; rounds repeat while a round leaves more than `catch_up_lag` behind;
+                then the dropped indexes are built again.
 3. finishing    the live projection lock is taken exclusively: the live projector's next
                 batch waits (queries do not). The shadow is projected up to the end offsets
                 seen now, which are at or past the live projector's stored offsets.
@@ -58,6 +60,8 @@ from projections.swap import (
 log = logging.getLogger(__name__)
 OnProgress = Callable[[Progress], None]
 CATCH_UP_LAG = 10_000
+# The tables whose query indexes a rebuild builds after the bulk load, not during it.
+DEFERRED_INDEX_TABLES = ("orders", "order_events")
 
 
 class RebuildRunning(Exception):
@@ -130,12 +134,14 @@ async def _rebuild(
         await asyncio.to_thread(migrate, database_url(settings), schema, options.migrations)
     partitions = await kafka.partitions(settings.topics.events)
     workers = max(1, min(options.workers or os.cpu_count() or 1, len(partitions) or 1))
+    deferred = await defer_indexes(control, shadow)
     for round_number in range(1, options.max_rounds + 1):
         await _run_workers(settings, shadow, partitions, workers, tracker, options.poll_s)
         lag = (await tracker.sample("catching_up")).lag
         log.info("rebuild round %d done, %d events behind", round_number, lag)
         if lag <= options.catch_up_lag:
             break
+    await restore_indexes(control, deferred)
     await lock_projection(control, live)
     try:
         tracker.emit("finishing")
@@ -187,6 +193,35 @@ async def _run_workers(
                 proc.kill()
                 await proc.wait()
             stderr.close()
+
+
+async def defer_indexes(conn: psycopg.AsyncConnection[Any], schema: str) -> list[str]:
+    """Drop the indexes of `schema`'s projection tables that no constraint needs (the
+    query indexes of `orders`), returning their definitions for `restore_indexes`.
+
+    Bulk loading into a table, then indexing it once, costs PostgreSQL far less than
+    keeping every index current row by row. The constraints' indexes stay: the projection's
+    seq lookups and its exactly-once guards (primary keys, unique (order_id, seq)) need them.
+    """
+    cur = await conn.execute(
+        "select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+        "from pg_index i join pg_class t on t.oid = i.indrelid "
+        "join pg_namespace n on n.oid = t.relnamespace "
+        "where n.nspname = %s and t.relname = any(%s) "
+        "and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid) "
+        "order by 1",
+        (schema, list(DEFERRED_INDEX_TABLES)),
+    )
+    found = await cur.fetchall()
+    for name, _ in found:
+        await conn.execute(sql.SQL("drop index {}").format(sql.SQL(name)))
+    return [definition for _, definition in found]
+
+
+async def restore_indexes(conn: psycopg.AsyncConnection[Any], definitions: list[str]) -> None:
+    """Build again, once, the indexes `defer_indexes` dropped."""
+    for definition in definitions:
+        await conn.execute(definition)
 
 
 async def _try_lock(conn: psycopg.AsyncConnection[Any], key: int) -> bool:

@@ -55,6 +55,18 @@ async def live_projector(read_model: Settings) -> AsyncIterator[asyncio.Task[obj
     await asyncio.wait_for(task, 30)
 
 
+def index_definitions(settings: Settings, schema: str) -> set[tuple[str, str]]:
+    """Every index of the projection tables of `schema`, its name taken out of them."""
+    assert settings.database_url
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "select indexname, indexdef from pg_indexes where schemaname = %s "
+            "and tablename in ('orders', 'order_events')", (schema,)).fetchall()
+    found = {(name, definition.replace(f"{schema}.", "")) for name, definition in rows}
+    assert len(found) >= 9, found  # migrations 0003: 6 query indexes and 3 of constraints
+    return found
+
+
 async def caught_up(settings: Settings, total: int) -> None:
     await wait_until(lambda: projected(settings) == total, f"the projection of {total} events")
 
@@ -80,6 +92,9 @@ async def test_a_rebuilt_read_model_equals_the_incrementally_built_one_row_for_r
     assert scalar(settings, "select order_id from {schema}.sim_chain_transactions") == ledger_row
     assert scalar(settings, "select count(*) from {schema}.orders",
                   schema=previous_schema(settings.db_schema)) == len(histories)
+    # The query indexes the bulk load went without were built again, exactly as migrated.
+    assert index_definitions(settings, settings.db_schema) == index_definitions(
+        settings, previous_schema(settings.db_schema))
     # The live projector noticed the swap and projects into the new schema.
     more = list(HistoryMaker(seed=52).orders(200))
     total += await produce(settings, interleaved(more))

@@ -39,6 +39,7 @@ from aiokafka.partitioner import murmur2
 from psycopg import sql
 
 from bench.order_histories import HistoryMaker, interleaved
+from bench.proc_cpu import Proc, by_role, tree
 from bench.stack import free_ports
 from domain.orders.evolve import recorded_statuses
 from infra import process
@@ -82,11 +83,16 @@ def run_all(quick: bool = False, *, events: int | None = None, runs: int | None 
         "partitions": base.partitions,
         "rebuild": {"events": events, "median_events_per_s": _median(rebuilds, "events_per_s"),
                     "median_catch_up_events_per_s": _median(rebuilds, "catch_up_events_per_s"),
+                    "median_projector_cpu_us_per_event": _median_cpu(rebuilds, "bench"),
+                    "median_postgres_cpu_us_per_event": _median_cpu(rebuilds, "postgres"),
                     "runs": rebuilds},
         "live": {"orders_per_s": orders_per_s, "seconds": live_seconds,
                  "median_latency_p50_ms": _median(lives, "latency_p50_ms"),
                  "median_latency_p99_ms": _median(lives, "latency_p99_ms"),
-                 "median_lag_p99_events": _median(lives, "lag_p99_events"), "runs": lives},
+                 "median_lag_p99_events": _median(lives, "lag_p99_events"),
+                 "median_projector_cpu_us_per_event": _median_cpu(lives, "projector"),
+                 "median_postgres_cpu_us_per_event": _median_cpu(lives, "postgres"),
+                 "runs": lives},
     }
 
 
@@ -106,13 +112,16 @@ async def rebuild_runs(base: Settings, events: int, runs: int) -> list[dict[str,
     for run in range(runs):
         target = settings.model_copy(update={"db_schema": f"{settings.db_schema}_{run}"})
         rates: list[float] = []
+        cpu_before = tree(os.getpid())
         final = await rebuild(target, RebuildOptions(),
                               lambda p: rates.append(p.events_per_s))
+        cpu = _cpu_us_per_event(cpu_before, final.projected)
         took = (final.finished_at or time.time()) - final.started_at
         results.append({"events": final.projected, "seconds": round(took, 2),
                         "events_per_s": round(final.projected / took),
                         "catch_up_events_per_s": round(max(rates, default=0.0)),
-                        "write_events_per_s": round(written / write_s)})
+                        "write_events_per_s": round(written / write_s),
+                        "cpu_us_per_event": cpu})
         drop_schemas(target, target.db_schema, f"{target.db_schema}__previous")
     return results
 
@@ -175,7 +184,9 @@ async def live_run(base: Settings, orders_per_s: int, seconds: float) -> dict[st
     projector = _spawn_projector(settings)
     try:
         await _warm_up(settings)  # the projector's start-up is not projection lag
+        cpu_before = tree(os.getpid())
         result = await _pace_and_watch(settings, due)
+        result["cpu_us_per_event"] = _cpu_us_per_event(cpu_before, len(events))
     finally:
         process.terminate(projector.pid, timeout_s=15, child=projector)
         drop_schemas(settings, settings.db_schema)
@@ -340,6 +351,15 @@ def drop_schemas(settings: Settings, *schemas: str) -> None:
                 sql.Identifier(schema)))
 
 
+def _cpu_us_per_event(before: dict[int, Proc], events: int) -> dict[str, float]:
+    """CPU time (utime+stime from /proc) spent since `before`, per event, by role:
+    `projector` is the live projector process; `bench` is this process with its reaped
+    children, i.e. the rebuild's shadow workers and its in-process finishing projector
+    (plus, in the live scenario, the pacing producer and the sampler)."""
+    spent = by_role(before, tree(os.getpid()), os.getpid())
+    return {name: round(cpu / max(events, 1) * 1e6, 1) for name, cpu in sorted(spent.items())}
+
+
 def _pct(values: list[float] | list[int], q: int) -> float:
     if not values:
         return 0.0
@@ -349,6 +369,10 @@ def _pct(values: list[float] | list[int], q: int) -> float:
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
+
+
+def _median_cpu(runs: list[dict[str, Any]], role: str) -> float:
+    return float(statistics.median(run["cpu_us_per_event"].get(role, 0.0) for run in runs))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ class Stack:
         asyncio.run(ensure_topics(self.settings, bootstrap))
         for module in self._modules:
             self._children.append(self._spawn(module, data))
-        self._wait_for_api()
+        if "api.server" in self._modules:
+            self._wait_for_api()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

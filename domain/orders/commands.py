@@ -15,7 +15,7 @@ written); see `terms` for an order's own terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final, get_args
 
@@ -52,6 +52,20 @@ class BaseCommand:
         without a broker append time to judge by, it is not."""
         return (self.accept_by is not None and self.appended_at is not None
                 and self.appended_at > self.accept_by)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND: Final = timedelta(milliseconds=1)
+
+
+def to_millis(moment: datetime) -> int:
+    """Epoch milliseconds of a tz-aware instant (floor), exactly: no float on the way."""
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def from_millis(millis: int) -> datetime:
+    """The UTC instant of epoch milliseconds (a Kafka record timestamp, an acceptBy)."""
+    return _EPOCH + millis * _MILLISECOND
 
 
 # --- edge commands -------------------------------------------------------------------

@@ -12,6 +12,7 @@ checker holds the engine to.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -128,13 +129,17 @@ class ProbeReport:
     executed_504: int  # answered 504 ("unknown") and accepted: allowed, the client reconciles
     unexecuted_201: int  # answered 201 and never accepted: must be 0
     first_fast_503_s: float | None  # from the fault to the first 503 answered within 1 s
+    median_503_s: float | None  # how long a 503 took to answer
 
     def line(self) -> str:
-        fast = "n/a" if self.first_fast_503_s is None else f"{self.first_fast_503_s:.2f} s"
+        def seconds(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.2f} s"
+
         return (f"keyless POSTs {self.outcomes}: 503 {self.answered_503} (executed "
                 f"{self.executed_503}), 504 {self.answered_504} (executed {self.executed_504}), "
-                f"201 never executed {self.unexecuted_201}; first fast 503 {fast} after the "
-                "fault")
+                f"201 never executed {self.unexecuted_201}; first fast 503 "
+                f"{seconds(self.first_fast_503_s)} after the fault, a 503 answered in "
+                f"{seconds(self.median_503_s)} (median)")
 
 
 class KeylessProbes:
@@ -189,6 +194,7 @@ class KeylessProbes:
 
         fast = [p.sent_at + (p.latency_s or 0) - fault_wall for p in of("503")
                 if p.latency_s is not None and p.latency_s <= 1.0 and p.sent_at >= fault_wall]
+        latencies = [p.latency_s for p in of("503") if p.latency_s is not None]
         outcomes: dict[str, int] = {}
         for probe in self.probes:
             outcomes[probe.outcome] = outcomes.get(probe.outcome, 0) + 1
@@ -196,4 +202,5 @@ class KeylessProbes:
             outcomes=outcomes, answered_503=len(of("503")), executed_503=executed(of("503")),
             answered_504=len(of("504")), executed_504=executed(of("504")),
             unexecuted_201=len(of("201")) - executed(of("201")),
-            first_fast_503_s=min(fast) if fast else None)
+            first_fast_503_s=min(fast) if fast else None,
+            median_503_s=statistics.median(latencies) if latencies else None)

@@ -6,9 +6,12 @@ be executed: the edge can answer 503 within milliseconds instead of making the c
 for a delivery timeout.
 
 - **closed** (Kafka answers): every send is admitted. Kafka counts as down, and the breaker
-  opens, when a send fails (no acknowledgement in time, the producer refused it), or when an
-  admitted send has waited longer than `stall_s` for its acknowledgement: a broker that died
-  shows first as acknowledgements that stop coming, well before any timeout.
+  opens, when a send fails (no acknowledgement in time, the producer refused it), or when
+  Kafka has been silent for `stall_s` while a send waits: no acknowledgement at all since the
+  oldest waiting send was admitted (or since the last acknowledgement, if later). A broker
+  that died shows first as acknowledgements that stop coming, well before any timeout; a
+  busy one (a backlog, a starved event loop) still acknowledges now and then, so one slow
+  acknowledgement alone does not open it.
 - **open**: every send is refused for `cooldown_s`.
 - **half-open**: after the cooldown the next send is admitted as the probe; the others are
   refused while it is on its way. Its acknowledgement closes the breaker, its failure opens it
@@ -56,6 +59,7 @@ class Breaker:
         self._period = 0
         self.state = BreakerState.CLOSED
         self._opened_at = 0.0
+        self._last_ack_at = clock()
         self.why = ""  # why it opened last (for the 503's message and the log)
         # The sends of the current period still waiting, in the order they were admitted
         # (so the first one is the oldest): number -> admitted at.
@@ -66,8 +70,9 @@ class Breaker:
         now = self._clock()
         if self.state is BreakerState.CLOSED:
             oldest = next(iter(self._waiting.values()), None)
-            if oldest is not None and now - oldest > self._stall_s:
-                self._open(now, f"no acknowledgement from Kafka for {now - oldest:.1f} s")
+            silent_since = max(self._last_ack_at, oldest if oldest is not None else now)
+            if now - silent_since > self._stall_s:
+                self._open(now, f"no acknowledgement from Kafka for {now - silent_since:.1f} s")
                 return None
             return self._admitted(now, probe=False)
         if self.state is BreakerState.OPEN and now - self._opened_at >= self._cooldown_s:
@@ -78,6 +83,7 @@ class Breaker:
     def acked(self, admission: Admission) -> None:
         """Kafka acknowledged the send: it is up."""
         self._waiting.pop(admission.number, None)
+        self._last_ack_at = self._clock()
         if self.state is not BreakerState.CLOSED:
             self.state = BreakerState.CLOSED
             self._new_period()

@@ -251,8 +251,9 @@ class Settings(BaseSettings):
         "the broker's acknowledgement (which tells 201 from 503) before answering 504."
     )
     command_stall_ms: int = Field(
-        1000, ge=50, description="Kafka counts as down (POSTs answer 503 at once, nothing sent) "
-        "once an unacknowledged command waits this long, or a delivery failed."
+        2000, ge=50, description="Kafka counts as down (POSTs answer 503 at once, nothing sent) "
+        "once it acknowledged nothing for this long while a command waits, or a delivery "
+        "failed."
     )
     command_breaker_cooldown_ms: int = Field(
         1000, ge=50, description="How long POSTs answer 503 at once after Kafka was found "

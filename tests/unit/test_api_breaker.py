@@ -94,6 +94,21 @@ def test_an_overdue_acknowledgement_opens_it_before_any_timeout(
     assert state_of(breaker) is BreakerState.OPEN and "1.0 s" in breaker.why
 
 
+def test_acknowledgements_still_coming_keep_it_closed_however_old_a_send(
+    breaker: Breaker, clock: FakeClock
+) -> None:
+    slow = breaker.admit()  # its acknowledgement takes long: a backlog, a busy event loop
+    assert slow is not None
+    for _ in range(5):
+        clock.now += STALL_S * 0.9
+        other = breaker.admit()
+        assert other is not None
+        breaker.acked(other)  # Kafka keeps answering meanwhile
+    clock.now += STALL_S * 0.9
+    assert breaker.admit() is not None
+    assert state_of(breaker) is BreakerState.CLOSED
+
+
 def test_an_acknowledged_send_no_longer_counts_as_waiting(
     breaker: Breaker, clock: FakeClock
 ) -> None:

@@ -251,9 +251,11 @@ class Settings(BaseSettings):
         "the broker's acknowledgement (which tells 201 from 503) before answering 504."
     )
     command_stall_ms: int = Field(
-        2000, ge=50, description="Kafka counts as down (POSTs answer 503 at once, nothing sent) "
+        3000, ge=50, description="Kafka counts as down (POSTs answer 503 at once, nothing sent) "
         "once it acknowledged nothing for this long while a command waits, or a delivery "
-        "failed."
+        "failed. Default: the accept budget (a command waiting that long in silence would "
+        "hardly be appended in time anyway); lower detects a dead broker sooner, at the risk "
+        "of refusing commands while a loaded broker pauses."
     )
     command_breaker_cooldown_ms: int = Field(
         1000, ge=50, description="How long POSTs answer 503 at once after Kafka was found "

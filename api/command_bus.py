@@ -11,12 +11,19 @@ An idempotent aiokafka producer can wedge after a broker blip: every send then f
 fresh producer id and sequence numbers, so on that error the bus replaces its producer and
 sends once more. That resend cannot duplicate anything the order agent would act on twice:
 the agent ignores an `ExecuteOrder` for an existing order and a second cancel decides nothing.
+
+What a failed send means, for the edge's answer (`api.acceptance`):
+- `CommandNotSent`: the record never left this process (the breaker knows Kafka is down,
+  `api.breaker`; or the producer refused it before queueing it): it cannot be executed.
+- `CommandNotDelivered`: the record was queued but no acknowledgement came within the
+  delivery timeout, or the batch failed: it may have been appended. The bus does not guess.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Protocol
@@ -25,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from aiokafka.structs import RecordMetadata
 
+from api.breaker import Admission, Breaker, BreakerState
 from domain.orders.commands import Command, EdgeCommand
 from schemas import headers as record_headers
 
@@ -34,9 +42,10 @@ log = logging.getLogger(__name__)
 # meanwhile batch up by themselves under load; a linger would only delay a lone POST
 # (measured on one local broker: ~5 ms per acknowledged send with 2 ms linger, ~1.5 ms without).
 LINGER_MS: Final = 0
-# How long a POST waits for the acknowledgement before answering 503. An idempotent producer
-# never expires a batch (it retries until the broker answers), so without this bound a POST
-# would hang for as long as the broker is away.
+# How long a POST waits for the acknowledgement before giving up on knowing the outcome. An
+# idempotent producer never expires a batch (it retries until the broker answers), so without
+# this bound a POST would hang for as long as the broker is away. The API sets it to its
+# accept budget plus a slack (settings COMMAND_ACCEPT_BUDGET_MS, COMMAND_ACK_SLACK_MS).
 DEFAULT_DELIVERY_TIMEOUT_S: Final = 10.0
 _STOP_TIMEOUT_S: Final = 5.0
 SOURCE: Final = "/oee/api"  # the records' ce_source
@@ -53,7 +62,15 @@ class CommandSender(Protocol):
 
 
 class CommandNotDelivered(Exception):
-    """Kafka did not acknowledge the command. It may still land: retry with the same key."""
+    """Kafka did not acknowledge the command: it may have been appended, or may still be."""
+
+
+class CommandNotSent(Exception):
+    """The command never left this process: Kafka cannot execute it."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class CommandTopicUnavailable(Exception):
@@ -102,11 +119,13 @@ class CommandBus:
         topic: str,
         encoder: CommandEncoder,
         delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
+        breaker: Breaker | None = None,
     ) -> None:
         self._make_producer = make_producer
         self._topic = topic
         self._encoder = encoder
         self._delivery_timeout_s = delivery_timeout_s
+        self.breaker = breaker or Breaker(time.monotonic, stall_s=1.0, cooldown_s=1.0)
         self._producer: Producer | None = None
         self._replacing = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -133,7 +152,36 @@ class CommandBus:
         await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def send(self, command: EdgeCommand) -> RecordMetadata:
-        """Produce `command`; return its coordinates once every in-sync replica has it."""
+        """Produce `command`; return its coordinates once every in-sync replica has it.
+
+        Raises CommandNotSent at once, sending nothing, while the breaker holds Kafka down."""
+        admission = self.breaker.admit()
+        if admission is None:
+            raise CommandNotSent(f"Kafka is unreachable ({self.breaker.why}); nothing was sent",
+                                 self.breaker.retry_after_s())
+        try:
+            metadata = await self._send(command)
+        except (CommandNotSent, CommandNotDelivered) as exc:
+            self._failed(admission, exc)
+            raise
+        except BaseException:
+            self.breaker.abandoned(admission)
+            raise
+        self._acked(admission)
+        return metadata
+
+    def _acked(self, admission: Admission) -> None:
+        if self.breaker.state is not BreakerState.CLOSED:
+            log.warning("Kafka acknowledges again: commands are sent again")
+        self.breaker.acked(admission)
+
+    def _failed(self, admission: Admission, error: Exception) -> None:
+        was = self.breaker.state
+        self.breaker.failed(admission, str(error))
+        if self.breaker.state is not was:
+            log.warning("Kafka counts as down (%s): POSTs answer 503 at once", error)
+
+    async def _send(self, command: EdgeCommand) -> RecordMetadata:
         key, value = command.order_id.encode(), self._encoder.encode_command(command)
         headers = record_headers.build(command, SOURCE)
         producer = self._current()
@@ -158,14 +206,18 @@ class CommandBus:
                 metadata: RecordMetadata = await asyncio.shield(delivery)
                 return metadata
         except TimeoutError:
-            if delivery is not None:
-                delivery.add_done_callback(_report_late_outcome)
+            if delivery is None:  # still waiting to be queued (metadata, buffer): never sent
+                raise CommandNotSent(f"Kafka could not take the command within "
+                                     f"{self._delivery_timeout_s:g}s; nothing was sent") from None
+            delivery.add_done_callback(_report_late_outcome)
             raise CommandNotDelivered(
                 f"no acknowledgement from Kafka within {self._delivery_timeout_s:g}s"
             ) from None
         except OutOfOrderSequenceNumber:
             raise
         except KafkaError as exc:
+            if delivery is None:
+                raise CommandNotSent(f"the producer refused the command: {exc!r}") from exc
             raise CommandNotDelivered(f"Kafka refused the command: {exc!r}") from exc
 
     async def _check_topic(self, producer: Producer) -> None:
@@ -193,7 +245,7 @@ class CommandBus:
                 try:
                     self._producer = await self._started()
                 except KafkaError as exc:
-                    raise CommandNotDelivered(f"cannot reconnect to Kafka: {exc!r}") from exc
+                    raise CommandNotSent(f"cannot reconnect to Kafka: {exc!r}") from exc
                 task = asyncio.create_task(self._retire(broken))
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
@@ -218,11 +270,12 @@ async def _stop(producer: Producer) -> None:
 
 
 def _report_late_outcome(delivery: asyncio.Future[RecordMetadata]) -> None:
-    """What became of a command whose POST was answered 503 (and retrieve its exception)."""
+    """What became of a command whose POST was answered 504 (and retrieve its exception)."""
     if delivery.cancelled():
         return
     error = delivery.exception()
     if error is None:
-        log.warning("a command answered 503 was delivered late: %s", delivery.result())
+        log.warning("a command answered 504 was delivered late (its acceptBy decides): %s",
+                    delivery.result())
     else:
-        log.warning("a command answered 503 was not delivered: %r", error)
+        log.warning("a command answered 504 was not delivered: %r", error)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends
@@ -124,6 +124,8 @@ class Edge:
     orders: OrderRecords = UnknownOrders()
     read: ReadSide | None = None
     live: LiveEdge | None = None
+    # How long after a request its command may be appended and still count (`api.acceptance`).
+    accept_budget: timedelta = timedelta(seconds=3)
 
 
 def edge(connection: HTTPConnection) -> Edge:

@@ -53,6 +53,7 @@ class ApiError(Exception):
         message: str,
         detail: Sequence[FieldError] = (),
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -60,6 +61,7 @@ class ApiError(Exception):
         self.message = message
         self.detail = tuple(detail)
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # body fields beyond the three (ErrorBody's optional ones)
 
 
 class InvalidRequest(ApiError):
@@ -119,12 +121,22 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     detail: list[FieldErrorBody]
+    # Only in the answers to a command that was not (or not surely) executed: the order it
+    # names, and (504) the deadline by which it had to be appended to count.
+    orderId: str | None = None
+    acceptBy: str | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "`invalid_request`: a field is invalid and "
           "`detail` names it; `malformed_json`: the body is not a JSON document."},
-    503: {"model": ErrorBody, "description": "Kafka did not acknowledge the command in time."},
+    503: {"model": ErrorBody, "description": "Not executed, and never will be: Kafka is down "
+          "(`kafka_unavailable`, nothing was sent) or appended the command after its accept-by "
+          "deadline (`accept_deadline_passed`). `orderId` names the order; retry after "
+          "`Retry-After` seconds."},
+    504: {"model": ErrorBody, "description": "`outcome_unknown`: no acknowledgement from Kafka "
+          "in time. The command counts if and only if Kafka appended it by `acceptBy`; "
+          "`GET /api/orders/{orderId}` tells after then."},
     # A 4XX entry also stops FastAPI from documenting its own 422, which this API never sends.
     "4XX": {"model": ErrorBody, "description": "Any other client error, in the same body."},
 }
@@ -142,8 +154,10 @@ def error_response(error: ApiError) -> JSONResponse:
         error=error.code,
         message=error.message,
         detail=[FieldErrorBody(field=e.field, message=e.message) for e in error.detail],
+        **error.extra,
     )
-    return JSONResponse(body.model_dump(), status_code=error.status, headers=error.headers)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=error.status,
+                        headers=error.headers)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:

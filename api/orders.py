@@ -14,6 +14,18 @@ the command bus, and answers only once Kafka has acknowledged the command (acks=
   agent decides whether the cancel still applies (an OrderCancelled or CancelRejected event).
   Another owner's order is a 404, as an unknown one.
 
+Both commands carry an accept-by deadline (now + COMMAND_ACCEPT_BUDGET_MS); the writer refuses
+a command the broker appended after it, so the answer tells the truth (`api.acceptance`):
+- 201 / 202: appended by the deadline, acknowledged by every in-sync replica;
+- 503 `kafka_unavailable` (Kafka known down: nothing sent) or `accept_deadline_passed`
+  (appended too late: the writer refuses it): NOT executed, and it never will be;
+- 504 `outcome_unknown`: no acknowledgement in time; the command counts if and only if Kafka
+  appended it by `acceptBy` (in the body). Every answer, errors included, names the `orderId`.
+A client retry can never create a second order: with an idempotency key every attempt names
+the same order (at most one is accepted, the writer ignores the rest); without one, each POST
+is a new order id, and a 503 one is never executed, while after a 504 the client asks
+`GET /api/orders/{orderId}` (after `acceptBy`) before placing it again.
+
 Both need a key with the trade scope (`api.auth.guard`).
 """
 
@@ -29,7 +41,8 @@ from pydantic import BaseModel
 from api.auth.guard import Trader
 from api.auth.keys import Principal
 from api.bodies import read_body
-from api.command_bus import CommandNotDelivered
+from api.acceptance import Verdict, accept_by, verdict
+from api.command_bus import CommandNotDelivered, CommandNotSent
 from api.deps import Edge, EdgeDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, invalid
 from api.fields import check_idempotency_key
@@ -94,7 +107,7 @@ async def execute_order(
             return answer  # already durably in Kafka: answered as the first time, 201
         if replay is Replay.CONFLICT:
             raise _key_reused(key, order_id, from_header=idempotency_key is not None)
-    await _produce(edge, _execute_command(edge, order, order_id, key, who))
+    await _produce(edge, _execute_command(edge, order, order_id, key, who), "execute")
     if key is not None:
         edge.recent_keys.remember(order_id, order.fingerprint())
     return answer
@@ -131,9 +144,10 @@ async def cancel_order(
     status = await edge.statuses.status_of(canonical_id)
     if status is not None and status not in CANCELLABLE:
         raise _too_late(status)
-    command = CancelOrder(command_id=str(uuid4()), order_id=canonical_id, issued_at=edge.clock(),
-                          reason=body.reason)
-    await _produce(edge, command)
+    now = edge.clock()
+    command = CancelOrder(command_id=str(uuid4()), order_id=canonical_id, issued_at=now,
+                          accept_by=accept_by(now, edge.accept_budget), reason=body.reason)
+    await _produce(edge, command, "cancel")
     return CancelOrderResponse(orderId=canonical_id)
 
 
@@ -171,23 +185,46 @@ def _idempotency_key(client_order_id: str | None, header: str | None) -> str | N
 def _execute_command(
     edge: Edge, order: OrderRequest, order_id: str, key: str | None, who: Principal
 ) -> ExecuteOrder:
+    now = edge.clock()
     return ExecuteOrder(
         command_id=execute_command_id(order_id),
         order_id=order_id,
-        issued_at=edge.clock(),
+        issued_at=now,
+        accept_by=accept_by(now, edge.accept_budget),
         terms=replace(order.terms, client_order_id=key),
         owner=who.owner,
     )
 
 
-async def _produce(edge: Edge, command: EdgeCommand) -> None:
+async def _produce(edge: Edge, command: EdgeCommand, what: str) -> None:
+    """Send `command`; return if the writer will decide it, else raise the honest answer."""
+    assert command.accept_by is not None
+    deadline = command.accept_by.isoformat().replace("+00:00", "Z")
+    order = {"orderId": command.order_id}
     try:
-        await edge.commands.send(command)
+        metadata = await edge.commands.send(command)
+    except CommandNotSent as exc:
+        raise ApiError(503, "kafka_unavailable", f"{exc}: the {what} is not executed; retry "
+                       "later", headers={"Retry-After": str(exc.retry_after_s)},
+                       extra=order) from exc
     except CommandNotDelivered as exc:
-        # The outcome is unknown, not negative: the record may still land. Retrying with the
-        # same idempotency key is always safe, since it names the same order.
-        message = f"{exc}; the command may still be applied: retry with the same idempotency key"
-        raise ApiError(503, "not_acknowledged", message, headers={"Retry-After": "1"}) from exc
+        raise _unknown(what, f"{exc}", deadline, order) from exc
+    found = verdict(command.accept_by, metadata)
+    if found is Verdict.LATE:
+        message = (f"Kafka appended the {what} after its accept-by deadline {deadline}: it is "
+                   "not executed and never will be; retry")
+        raise ApiError(503, "accept_deadline_passed", message, headers={"Retry-After": "1"},
+                       extra=order)
+    if found is Verdict.UNKNOWN:
+        raise _unknown(what, "Kafka acknowledged it without telling when it appended it",
+                       deadline, order)
+
+
+def _unknown(what: str, why: str, deadline: str, order: dict[str, str]) -> ApiError:
+    message = (f"{why}: whether the {what} is executed is unknown. It counts if and only if "
+               f"Kafka appended it by {deadline}: after then, GET /api/orders/{order['orderId']} "
+               "tells; a retry with the same idempotency key is always safe")
+    return ApiError(504, "outcome_unknown", message, extra=order | {"acceptBy": deadline})
 
 
 def _key_reused(key: str, order_id: str, *, from_header: bool) -> ApiError:

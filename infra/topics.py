@@ -2,17 +2,22 @@
 
 Consumes a Settings (names, partition count, replication); produces topics on
 the cluster, each needing 2 replicas in sync for an acks=all write once it has 3. Running it again, or against a cluster where some topics exist, is not an error.
-Existing topics are left as they are (their partition count and configs are not altered).
+Existing topics keep their partition count and configs, except the configs the engine's
+correctness rests on (`ENFORCED`), which are brought to an existing topic too: so an install
+made before `orders.commands` needed LogAppendTime gets it at its next `oee topics create`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from infra.kafka import min_insync_replicas
@@ -21,7 +26,18 @@ from oee.settings import Settings
 # The event store keeps everything: deletion-based cleanup that never deletes (never compacted:
 # compaction would keep only the last event of each order).
 EVENT_STORE_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
+# Commands carry an accept-by deadline judged against the broker's append time of their
+# record (issue 10): the broker, not a producer's clock, stamps each record, and the producer
+# learns the stamp from its acknowledgement (RecordMetadata.timestamp), so the API and the
+# writer judge one command by the same two numbers.
+COMMANDS_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+LOG_APPEND_TIME: Final = 1  # the timestamp type Kafka reports for a LogAppendTime record
+# Configs set on existing topics too (the rest of an existing topic's configs are its own).
+ENFORCED: Final = frozenset(COMMANDS_CONFIG)
 _CREATE_TIMEOUT_MS = 30_000
+_DYNAMIC_TOPIC_CONFIG: Final = 1  # DescribeConfigs' config_source of a topic's own setting
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +68,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
     partitions, replication = settings.partitions, settings.replication_factor
     durability = {"min.insync.replicas": str(min_insync_replicas(replication))}
-    specs = [TopicSpec(topics.events, partitions, replication, EVENT_STORE_CONFIG | durability)]
-    return specs + [TopicSpec(name, partitions, replication, durability) for name in names]
+    special = {topics.events: EVENT_STORE_CONFIG, topics.commands: COMMANDS_CONFIG}
+    return [TopicSpec(name, partitions, replication, special.get(name, {}) | durability)
+            for name in [topics.events, *names]]
 
 
 async def create_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
@@ -66,6 +83,7 @@ async def create_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> l
         )
         created = _created_names(response.topic_errors)
         await _wait_visible(admin, [spec.name for spec in specs])
+        await align_configs(admin, [spec for spec in specs if spec.name not in created])
         return created
     finally:
         await admin.close()
@@ -74,6 +92,47 @@ async def create_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> l
 async def ensure_topics(settings: Settings, bootstrap_servers: str) -> list[str]:
     """Create every topic of `settings` on the cluster at `bootstrap_servers`."""
     return await create_topics(bootstrap_servers, topic_specs(settings))
+
+
+async def align_configs(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[str]:
+    """Give existing topics the `ENFORCED` configs of their spec; return the names altered.
+
+    aiokafka speaks only AlterConfigs, which replaces a topic's whole set of its own configs
+    (no incremental variant), so the set sent is the topic's current own configs plus ours:
+    nothing an operator set on the topic is lost.
+    """
+    wanted = {spec.name: {k: v for k, v in spec.config.items() if k in ENFORCED}
+              for spec in specs}
+    wanted = {name: config for name, config in wanted.items() if config}
+    if not wanted:
+        return []
+    described = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
+    changes: dict[str, dict[str, str]] = {}
+    for response in described:
+        for resource in response.to_object()["resources"]:
+            name, entries = resource["resource_name"], resource["config_entries"]
+            if all(_value(entries, key) == value for key, value in wanted[name].items()):
+                continue
+            own = {e["config_names"]: e["config_value"] for e in entries
+                   if e["config_source"] == _DYNAMIC_TOPIC_CONFIG}
+            changes[name] = own | wanted[name]
+    if changes:
+        responses = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs=config)
+             for name, config in changes.items()])
+        for response in responses:
+            for result in response.to_object()["resources"]:
+                if result["error_code"] != 0:
+                    error = for_code(result["error_code"])
+                    raise error(f"cannot alter the configs of {result['resource_name']}: "
+                                f"{result['error_message']}")
+        log.info("topic configs aligned: %s", changes)
+    return sorted(changes)
+
+
+def _value(entries: list[dict[str, Any]], key: str) -> str | None:
+    return next((e["config_value"] for e in entries if e["config_names"] == key), None)
 
 
 def _created_names(topic_errors: Iterable[tuple[object, ...]]) -> list[str]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from fastapi import FastAPI
@@ -35,6 +35,7 @@ from api.auth.guard import Authenticator, KeyLookup
 from api.auth.limits import RateLimiter, SocketSlots
 from api.auth.secret import server_secret
 from api.auth.store import PoolKeys
+from api.breaker import Breaker
 from api.command_bus import CommandBus, CommandSender, idempotent_producer
 from api.deps import Edge, MarketSource, OrderStatuses, ReadSide, UnknownOrders, UnknownStatuses
 from api.idempotency import RecentKeys
@@ -113,7 +114,7 @@ async def open_edge(
             yield Edge(commands=commands, registry=registry, market=market,
                        statuses=chosen.statuses or UnknownStatuses(), recent_keys=RecentKeys(),
                        clock=chosen.clock or _utc_now, auth=_authenticator(settings, chosen.keys),
-                       orders=UnknownOrders())
+                       orders=UnknownOrders(), accept_budget=_accept_budget(settings))
             return
         pool = await stack.enter_async_context(_read_model_pool(settings, chosen.db_wait_s))
         auth = _authenticator(settings, chosen.keys or PoolKeys(pool, settings.db_schema))
@@ -128,7 +129,8 @@ async def open_edge(
         statuses = chosen.statuses or ReadModelStatuses(pool, settings.db_schema)
         yield Edge(commands=commands, registry=registry, market=market, statuses=statuses,
                    recent_keys=RecentKeys(), clock=chosen.clock or _utc_now, auth=auth,
-                   orders=ReadModelOrders(pool, settings.db_schema), read=read, live=live)
+                   orders=ReadModelOrders(pool, settings.db_schema), read=read, live=live,
+                   accept_budget=_accept_budget(settings))
 
 
 def _authenticator(settings: Settings, keys: KeyLookup | None) -> Authenticator:
@@ -153,8 +155,18 @@ class _NoKeys:
 
 
 def _command_bus(settings: Settings, codec: Codec) -> CommandBus:
+    """The bus waits for an acknowledgement as long as it can still tell 201 from 503 (the
+    accept budget and a slack), and fails fast while Kafka is known down."""
     producer = idempotent_producer(bootstrap_servers(settings))
-    return CommandBus(producer, settings.topics.commands, codec)
+    wait_s = (settings.command_accept_budget_ms + settings.command_ack_slack_ms) / 1000
+    breaker = Breaker(time.monotonic, stall_s=settings.command_stall_ms / 1000,
+                      cooldown_s=settings.command_breaker_cooldown_ms / 1000)
+    return CommandBus(producer, settings.topics.commands, codec, delivery_timeout_s=wait_s,
+                      breaker=breaker)
+
+
+def _accept_budget(settings: Settings) -> timedelta:
+    return timedelta(milliseconds=settings.command_accept_budget_ms)
 
 
 @asynccontextmanager

@@ -254,6 +254,29 @@ class Settings(BaseSettings):
         "as soon as a record lands; the wait only bounds how often an idle fetch returns)."
     )
 
+    # --- the API's honest answer to a command (issue 10, accept) --------------------------
+    command_accept_budget_ms: int = Field(
+        3000, ge=100, le=60_000, description="How long after a POST the broker may append its "
+        "command (the command's acceptBy); appended later, the worker rejects it and the POST "
+        "answers 503. The POST waits for the acknowledgement this long plus "
+        "COMMAND_ACK_SLACK_MS, then answers 504 outcome_unknown."
+    )
+    command_ack_slack_ms: int = Field(
+        1000, ge=0, le=60_000, description="How long past the acceptBy a POST still waits for "
+        "the broker's acknowledgement (which tells 201 from 503) before answering 504."
+    )
+    command_stall_ms: int = Field(
+        3000, ge=50, description="Kafka counts as down (POSTs answer 503 at once, nothing sent) "
+        "once it acknowledged nothing for this long while a command waits, or a delivery "
+        "failed. Default: the accept budget (a command waiting that long in silence would "
+        "hardly be appended in time anyway); lower detects a dead broker sooner, at the risk "
+        "of refusing commands while a loaded broker pauses."
+    )
+    command_breaker_cooldown_ms: int = Field(
+        1000, ge=50, description="How long POSTs answer 503 at once after Kafka was found "
+        "down, before one POST is let through to probe it."
+    )
+
     @model_validator(mode="after")
     def _auth_off_on_the_loopback_only(self) -> Settings:
         if self.auth_mode is AuthMode.OFF and not _is_loopback(self.api_host):

@@ -32,7 +32,7 @@ from typing import Any, Final, cast, get_args
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from domain.market_events import MARKET_EVENT_TYPES, BaseMarketEvent, MarketEvent
-from domain.orders.commands import COMMAND_TYPES, BaseCommand, Command
+from domain.orders.commands import COMMAND_TYPES, NOT_ON_THE_WIRE, BaseCommand, Command
 from domain.orders.events import EVENT_TYPES, BaseEvent, Event
 from domain.orders.status import OrderStatus
 from domain.work import Work
@@ -127,7 +127,7 @@ class Codec:
         market = market or load_history(MARKET_SCHEMA)
         wire = _Wire(ids or {}, source)
         event_envelope = _EVENT_BASE | {"type", "status", "schema_version", "payload"}
-        command_envelope = _COMMAND_BASE | {"schema_version", "payload"}
+        command_envelope = (_COMMAND_BASE - NOT_ON_THE_WIRE) | {"schema_version", "payload"}
         self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope, wire,
                                  UPCASTS.get(events.name, {}))
         self._commands = _Contract(commands, COMMAND_TYPES, _COMMAND_BASE, command_envelope,
@@ -230,6 +230,7 @@ class Codec:
                 "causationId": command.causation_id,
                 "schemaVersion": self._commands.version,
                 "payload": (mapping.fullname, mapping.to_avro(command)),
+                "acceptBy": command.accept_by,
             }
         )
 
@@ -246,6 +247,7 @@ class Codec:
                 issued_at=record["issuedAt"],
                 correlation_id=record["correlationId"],
                 causation_id=record["causationId"],
+                accept_by=record["acceptBy"],
             ),
         )
 

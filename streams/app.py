@@ -17,7 +17,7 @@ import os
 import random
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -26,7 +26,7 @@ import faust
 from faust.types import TP, Message
 
 from domain.market import Market
-from domain.orders.commands import Command, ExecuteOrder
+from domain.orders.commands import Command, ExecuteOrder, from_millis
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import OrderState
 from domain.work import ExecuteSwap, QuoteRoute
@@ -34,6 +34,7 @@ from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 from infra.schema_registry import registered_claim_writer, registered_codec
+from infra.topics import LOG_APPEND_TIME
 from schemas.codec import Codec
 from schemas.headers import RecordHeaders
 from streams.chain import ChainPolicy, SimulatedChain
@@ -168,7 +169,7 @@ class Engine:
                              partial(self._dead_letter, message))
             command: Command | Exception
             try:
-                command = self.codec.decode_command(_value(message))
+                command = _as_appended(self.codec.decode_command(_value(message)), message)
             except Exception as exc:  # dead-lettered by the flow, in offset order
                 command = exc
             self._received(message, command if not isinstance(command, Exception) else None)
@@ -216,6 +217,16 @@ class Engine:
                 self.metrics.dead_letters.labels(msg.topic).inc()
                 await self.outbox.dead_letter(msg.topic, msg.partition, msg.offset, msg.key,
                                               msg.value, exc)
+
+
+def _as_appended(command: Command, message: Message) -> Command:
+    """`command` with the broker's append time of its record, which its accept-by deadline is
+    judged against (`domain.orders.decide`). Only a LogAppendTime counts: a CreateTime is
+    the producer's own clock, no arbiter (`infra.topics` sets LogAppendTime on the topic)."""
+    if message.timestamp_type != LOG_APPEND_TIME or message.timestamp is None:
+        return command
+    # Faust hands the record's milliseconds over as float seconds: round back to them.
+    return replace(command, appended_at=from_millis(round(message.timestamp * 1000)))
 
 
 def _value(message: Message) -> bytes:

@@ -15,7 +15,7 @@ written); see `terms` for an order's own terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final, get_args
 
@@ -30,6 +30,12 @@ class BaseCommand:
 
     `correlation_id` / `causation_id` are tracing links set by whoever issues the command
     (a stage sets the order's correlation id and the id of the event it reacts to).
+
+    `accept_by` (edge commands, schema v5): the command counts only if the broker appended
+    its record by then. `appended_at` is not on the wire: it is that record's broker append
+    time (LogAppendTime), which the shell that consumed the record fills in; None when the
+    record carries no append time (a topic on CreateTime, or a command never consumed).
+    Both sides of the comparison come from the record, so every reader judges it alike.
     """
 
     command_id: str
@@ -37,6 +43,29 @@ class BaseCommand:
     issued_at: datetime
     correlation_id: str | None = None
     causation_id: str | None = None
+    accept_by: datetime | None = None
+    appended_at: datetime | None = None
+
+    @property
+    def appended_too_late(self) -> bool:
+        """Was the record appended after its accept-by deadline? Without a deadline, or
+        without a broker append time to judge by, it is not."""
+        return (self.accept_by is not None and self.appended_at is not None
+                and self.appended_at > self.accept_by)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND: Final = timedelta(milliseconds=1)
+
+
+def to_millis(moment: datetime) -> int:
+    """Epoch milliseconds of a tz-aware instant (floor), exactly: no float on the way."""
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def from_millis(millis: int) -> datetime:
+    """The UTC instant of epoch milliseconds (a Kafka record timestamp, an acceptBy)."""
+    return _EPOCH + millis * _MILLISECOND
 
 
 # --- edge commands -------------------------------------------------------------------
@@ -179,3 +208,6 @@ TimerCommand = RetryDue | StallCheck | ExpiryDue
 Command = EdgeCommand | StageReport | TriggerReport | TimerCommand
 
 COMMAND_TYPES: Final[tuple[type[Command], ...]] = get_args(Command)
+# BaseCommand fields that describe the record a command arrived in, not the command: never
+# written to orders.commands.
+NOT_ON_THE_WIRE: Final = frozenset({"appended_at"})

@@ -12,6 +12,12 @@ of the decision, with the same ids it would have had.
 
 Conditional orders (limit, sniper) are decided in `waiting`; their validation is in
 `validation`.
+
+A command appended after its accept-by deadline (`BaseCommand.appended_too_late`: both
+instants come from the record, the broker's append time and the edge's deadline) decides
+nothing whatever the order's state: it raises `AcceptDeadlinePassed`, and the shell parks it.
+That keeps the edge's "503: not executed" true, and leaves a fresh order id unused, so a
+retry under the same idempotency key can still create the order.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from domain.orders.commands import (
     StallCheck,
     SubmissionSucceeded,
     SwapConfirmed,
+    to_millis,
 )
-from domain.orders.errors import InvalidStateTransition, OrderMismatch
+from domain.orders.errors import AcceptDeadlinePassed, InvalidStateTransition, OrderMismatch
 from domain.orders.events import (
     AttemptError,
     CancelRejected,
@@ -82,6 +89,8 @@ def decide(
         raise OrderMismatch(f"command for order {command.order_id} sent to {state.order_id}")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    if command.appended_too_late:
+        raise _too_late(command)
     if state.status is None:
         return _execute(state, command, now) if isinstance(command, ExecuteOrder) else ()
     if is_terminal(state):
@@ -148,6 +157,12 @@ def _react(
 
 
 # --- accepting ---------------------------------------------------------------------------
+
+
+def _too_late(command: Command) -> AcceptDeadlinePassed:
+    assert command.appended_at is not None and command.accept_by is not None
+    return AcceptDeadlinePassed(command.command_id, command.order_id,
+                                to_millis(command.appended_at), to_millis(command.accept_by))
 
 
 def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[Event, ...]:

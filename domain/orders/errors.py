@@ -31,3 +31,21 @@ class OrderMismatch(InvalidStateTransition):
 
 class InvalidCommand(OrderDomainError):
     """A command that the edge should have rejected before producing it."""
+
+
+class AcceptDeadlinePassed(OrderDomainError):
+    """An edge command whose record the broker appended after its accept-by deadline.
+
+    The edge answered its request "not executed" (or could not have answered it in time), so
+    the writer must decide nothing from it; the shell parks it (dead letter) with this reason.
+    """
+
+    REASON = "accept_deadline_passed"
+
+    def __init__(self, command_id: str, order_id: str, appended_ms: int, accept_by_ms: int) -> None:
+        super().__init__(
+            f"{self.REASON}: command {command_id} of order {order_id} was appended at "
+            f"{appended_ms} ms, {appended_ms - accept_by_ms} ms after its accept-by deadline "
+            f"{accept_by_ms} ms (epoch milliseconds)"
+        )
+        self.order_id = order_id

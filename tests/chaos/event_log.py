@@ -174,17 +174,32 @@ class EventFollower:
         return all(self.log.next_offsets.get(p, 0) >= end for p, end in ends.items())
 
 
-async def dead_letter_count(settings: Settings) -> int:
-    """How many records the dead-letter topic holds (every topic has PARTITIONS partitions)."""
+# The writer's refusal of an edge command the broker appended after its accept-by deadline:
+# a decision (the API answered 503 or 504 for it), not a record nobody could process.
+REFUSED_LATE = b"AcceptDeadlinePassed"
+
+
+async def dead_letter_types(settings: Settings, timeout_s: float = 60.0) -> list[bytes]:
+    """The `error-type` header of every record of the dead-letter topic."""
     assert settings.kafka_bootstrap_servers
     topic = settings.topics.dead_letters
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, enable_auto_commit=False)
+                                group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        return sum(ends[tp] - starts[tp] for tp in partitions)
+        for tp, offset in (await consumer.beginning_offsets(partitions)).items():
+            consumer.seek(tp, offset)
+        types: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end in {timeout_s:.0f}s")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                types += [dict(r.headers).get("error-type", b"") for r in records]
+        return types
     finally:
         await consumer.stop()

@@ -26,7 +26,7 @@ from tests.chaos.checker import (
     judge,
     read_model_mismatches,
 )
-from tests.chaos.event_log import EventFollower, EventLog, dead_letter_count
+from tests.chaos.event_log import REFUSED_LATE, EventFollower, EventLog, dead_letter_types
 from tests.chaos.load import OpenLoopLoad
 from tests.chaos.processes import OeeProcess, free_port
 
@@ -192,7 +192,12 @@ class System:
         return Observed(log=self.log, accepted=frozenset(accepted),
                         chain=tuple(await asyncio.to_thread(self._chain)),
                         read_model=tuple(read_model),
-                        dead_letters=await dead_letter_count(self.settings))
+                        dead_letters=await self.dead_letters(refused_late=False))
+
+    async def dead_letters(self, *, refused_late: bool) -> int:
+        """Dead letters that are the writer's refusals of late commands, or all the others."""
+        types = await dead_letter_types(self.settings)
+        return sum((kind == REFUSED_LATE) == refused_late for kind in types)
 
     async def verdict(self, scenario: str, injected: str, load: OpenLoopLoad,
                       recovery_s: float | None,

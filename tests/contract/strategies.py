@@ -22,12 +22,20 @@ TIMES = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 )
 DECIMALS = st.decimals(allow_nan=False, allow_infinity=False)
+# Fields whose wire form is narrower than their type: `accept_by` is timestamp-millis, and
+# `appended_at` is the consumed record's append time, never written (so None on a round trip).
+MILLIS = TIMES.map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000))
+BY_NAME: dict[str, st.SearchStrategy[Any]] = {
+    "accept_by": st.none() | MILLIS,
+    "appended_at": st.none(),
+}
 
 
 def messages(cls: type[Any]) -> st.SearchStrategy[Any]:
     """Instances of the frozen dataclass `cls`, nested values included."""
     hints = get_type_hints(cls)
-    fields = {field.name: _values(hints[field.name]) for field in dataclasses.fields(cls)}
+    fields = {field.name: BY_NAME.get(field.name) or _values(hints[field.name])
+              for field in dataclasses.fields(cls)}
     return st.builds(cls, **fields)
 
 

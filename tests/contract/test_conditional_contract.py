@@ -71,8 +71,9 @@ def command_record(version: int, payload: dict[str, Any]) -> bytes:
     return write(raw_schema("order_command", version), version, record)
 
 
-def test_both_order_schemas_are_at_version_4() -> None:
-    assert (CODEC.event_version, CODEC.command_version) == (4, 4)
+def test_the_order_schemas_are_at_their_current_versions() -> None:
+    # order_command v5 added the envelope's acceptBy (issue 10); order_event stays at v4.
+    assert (CODEC.event_version, CODEC.command_version) == (4, 5)
 
 
 def test_a_v1_order_accepted_reads_as_market_terms() -> None:
@@ -114,7 +115,7 @@ def test_a_v2_record_whose_terms_mean_nothing_in_v3_is_undecodable_not_a_crash(
 def test_the_terms_survive_the_wire_exactly(flat: dict[str, Any], terms: Any) -> None:
     limit = ExecuteOrder(command_id="k", order_id="o", issued_at=T0, terms=terms)
     encoded = CODEC.encode_command(limit)
-    assert encoded[1] == 4 and CODEC.decode_command(encoded) == limit
+    assert encoded[1] == CODEC.command_version and CODEC.decode_command(encoded) == limit
 
 
 def test_a_sniper_report_survives_the_wire_exactly() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -109,6 +109,7 @@ async def test_an_order_is_produced_then_answered_201_pending(
     (command,) = sender.sent
     assert command == ExecuteOrder(
         command_id=command.command_id, order_id=body["orderId"], issued_at=NOW,
+        accept_by=NOW + timedelta(milliseconds=Settings().command_accept_budget_ms),
         terms=MarketTerms(
             token_in=SOL.mint, token_out=USDC.mint, token_in_symbol="SOL",
             token_out_symbol="USDC", token_in_decimals=9, token_out_decimals=6,
@@ -202,19 +203,22 @@ async def test_a_bad_request_gets_the_error_body_and_sends_nothing(
     assert sender.sent == []
 
 
-async def test_no_acknowledgement_from_kafka_is_503_with_retry_after(
+async def test_no_acknowledgement_from_kafka_is_504_outcome_unknown(
     client: httpx.AsyncClient, sender: RecordingSender
 ) -> None:
-    sender.failure = CommandNotDelivered("no acknowledgement from Kafka within 10s")
+    sender.failure = CommandNotDelivered("no acknowledgement from Kafka within 4s")
 
-    response = await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "k-503"})
+    response = await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "k-504"})
     sender.failure = None
-    retried = await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "k-503"})
+    retried = await client.post("/api/orders/execute", json={**ORDER, "clientOrderId": "k-504"})
 
-    assert response.status_code == 503 and response.headers["retry-after"] == "1"
-    assert response.json()["error"] == "not_acknowledged"
+    assert response.status_code == 504
+    body = response.json()
+    assert body["error"] == "outcome_unknown"
+    assert body["orderId"] == order_id_for("k-504")
+    assert body["acceptBy"] == "2025-06-01T12:00:03Z"  # NOW + the default 3 s budget
     # A failed send is not remembered: the retry produces, with the same order id.
-    assert retried.status_code == 201 and retried.json()["orderId"] == order_id_for("k-503")
+    assert retried.status_code == 201 and retried.json()["orderId"] == order_id_for("k-504")
 
 
 async def test_the_stream_url_follows_the_scheme_the_client_used(sender: RecordingSender) -> None:

@@ -71,8 +71,8 @@ def command_record(version: int, payload: dict[str, Any]) -> bytes:
     return write(raw_schema("order_command", version), version, record)
 
 
-def test_both_order_schemas_are_at_version_4() -> None:
-    assert (CODEC.event_version, CODEC.command_version) == (4, 4)
+def test_the_order_schemas_are_at_event_v5_and_command_v4() -> None:
+    assert (CODEC.event_version, CODEC.command_version) == (5, 4)
 
 
 def test_a_v1_order_accepted_reads_as_market_terms() -> None:

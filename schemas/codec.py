@@ -240,7 +240,7 @@ class Codec:
                 causation_id=record["causationId"],
             ),
         )
-        return EventEnvelope(event, status, record["prevHash"], record["hash"])
+        return EventEnvelope(event, status, _digest(record["prevHash"]), _digest(record["hash"]))
 
     def encode_command(self, command: Command) -> bytes:
         mapping = self._commands.mapping_of(command)
@@ -316,6 +316,14 @@ class Codec:
         """The payload as a JSON-ready camelCase dict (API, WebSocket): Decimals, amounts
         and timestamps as strings."""
         return cast(dict[str, Any], self._json[type(event)](event))
+
+
+def _digest(value: Any) -> bytes | None:
+    """A hash field as read: None, or the Sha256 fixed (named, so fastavro may hand it over
+    as (name, bytes) when asked for the names of union branches)."""
+    if isinstance(value, tuple):
+        value = value[1]
+    return None if value is None else bytes(value)
 
 
 def load_histories(directory: Path | None = None) -> tuple[SchemaHistory, ...]:
@@ -457,7 +465,8 @@ class _Contract:
             raise UndecodableRecord(f"{self.name} v{version}: corrupt record: {error!r}") from error
         canonical = BytesIO()
         schemaless_writer(canonical, schema, {**record, "prevHash": None, "hash": None})
-        return ChainLink(record["prevHash"], record["hash"], canonical.getvalue())
+        return ChainLink(_digest(record["prevHash"]), _digest(record["hash"]),
+                         canonical.getvalue())
 
     def _writer_version(self, data: bytes) -> tuple[int, int]:
         """The writer's schema version named by the header, and where the body starts."""

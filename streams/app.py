@@ -90,7 +90,7 @@ class Engine:
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
         claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
         claim_value = wire.claim_value
-        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
+        self.states = OrderStates(reader, self.codec.decode_envelope, on_loaded=self._on_loaded,
                                   claim=lambda p: self.outbox.claim(p, claimant,
                                                                     claim_value(claimant, p)))
         # The trigger stage's book is fed by the writer (the states of this worker's

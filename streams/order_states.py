@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
+from schemas.codec import EventEnvelope
 from schemas.writer_fence import Fence, Verdict
 from streams.event_store import EventStoreReader, StoredRecord
 from streams.ports import Delivery
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Loaded = Callable[[int, list[OrderState]], None]
-Decode = Callable[[bytes], Event]
+# The event (no chain) or its envelope (`Codec.decode_envelope`: with its hash, which the
+# fold keeps as the order's head).
+Decode = Callable[[bytes], Event | EventEnvelope]
 Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
 
 
@@ -52,6 +55,9 @@ class PartitionStates:
     epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
     stale: int = 0  # records of deposed writers the fold dropped
     events: int = 0  # records the fold read as events (not claims, not stale)
+    # The hash chain (schemas.chain): order id -> the hash of its last event, which the
+    # writer chains its next event to; absent while the last event has none (before v5).
+    heads: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
         problems.append(problem)
         if order_id is not None and order_id not in states.quarantined:
             states.orders.pop(order_id, None)
+            states.heads.pop(order_id, None)
             states.quarantined[order_id] = problem
 
     fence = Fence()
@@ -84,10 +91,12 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
         try:
             if record.value is None:
                 raise ValueError("a record without a value (tombstone) is not an event")
-            event = decode(record.value)
+            decoded = decode(record.value)
         except Exception as exc:
             quarantine(owner, record.offset, f"unreadable event ({type(exc).__name__}: {exc})")
             continue
+        event, head = ((decoded.event, decoded.hash) if isinstance(decoded, EventEnvelope)
+                       else (decoded, None))
         if event.order_id in states.quarantined:
             continue
         current = states.orders.get(event.order_id) or initial_state(event.order_id)
@@ -98,10 +107,20 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
             continue
         try:
             states.orders[event.order_id] = evolve(current, event)
+            _advance(states.heads, event.order_id, head)
         except Exception as exc:
             quarantine(event.order_id, record.offset,
                        f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
     return Folded(states, tuple(problems))
+
+
+def _advance(heads: dict[str, bytes], order_id: str, head: bytes | None) -> None:
+    """The order's head is its last event's hash; an event without one (written before
+    v5) leaves no head: the writer starts the order's chain afresh (schemas.chain)."""
+    if head is None:
+        heads.pop(order_id, None)
+    else:
+        heads[order_id] = head
 
 
 def _order_of(key: bytes | None) -> str | None:

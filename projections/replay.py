@@ -12,7 +12,9 @@ order, two events with one seq or an event after the end makes the replay fail.
   offset for `--to` (or the end seen at start); records outside [from, to) are left out.
 - `--all` reads every partition from 0 to the end seen at start.
 Events come partition by partition, in offset order: one order's events share a partition,
-so each order reads in seq order. `on_read(read, to_read)` is told after each fetched batch
+so each order reads in seq order. With a `ChainCheck` (`oee replay --verify`) every event's
+link in its order's hash chain is recomputed from the record's bytes (after the writer fence,
+as every reader). `on_read(read, to_read)` is told after each fetched batch
 how many records of the selected offset ranges are behind it (read or skipped) and how many
 there are (the CLI's progress bar).
 """
@@ -29,6 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from domain.orders.events import Event
 from projections.audit import Coordinates, SeqAudit
 from projections.kafka_offsets import KafkaOffsets
+from schemas.chain import ChainCheck
 from schemas.codec import Codec, CodecError
 from schemas.writer_fence import Fence, Verdict
 
@@ -75,8 +78,13 @@ class Replayer:
         self._on_read = on_read
         self._read_before = 0  # records of the ranges already finished
         self._to_read = 0
+        self._chain: ChainCheck | None = None
 
-    async def replay(self, selection: Selection, audit: SeqAudit) -> AsyncIterator[Replayed]:
+    async def replay(self, selection: Selection, audit: SeqAudit,
+                     chain: ChainCheck | None = None) -> AsyncIterator[Replayed]:
+        """The selected events, checked by `audit` and, given a `chain`, each order's hash
+        chain too (recomputed from the records' bytes: `schemas.chain`)."""
+        self._chain = chain
         async with KafkaOffsets(self._bootstrap) as kafka:
             partitions = await kafka.partitions(self._topic)
             ends = await kafka.end_offsets(self._topic, partitions)
@@ -169,8 +177,19 @@ class Replayer:
                 if selection.order_id is not None and event.order_id != selection.order_id:
                     continue
                 audit.add(event, at)
+                if self._chain is not None:
+                    self._check_link(event, record.value or b"", at, audit)
                 yield Replayed(at, record.timestamp, event)
 
+
+    def _check_link(self, event: Event, value: bytes, at: Coordinates, audit: SeqAudit) -> None:
+        assert self._chain is not None
+        try:
+            link = self._codec.chain_link(value)
+        except CodecError as error:  # decoded a moment ago: only a schema it cannot reach
+            audit.undecodable(at, str(error))
+            return
+        self._chain.add(event.order_id, event.seq, link, at.topic, at.partition, at.offset)
 
     def _report(self, read_in_range: int) -> None:
         if self._on_read is not None:

@@ -155,6 +155,16 @@ class ChainCheck:
             self.unchained += 1
         return None
 
+    def unreadable(self, order_id: str, topic: str, partition: int, offset: int,
+                   error: str) -> BrokenLink:
+        """A record of the order that cannot be read breaks its chain where it stands."""
+        seq = self.orders.get(order_id, _Order()).seq + 1
+        found = BrokenLink(order_id, seq, topic, partition, offset, f"unreadable: {error}")
+        if order_id not in self._broken_orders:
+            self.broken.append(found)
+            self._broken_orders.add(order_id)
+        return found
+
     @staticmethod
     def _reason(order: _Order, seq: int, link: ChainLink | None) -> str | None:
         if seq != order.seq + 1:

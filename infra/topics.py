@@ -47,6 +47,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         topics.routing,
         topics.execution,
         topics.dead_letters,
+        topics.checkpoints,
         topics.prices,
         topics.pools,
     ]

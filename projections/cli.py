@@ -27,7 +27,7 @@ from projections.audit import SeqAudit
 from projections.kafka_offsets import KafkaOffsets
 from projections.progress import Progress, RateMeter, render_bar
 from projections.rebuild import CATCH_UP_LAG, RebuildFailed, RebuildOptions, RebuildRunning, rebuild
-from projections.replay import Replayed, Replayer, Selection
+from projections.replay import CheckpointCheck, Replayed, Replayer, Selection
 from projections.status import projection_lag, shadow_lag
 from schemas.chain import ChainCheck
 from schemas.codec import Codec
@@ -72,33 +72,53 @@ async def _verify(settings: Settings, selection: Selection, fmt: str, out: IO[st
     codec = reading_codec(settings)
     audit = SeqAudit(from_start=True)
     chain = ChainCheck()
+    # A checkpoint's root covers every order of its partition: only a whole log checks it.
+    pins = CheckpointCheck()
+    checkpoints = None if selection.order_id else (settings.topics.checkpoints, pins)
     meter = ReplayMeter(settings.topics.events, _Bar(sys.stderr).show)
     replayer = Replayer(bootstrap_servers(settings), settings.topics.events, codec, meter.read)
-    async for _ in replayer.replay(selection, audit, chain):
+    async for _ in replayer.replay(selection, audit, chain, checkpoints):
         pass
     meter.finish()
-    _report_chain(chain, fmt, out)
+    _report_chain(chain, pins if checkpoints else None, fmt, out)
     _report(audit, fmt, out)
-    return EXIT_FOUND if chain.broken or audit.failed else EXIT_OK
+    return EXIT_FOUND if chain.broken or pins.mismatched or audit.failed else EXIT_OK
 
 
-def _report_chain(chain: ChainCheck, fmt: str, out: IO[str]) -> None:
+def _report_chain(chain: ChainCheck, pins: CheckpointCheck | None, fmt: str,
+                  out: IO[str]) -> None:
     first = chain.broken[0] if chain.broken else None
-    summary = {"events": chain.events, "orders": len(chain.orders), "chained": len(chain.heads),
-               "unchained": chain.unchained, "duplicates": chain.duplicates,
-               "broken": len(chain.broken), "verified": first is None,
-               "firstBroken": None if first is None else first.as_json()}
+    summary: dict[str, Any] = {
+        "events": chain.events, "orders": len(chain.orders), "chained": len(chain.heads),
+        "unchained": chain.unchained, "duplicates": chain.duplicates,
+        "broken": len(chain.broken), "verified": first is None and not (
+            pins and pins.mismatched),
+        "firstBroken": None if first is None else first.as_json()}
+    if pins is not None:
+        summary["checkpoints"] = {"checked": pins.checked, "mismatched": len(pins.mismatched),
+                                  "stale": pins.stale, "unchecked": pins.unchecked,
+                                  "unreadable": pins.unreadable}
+    mismatched = pins.mismatched if pins else []
     if fmt == "json":
         for link in chain.broken:
             print(orjson.dumps({"broken": link.as_json()}).decode(), file=out)
+        for pin in mismatched:
+            print(orjson.dumps({"checkpointMismatch": pin}).decode(), file=out)
         print(orjson.dumps({"chain": summary}).decode(), file=out)
         return
     for link in chain.broken:
         print(f"BROKEN: {link}", file=out)
-    verdict = "verified" if first is None else f"BROKEN, first at {first}"
+    for pin in mismatched:
+        print(f"CHECKPOINT MISMATCH: {pin['topic']}[{pin['partition']}]@{pin['offset']} pins "
+              f"root {pin['root']} of {pin['orders']} orders at offset {pin['coveredOffset']}; "
+              f"the log gives {pin['recomputed']} of {pin['recomputedOrders']}", file=out)
+    verdict = "verified" if summary["verified"] else (
+        f"BROKEN, first at {first}" if first else "a checkpoint does not match")
+    pinned = "" if pins is None else (
+        f"; {pins.checked} checkpoints checked, {len(pins.mismatched)} mismatched")
     print(f"chain: {chain.events} events of {len(chain.orders)} orders checked "
           f"({chain.unchained} written before the chain, {chain.duplicates} duplicates "
-          f"skipped); {len(chain.broken)} broken: {verdict}", file=out)
+          f"skipped); {len(chain.broken)} broken{pinned}: {verdict}", file=out)
 
 
 async def _replay(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:

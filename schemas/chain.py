@@ -125,6 +125,11 @@ class ChainCheck:
     duplicates: int = 0  # re-decided copies of a seq already taken (skipped, as by the fold)
     _broken_orders: set[str] = field(default_factory=set)
 
+    def heads_of(self, order_ids: set[str]) -> dict[str, bytes]:
+        """The latest hash of each of `order_ids` whose chain started and holds."""
+        heads = self.heads
+        return {order_id: heads[order_id] for order_id in order_ids if order_id in heads}
+
     @property
     def heads(self) -> dict[str, bytes]:
         """Every order's latest hash (orders whose chain started and holds)."""

@@ -44,6 +44,9 @@ Loaded = Callable[[int, list[OrderState]], None]
 # fold keeps as the order's head).
 Decode = Callable[[bytes], Event | EventEnvelope]
 Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
+# Told each fold: the partition, its states and the offset of the last record folded (the
+# chain checkpoints start from the fold's heads, streams.checkpoints).
+OnFolded = Callable[[int, "PartitionStates", int], None]
 
 
 @dataclass(slots=True)
@@ -134,7 +137,8 @@ def _order_of(key: bytes | None) -> str | None:
 
 class OrderStates:
     def __init__(self, reader: EventStoreReader, decode: Decode, on_loaded: Loaded,
-                 claim: Claim) -> None:
+                 claim: Claim, on_folded: OnFolded | None = None) -> None:
+        self._on_folded = on_folded
         self._reader = reader
         self._claim = claim
         self._decode = decode
@@ -207,6 +211,8 @@ class OrderStates:
                  states.events, len(states.orders), len(states.quarantined), epoch, claim_ms,
                  states.stale)
         self._on_loaded(partition, list(states.orders.values()))
+        if self._on_folded is not None:
+            self._on_folded(partition, states, records[-1].offset if records else -1)
 
     async def _retrying(self, partition: int, what: str,
                         attempt: Callable[[], Awaitable[T]]) -> T:

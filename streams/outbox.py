@@ -27,6 +27,7 @@ from schemas import headers as record_headers
 from schemas.chain import GENESIS
 from schemas.codec import Codec
 from schemas.writer_fence import claim_headers, epoch_headers
+from streams.checkpoints import Checkpoints
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,13 @@ class Producer(Protocol):
 
 class KafkaOutbox:
     def __init__(self, producer: Producer, topics: Topics, codec: Codec,
-                 event_store: Producer | None = None) -> None:
+                 event_store: Producer | None = None,
+                 checkpoints: Checkpoints | None = None) -> None:
         self._producer = producer
         self._event_store = event_store or producer
         self._topics = topics
         self._codec = codec
+        self._checkpoints = checkpoints  # told each chained event's hash and delivery
 
     async def events(self, partition: int, events: Sequence[Event],
                      statuses: Sequence[OrderStatus], epoch: int | None = None,
@@ -63,6 +66,9 @@ class KafkaOutbox:
                     self._topics.events, event.order_id.encode(),
                     self._encode(event, status, heads, advanced), partition, headers,
                     subject=event, producer=self._event_store))
+                if self._checkpoints is not None and event.order_id in advanced:
+                    self._checkpoints.track(partition, event.order_id,
+                                            advanced[event.order_id], sent[-1])
         except Exception:
             # The caller folds the partition again: it must not read the store before the
             # part of the decision that was enqueued has landed (or failed).
@@ -82,6 +88,12 @@ class KafkaOutbox:
         value, advanced[order_id] = self._codec.encode_chained_event(event, status=status,
                                                                      prev_hash=prev)
         return value
+
+    async def checkpoint(self, partition: int, value: bytes) -> Delivery:
+        """A chain checkpoint of `orders.events[partition]` (schemas.checkpoints), to the same
+        partition number of `orders.checkpoints`."""
+        return await self._send(self._topics.checkpoints, str(partition).encode(), value,
+                                partition)
 
     async def claim(self, partition: int, claimant: str, value: bytes) -> int:
         """Append a claim record (`value`: schemas.claims) to `orders.events[partition]`;

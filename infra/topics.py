@@ -47,13 +47,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         topics.routing,
         topics.execution,
         topics.dead_letters,
-        topics.checkpoints,
         topics.prices,
         topics.pools,
     ]
     partitions, replication = settings.partitions, settings.replication_factor
     durability = {"min.insync.replicas": str(min_insync_replicas(replication))}
-    specs = [TopicSpec(topics.events, partitions, replication, EVENT_STORE_CONFIG | durability)]
+    # The chain checkpoints are kept as long as the events they pin (schemas.checkpoints).
+    specs = [TopicSpec(name, partitions, replication, EVENT_STORE_CONFIG | durability)
+             for name in (topics.events, topics.checkpoints)]
     return specs + [TopicSpec(name, partitions, replication, durability) for name in names]
 
 

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.requests import HTTPConnection
 
 from api.auth.guard import Authenticator
+from api.chain_check import ChainVerdict
 from api.command_bus import CommandSender
 from api.idempotency import RecentKeys
 from api.live.edge import LiveEdge
@@ -98,6 +99,13 @@ class Rebuilds(Protocol):
     def start(self) -> None: ...
 
 
+class OrderChains(Protocol):
+    """One order's hash chain recomputed from the event store (`api.chain_check`)."""
+
+    async def verify(self, order_id: str, partition: int,
+                     first_offset: int) -> ChainVerdict: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReadSide:
     """The read model as the query, projection and metrics routes use it."""
@@ -107,6 +115,7 @@ class ReadSide:
     monitor: ProjectionMonitor
     rebuilds: Rebuilds
     max_projection_lag: int
+    chains: OrderChains | None = None  # None: ?verify=true is not offered (503)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,9 +77,20 @@ class AuditEvent(PublicModel):
     offset: int
 
 
+class ChainStatus(PublicModel):
+    """`?verify=true`: the order's hash chain recomputed from Kafka (schemas.chain)."""
+
+    verified: bool
+    events: int
+    unchained: int  # events written before the chain existed (no hashes)
+    head: str | None  # hex of the latest hash; None if broken or never chained
+    broken_at: dict[str, Any] | None  # orderId, seq, topic, partition, offset, reason
+
+
 class AuditTrail(PublicModel):
     order_id: str
     events: list[AuditEvent]
+    chain: ChainStatus | None = None
 
 
 def order_view(row: Mapping[str, Any], as_of: datetime | None = None) -> OrderView:

@@ -31,6 +31,7 @@ from functools import cache
 from typing import Annotated, Any, Final
 
 import orjson
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Query
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -50,7 +51,14 @@ from api.errors import (
 )
 from api.fields import Collector, resolve_token, shown
 from api.order_ids import not_found, order_id_or_404
-from api.order_views import AuditTrail, OrderPage, OrderView, audit_event, order_view
+from api.order_views import (
+    AuditTrail,
+    ChainStatus,
+    OrderPage,
+    OrderView,
+    audit_event,
+    order_view,
+)
 from domain.orders.evolve import fold
 from domain.orders.status import OrderStatus, OrderType
 from domain.quotes import SPLIT
@@ -151,13 +159,34 @@ async def get_order(
 @router.get("/{order_id}/events", response_model=AuditTrail,
             summary="The order's audit trail, with Kafka coordinates",
             responses={**_NOT_FOUND, **_READ_ERRORS})
-async def get_order_events(order_id: str, read: ReadDep, who: Reader) -> AuditTrail:
+async def get_order_events(
+    order_id: str,
+    read: ReadDep,
+    who: Reader,
+    verify: Annotated[bool, Query(description="Recompute the order's hash chain from "
+                                              "Kafka (slower: reads its partition).")] = False,
+) -> AuditTrail:
     canonical = order_id_or_404(order_id)
     await _check_owner(read, who, canonical)
     rows = await _fetch(read.pool, _statements(read.schema).events, (canonical,))
     if not rows:
         raise _unknown(canonical)
-    return AuditTrail(order_id=canonical, events=[audit_event(row) for row in rows])
+    chain = await _verify_chain(read, canonical, rows) if verify else None
+    return AuditTrail(order_id=canonical, events=[audit_event(row) for row in rows],
+                      chain=chain)
+
+
+async def _verify_chain(read: ReadSide, order_id: str,
+                        rows: list[dict[str, Any]]) -> ChainStatus:
+    if read.chains is None:
+        raise ApiError(503, "unavailable", "this edge cannot read the event store")
+    first = min(rows, key=lambda row: row["offset"])
+    try:
+        verdict = await read.chains.verify(order_id, first["partition"], first["offset"])
+    except KafkaError as error:
+        raise ApiError(503, "unavailable", f"the event store is out of reach: {error}",
+                       headers={"Retry-After": "1"}) from error
+    return ChainStatus.model_validate(verdict.as_json())
 
 
 async def _check_owner(read: ReadSide, who: Principal, order_id: str) -> None:

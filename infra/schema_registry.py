@@ -23,9 +23,10 @@ import httpx
 from infra import process
 from infra.errors import PrerequisiteError
 from oee.settings import Settings, Topics
+from schemas.checkpoints import Checkpoint, checkpoint_value, load_checkpoint_schema
 from schemas.claims import claim_subject, claim_value, load_claim_schema
 from schemas.codec import Codec, load_histories
-from schemas.registry import RegistryClient, RegistryError, register_histories
+from schemas.registry import RegistryClient, RegistryError, register_histories, subject
 from schemas.versions import SchemaHistory
 
 _MARKER = "infra.registry_server"
@@ -73,6 +74,21 @@ def registered_claim_writer(settings: Settings) -> Callable[[str, int], bytes]:
     finally:
         client.close()
     return lambda claimant, partition: claim_value(claimant, partition, schema_id, schema)
+
+
+def registered_checkpoint_writer(settings: Settings) -> Callable[[Checkpoint], bytes]:
+    """How a worker writes a chain checkpoint (schemas.checkpoints): its schema registered
+    under `<orders.checkpoints>-value`, once; then a pure function of the checkpoint."""
+    client = RegistryClient(registry_url(settings))
+    schema = load_checkpoint_schema()
+    try:
+        schema_id = client.register(subject(settings.topics.checkpoints), schema)
+    except RegistryError as error:
+        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
+                                "SCHEMA_REGISTRY_URL") from error
+    finally:
+        client.close()
+    return lambda checkpoint: checkpoint_value(checkpoint, schema_id, schema)
 
 
 def reading_codec(settings: Settings) -> Codec:

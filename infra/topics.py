@@ -68,9 +68,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
     partitions, replication = settings.partitions, settings.replication_factor
     durability = {"min.insync.replicas": str(min_insync_replicas(replication))}
-    special = {topics.events: EVENT_STORE_CONFIG, topics.commands: COMMANDS_CONFIG}
+    # The chain checkpoints are kept as long as the events they pin (schemas.checkpoints).
+    special = {topics.events: EVENT_STORE_CONFIG, topics.checkpoints: EVENT_STORE_CONFIG,
+               topics.commands: COMMANDS_CONFIG}
     return [TopicSpec(name, partitions, replication, special.get(name, {}) | durability)
-            for name in [topics.events, *names]]
+            for name in [topics.events, topics.checkpoints, *names]]
 
 
 async def create_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:

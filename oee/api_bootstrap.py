@@ -49,6 +49,7 @@ from api.order_records import ReadModelOrders
 from api.order_statuses import ReadModelStatuses
 from domain.market import Market
 from domain.tokens import TokenRegistry
+from api.chain_check import KafkaChains
 from infra.schema_registry import registered_codec
 from infra.services import bootstrap_servers, database_url
 from marketdata.follower import MarketFollower
@@ -125,7 +126,9 @@ async def open_edge(
             _live_edge(settings, codec, pool, chosen.live or LiveConfig()))
         read = ReadSide(pool=pool, schema=settings.db_schema,
                         monitor=ProjectionMonitor(settings, pool, kafka), rebuilds=rebuilds,
-                        max_projection_lag=chosen.max_projection_lag)
+                        max_projection_lag=chosen.max_projection_lag,
+                        chains=KafkaChains(bootstrap_servers(settings), settings.topics.events,
+                                           codec))
         statuses = chosen.statuses or ReadModelStatuses(pool, settings.db_schema)
         yield Edge(commands=commands, registry=registry, market=market, statuses=statuses,
                    recent_keys=RecentKeys(), clock=chosen.clock or _utc_now, auth=auth,

@@ -169,7 +169,8 @@ def commands() -> list[Command]:
         Command("worker", "run a stream worker (order writer, routing, execution)", _worker),
         Command("api", "run the HTTP/WebSocket edge and the dashboard", _api),
         Command("projector", "run the read-model projector", _projector),
-        Command("replay", "print events straight from Kafka for audits (checks seq)",
+        Command("replay", "print events straight from Kafka for audits (checks seq; --verify: "
+                "the hash chains)",
                 _replay, _replay_arguments),
         Command("projections", "rebuild the read model without downtime, or show its lag",
                 _projections, _projections_arguments),

@@ -59,6 +59,11 @@ class Topics:
     def dead_letters(self) -> str:
         return self._name("orders.deadletter")
 
+    @property
+    def checkpoints(self) -> str:
+        """The writer's chain checkpoints: Merkle roots of each events partition's heads."""
+        return self._name("orders.checkpoints")
+
 
 
 class FeedMode(StrEnum):
@@ -276,6 +281,13 @@ class Settings(BaseSettings):
         1000, ge=50, description="How long POSTs answer 503 at once after Kafka was found "
         "down, before one POST is let through to probe it."
     )
+
+    # --- issue 14 part 3: the tamper-evident log (chain checkpoints) --------------------------
+    chain_checkpoint_events: int = Field(
+        1000, ge=1, description="events per partition between two chain checkpoints")
+    chain_checkpoint_interval_s: float = Field(
+        60.0, gt=0, description="at most this long between two checkpoints of a partition "
+                                "that got events")
 
     @model_validator(mode="after")
     def _auth_off_on_the_loopback_only(self) -> Settings:

@@ -27,8 +27,9 @@ from projections.audit import SeqAudit
 from projections.kafka_offsets import KafkaOffsets
 from projections.progress import Progress, RateMeter, render_bar
 from projections.rebuild import CATCH_UP_LAG, RebuildFailed, RebuildOptions, RebuildRunning, rebuild
-from projections.replay import Replayed, Replayer, Selection
+from projections.replay import CheckpointCheck, Replayed, Replayer, Selection
 from projections.status import projection_lag, shadow_lag
+from schemas.chain import ChainCheck
 from schemas.codec import Codec
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
@@ -45,6 +46,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="end", metavar="ISO", type=instant,
                         help="with --from: events recorded before this time")
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--verify", action="store_true",
+                        help="recompute every order's hash chain (with --order or --all) and "
+                             "report the broken links instead of listing the events")
 
 
 def replay_main(settings: Settings, args: argparse.Namespace) -> int:
@@ -54,8 +58,67 @@ def replay_main(settings: Settings, args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         print("oee replay: --to must be after --from", file=sys.stderr)
         return EXIT_USAGE
+    if args.verify and args.start is not None:
+        print("oee replay: --verify needs whole histories: --order or --all", file=sys.stderr)
+        return EXIT_USAGE
     selection = Selection(order_id=args.order, start=args.start, end=args.end)
+    if args.verify:
+        return asyncio.run(_verify(settings, selection, args.format, sys.stdout))
     return asyncio.run(_replay(settings, selection, args.format, sys.stdout))
+
+
+async def _verify(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:
+    """Every selected order's chain recomputed from Kafka; 1 if a link or the seqs broke."""
+    codec = reading_codec(settings)
+    audit = SeqAudit(from_start=True)
+    chain = ChainCheck()
+    # A checkpoint's root covers every order of its partition: only a whole log checks it.
+    pins = CheckpointCheck()
+    checkpoints = None if selection.order_id else (settings.topics.checkpoints, pins)
+    meter = ReplayMeter(settings.topics.events, _Bar(sys.stderr).show)
+    replayer = Replayer(bootstrap_servers(settings), settings.topics.events, codec, meter.read)
+    async for _ in replayer.replay(selection, audit, chain, checkpoints):
+        pass
+    meter.finish()
+    _report_chain(chain, pins if checkpoints else None, fmt, out)
+    _report(audit, fmt, out)
+    return EXIT_FOUND if chain.broken or pins.mismatched or audit.failed else EXIT_OK
+
+
+def _report_chain(chain: ChainCheck, pins: CheckpointCheck | None, fmt: str,
+                  out: IO[str]) -> None:
+    first = chain.broken[0] if chain.broken else None
+    summary: dict[str, Any] = {
+        "events": chain.events, "orders": len(chain.orders), "chained": len(chain.heads),
+        "unchained": chain.unchained, "duplicates": chain.duplicates,
+        "broken": len(chain.broken), "verified": first is None and not (
+            pins and pins.mismatched),
+        "firstBroken": None if first is None else first.as_json()}
+    if pins is not None:
+        summary["checkpoints"] = {"checked": pins.checked, "mismatched": len(pins.mismatched),
+                                  "stale": pins.stale, "unchecked": pins.unchecked,
+                                  "unreadable": pins.unreadable}
+    mismatched = pins.mismatched if pins else []
+    if fmt == "json":
+        for link in chain.broken:
+            print(orjson.dumps({"broken": link.as_json()}).decode(), file=out)
+        for pin in mismatched:
+            print(orjson.dumps({"checkpointMismatch": pin}).decode(), file=out)
+        print(orjson.dumps({"chain": summary}).decode(), file=out)
+        return
+    for link in chain.broken:
+        print(f"BROKEN: {link}", file=out)
+    for pin in mismatched:
+        print(f"CHECKPOINT MISMATCH: {pin['topic']}[{pin['partition']}]@{pin['offset']} pins "
+              f"root {pin['root']} of {pin['orders']} orders at offset {pin['coveredOffset']}; "
+              f"the log gives {pin['recomputed']} of {pin['recomputedOrders']}", file=out)
+    verdict = "verified" if summary["verified"] else (
+        f"BROKEN, first at {first}" if first else "a checkpoint does not match")
+    pinned = "" if pins is None else (
+        f"; {pins.checked} checkpoints checked, {len(pins.mismatched)} mismatched")
+    print(f"chain: {chain.events} events of {len(chain.orders)} orders checked "
+          f"({chain.unchained} written before the chain, {chain.duplicates} duplicates "
+          f"skipped); {len(chain.broken)} broken{pinned}: {verdict}", file=out)
 
 
 async def _replay(settings: Settings, selection: Selection, fmt: str, out: IO[str]) -> int:

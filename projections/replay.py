@@ -12,7 +12,9 @@ order, two events with one seq or an event after the end makes the replay fail.
   offset for `--to` (or the end seen at start); records outside [from, to) are left out.
 - `--all` reads every partition from 0 to the end seen at start.
 Events come partition by partition, in offset order: one order's events share a partition,
-so each order reads in seq order. `on_read(read, to_read)` is told after each fetched batch
+so each order reads in seq order. With a `ChainCheck` (`oee replay --verify`) every event's
+link in its order's hash chain is recomputed from the record's bytes (after the writer fence,
+as every reader). `on_read(read, to_read)` is told after each fetched batch
 how many records of the selected offset ranges are behind it (read or skipped) and how many
 there are (the CLI's progress bar).
 """
@@ -20,8 +22,9 @@ there are (the CLI's progress bar).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -29,6 +32,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from domain.orders.events import Event
 from projections.audit import Coordinates, SeqAudit
 from projections.kafka_offsets import KafkaOffsets
+from schemas.chain import ChainCheck, merkle_root
+from schemas.checkpoints import BadCheckpoint, Checkpoint, load_checkpoint_schema, read_checkpoint
 from schemas.codec import Codec, CodecError
 from schemas.writer_fence import Fence, Verdict
 
@@ -57,6 +62,39 @@ class Replayed:
     event: Event
 
 
+@dataclass(slots=True)
+class CheckpointCheck:
+    """The writer's checkpoints (`orders.checkpoints`) compared with the recomputed heads."""
+
+    pending: dict[int, list[tuple[int, Checkpoint]]] = field(default_factory=dict)
+    checked: int = 0
+    stale: int = 0  # written by a deposed writer (its epoch is older than the fence's)
+    unchecked: int = 0  # covering offsets the replay did not read
+    unreadable: int = 0
+    mismatched: list[dict[str, object]] = field(default_factory=list)
+
+    def due(self, partition: int, offset: int) -> list[tuple[int, Checkpoint]]:
+        """The checkpoints of `partition` covering up to `offset`, taken off the list."""
+        waiting = self.pending.get(partition, [])
+        ready = [item for item in waiting if item[1].covered_offset <= offset]
+        self.pending[partition] = waiting[len(ready):]
+        return ready
+
+    def compare(self, at: int, checkpoint: Checkpoint, heads: dict[str, bytes],
+                epoch: int, checkpoints_topic: str) -> None:
+        if checkpoint.epoch < epoch:
+            self.stale += 1
+            return
+        self.checked += 1
+        recomputed = merkle_root(heads)
+        if recomputed != checkpoint.root:
+            self.mismatched.append({
+                "topic": checkpoints_topic, "partition": checkpoint.partition, "offset": at,
+                "coveredOffset": checkpoint.covered_offset, "root": checkpoint.root.hex(),
+                "recomputed": recomputed.hex(), "orders": checkpoint.orders,
+                "recomputedOrders": len(heads)})
+
+
 @dataclass(frozen=True, slots=True)
 class _Range:
     partition: int
@@ -75,12 +113,25 @@ class Replayer:
         self._on_read = on_read
         self._read_before = 0  # records of the ranges already finished
         self._to_read = 0
+        self._chain: ChainCheck | None = None
+        self._checkpoints: tuple[str, CheckpointCheck] | None = None
 
-    async def replay(self, selection: Selection, audit: SeqAudit) -> AsyncIterator[Replayed]:
+    async def replay(self, selection: Selection, audit: SeqAudit,
+                     chain: ChainCheck | None = None,
+                     checkpoints: tuple[str, CheckpointCheck] | None = None,
+                     ) -> AsyncIterator[Replayed]:
+        """The selected events, checked by `audit` and, given a `chain`, each order's hash
+        chain too (recomputed from the records' bytes: `schemas.chain`); given the
+        checkpoints topic and a `CheckpointCheck` (whole partitions only: `--all`), every
+        checkpoint's root against the heads recomputed at its covered offset."""
+        self._chain = chain
+        self._checkpoints = checkpoints
         async with KafkaOffsets(self._bootstrap) as kafka:
             partitions = await kafka.partitions(self._topic)
             ends = await kafka.end_offsets(self._topic, partitions)
             ranges = await self._ranges(kafka, selection, partitions, ends)
+            if checkpoints is not None:
+                await self._load_checkpoints(kafka, *checkpoints)
         if selection.order_id is None:
             async for replayed in self._read(ranges, selection, audit):
                 yield replayed
@@ -143,6 +194,7 @@ class Replayer:
         low = _ms(selection.start) if selection.start is not None else None
         high = _ms(selection.end) if selection.end is not None else None
         fence = Fence()  # from mid-log it learns the epoch from the first event it reads
+        seen: set[str] = set()  # the orders of this partition (for the checkpoints' roots)
         while await consumer.position(tp) < selected.stop:
             batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
             fetched = batches.get(tp, [])
@@ -151,6 +203,8 @@ class Replayer:
             for record in fetched:
                 if record.offset >= selected.stop:
                     break
+                if self._checkpoints is not None and record.offset > 0:
+                    self._check_checkpoints(selected.partition, record.offset - 1, fence, seen)
                 # Every record goes past the fence (claims have no key): a claim, or an
                 # event a deposed writer appended after it, is not part of the history.
                 if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
@@ -169,8 +223,67 @@ class Replayer:
                 if selection.order_id is not None and event.order_id != selection.order_id:
                     continue
                 audit.add(event, at)
+                if self._chain is not None:
+                    self._check_link(event, record.value or b"", at, audit)
+                    seen.add(event.order_id)
                 yield Replayed(at, record.timestamp, event)
+        if self._checkpoints is not None:
+            self._check_checkpoints(selected.partition, selected.stop - 1, fence, seen)
+            self._checkpoints[1].unchecked += len(self._checkpoints[1].pending.pop(
+                selected.partition, []))
 
+
+    def _check_checkpoints(self, partition: int, offset: int, fence: Fence,
+                           seen: set[str]) -> None:
+        """Compare the checkpoints covering up to `offset` (everything up to it is read)."""
+        assert self._checkpoints is not None and self._chain is not None
+        topic, check = self._checkpoints
+        for at, checkpoint in check.due(partition, offset):
+            check.compare(at, checkpoint, self._chain.heads_of(seen), fence.epoch, topic)
+
+    async def _load_checkpoints(self, kafka: KafkaOffsets, topic: str,
+                                check: CheckpointCheck) -> None:
+        """Every checkpoint of `topic` of this events topic, by events partition and covered
+        offset (none if the topic does not exist)."""
+        partitions = await kafka.partitions(topic)
+        if not partitions:
+            return
+        schema = load_checkpoint_schema()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in partitions]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+                while await consumer.position(tp) < ends[tp]:
+                    for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                        self._keep_checkpoint(check, record.offset, record.value, schema)
+        finally:
+            await consumer.stop()
+        for waiting in check.pending.values():
+            waiting.sort(key=lambda item: item[1].covered_offset)
+
+    def _keep_checkpoint(self, check: CheckpointCheck, offset: int, value: bytes | None,
+                         schema: dict[str, Any]) -> None:
+        try:
+            checkpoint = read_checkpoint(value, schema)
+        except BadCheckpoint:
+            check.unreadable += 1
+            return
+        # (its events topic is not compared: an auditor's copy of the log has another name)
+        check.pending.setdefault(checkpoint.partition, []).append((offset, checkpoint))
+
+    def _check_link(self, event: Event, value: bytes, at: Coordinates, audit: SeqAudit) -> None:
+        assert self._chain is not None
+        try:
+            link = self._codec.chain_link(value)
+        except CodecError as error:  # decoded a moment ago: only a schema it cannot reach
+            audit.undecodable(at, str(error))
+            return
+        self._chain.add(event.order_id, event.seq, link, at.topic, at.partition, at.offset)
 
     def _report(self, read_in_range: int) -> None:
         if self._on_read is not None:

@@ -36,6 +36,7 @@ from domain.orders.commands import COMMAND_TYPES, NOT_ON_THE_WIRE, BaseCommand, 
 from domain.orders.events import EVENT_TYPES, BaseEvent, Event
 from domain.orders.status import OrderStatus
 from domain.work import Work
+from schemas.chain import ChainLink, chained_body
 from schemas.errors import (
     CodecError,
     SchemaHistoryError,
@@ -96,6 +97,8 @@ class EventEnvelope:
 
     event: Event
     status: OrderStatus | None
+    prev_hash: bytes | None = None  # v5: the chain (schemas.chain); None before v5
+    hash: bytes | None = None
 
 
 def event_type_name(event: Event) -> str:
@@ -126,7 +129,8 @@ class Codec:
         work = work or load_history(WORK_SCHEMA)
         market = market or load_history(MARKET_SCHEMA)
         wire = _Wire(ids or {}, source)
-        event_envelope = _EVENT_BASE | {"type", "status", "schema_version", "payload"}
+        event_envelope = _EVENT_BASE | {"type", "status", "schema_version", "payload",
+                                        "prev_hash", "hash"}
         command_envelope = (_COMMAND_BASE - NOT_ON_THE_WIRE) | {"schema_version", "payload"}
         self._events = _Contract(events, EVENT_TYPES, _EVENT_BASE, event_envelope, wire,
                                  UPCASTS.get(events.name, {}))
@@ -174,7 +178,8 @@ class Codec:
         return self._market.version
 
     def encode_event(self, event: Event, *, status: OrderStatus) -> bytes:
-        """`event` in its envelope, with the order's `status` after it (the writer's fold)."""
+        """`event` in its envelope, with the order's `status` after it (the writer's fold),
+        not chained (both hashes null; the writer uses `encode_chained_event`)."""
         mapping = self._events.mapping_of(event)
         return self._events.write(
             {
@@ -188,8 +193,26 @@ class Codec:
                 "status": status.value,
                 "schemaVersion": self._events.version,
                 "payload": (mapping.fullname, mapping.to_avro(event)),
+                "prevHash": None,
+                "hash": None,
             }
         )
+
+    def encode_chained_event(self, event: Event, *, status: OrderStatus,
+                             prev_hash: bytes) -> tuple[bytes, bytes]:
+        """`event` chained to `prev_hash` (its order's head; `schemas.chain.GENESIS` for
+        the first): (the record, its hash). One Avro encode: the body written with both
+        hashes null is the canonical bytes; the hashes are spliced into its tail."""
+        record = self.encode_event(event, status=status)
+        header = len(self._events.header)
+        body, digest = chained_body(record[header:], prev_hash)
+        return record[:header] + body, digest
+
+    def chain_link(self, data: bytes) -> ChainLink | None:
+        """The chain fields of a stored event and its canonical bytes, recomputed the way
+        an auditor would (decode with the writer's schema, null both hashes, encode again);
+        None for a record of a version before the chain (v1-v4)."""
+        return self._events.chain_link(data)
 
     def decode_event(self, data: bytes) -> Event:
         """The event alone (see `decode_envelope` for the status beside it)."""
@@ -217,7 +240,7 @@ class Codec:
                 causation_id=record["causationId"],
             ),
         )
-        return EventEnvelope(event, status)
+        return EventEnvelope(event, status, _digest(record["prevHash"]), _digest(record["hash"]))
 
     def encode_command(self, command: Command) -> bytes:
         mapping = self._commands.mapping_of(command)
@@ -295,6 +318,14 @@ class Codec:
         """The payload as a JSON-ready camelCase dict (API, WebSocket): Decimals, amounts
         and timestamps as strings."""
         return cast(dict[str, Any], self._json[type(event)](event))
+
+
+def _digest(value: Any) -> bytes | None:
+    """A hash field as read: None, or the Sha256 fixed (named, so fastavro may hand it over
+    as (name, bytes) when asked for the names of union branches)."""
+    if isinstance(value, tuple):
+        value = value[1]
+    return None if value is None else bytes(value)
 
 
 def load_histories(directory: Path | None = None) -> tuple[SchemaHistory, ...]:
@@ -420,6 +451,24 @@ class _Contract:
             return self._upcast(version, cast(dict[str, Any], record))
         except NotUpcastable as error:
             raise UndecodableRecord(f"{self.name} v{version}: {error}") from error
+
+    def chain_link(self, data: bytes) -> ChainLink | None:
+        version, start = self._writer_version(data)
+        schema = self._parsed.get(version)
+        if schema is None:
+            raise UnknownSchemaVersion(self.name, version, self._readers)
+        if not any(f["name"] == "hash" for f in schema["fields"]):
+            return None
+        buffer = BytesIO(data)
+        buffer.seek(start)
+        try:  # as written: no resolution, no upcast (the bytes are what is hashed)
+            record = cast(dict[str, Any], schemaless_reader(buffer, schema, None, True))
+        except _CORRUPT as error:
+            raise UndecodableRecord(f"{self.name} v{version}: corrupt record: {error!r}") from error
+        canonical = BytesIO()
+        schemaless_writer(canonical, schema, {**record, "prevHash": None, "hash": None})
+        return ChainLink(_digest(record["prevHash"]), _digest(record["hash"]),
+                         canonical.getvalue())
 
     def _writer_version(self, data: bytes) -> tuple[int, int]:
         """The writer's schema version named by the header, and where the body starts."""

@@ -33,8 +33,13 @@ from domain.work import ExecuteSwap, QuoteRoute
 from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
-from infra.schema_registry import registered_claim_writer, registered_codec
+from infra.schema_registry import (
+    registered_checkpoint_writer,
+    registered_claim_writer,
+    registered_codec,
+)
 from infra.topics import LOG_APPEND_TIME
+from schemas.checkpoints import Checkpoint
 from schemas.codec import Codec
 from schemas.headers import RecordHeaders
 from streams.chain import ChainPolicy, SimulatedChain
@@ -47,7 +52,8 @@ from streams.in_flight import InFlight
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
-from streams.order_states import OrderStates
+from streams.checkpoints import Checkpoints
+from streams.order_states import OrderStates, PartitionStates
 from streams.outbox import KafkaOutbox
 from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
@@ -83,7 +89,13 @@ class Engine:
         # The event store gets the writer's own idempotent producer (streams.event_producer).
         self.event_store_producer = RenewingProducer(idempotent(
             s.kafka_bootstrap_servers or "", f"{s.engine_id}-writer", s.stream_linger_ms))
-        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec, self.event_store_producer)
+        self.checkpoints = (None if wire.checkpoint_value is None else Checkpoints(
+            s.topics.events, self._publish_checkpoint, every_events=s.chain_checkpoint_events,
+            every_s=s.chain_checkpoint_interval_s))
+        self._checkpoint_value = wire.checkpoint_value
+        self._checkpoint_tasks: set[asyncio.Future[None]] = set()
+        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec, self.event_store_producer,
+                                  self.checkpoints)
         self.tracer = tracer_of(s.otel_enabled, "worker")
         self.registry = CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry)
@@ -91,9 +103,10 @@ class Engine:
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
         claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
         claim_value = wire.claim_value
-        self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
+        self.states = OrderStates(reader, self.codec.decode_envelope, on_loaded=self._on_loaded,
                                   claim=lambda p: self.outbox.claim(p, claimant,
-                                                                    claim_value(claimant, p)))
+                                                                    claim_value(claimant, p)),
+                                  on_folded=self._on_folded)
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
@@ -116,6 +129,32 @@ class Engine:
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
         self.writer.on_loaded(partition, states)
+
+    def _on_folded(self, partition: int, states: PartitionStates, last_offset: int) -> None:
+        if self.checkpoints is not None:  # the chain's checkpoints start from the fold's heads
+            self.checkpoints.seed(partition, states.heads, last_offset,
+                                  -1 if states.epoch is None else states.epoch)
+
+    def _publish_checkpoint(self, checkpoint: Checkpoint) -> None:
+        task = asyncio.ensure_future(self._write_checkpoint(checkpoint))
+        self._checkpoint_tasks.add(task)
+        task.add_done_callback(self._checkpoint_tasks.discard)
+
+    async def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        assert self._checkpoint_value is not None
+        try:  # a lost checkpoint costs nothing but the pin: the next one covers it
+            await (await self.outbox.checkpoint(checkpoint.partition,
+                                                self._checkpoint_value(checkpoint)))
+        except Exception:  # noqa: BLE001 - logged, never fatal to the writer
+            log.exception("chain checkpoint of partition %d not written", checkpoint.partition)
+
+    async def tick_checkpoints(self) -> None:
+        """The time-based half of the checkpoints (every CHAIN_CHECKPOINT_INTERVAL_S)."""
+        if self.checkpoints is None:
+            return
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.chain_checkpoint_interval_s))
+            self.checkpoints.tick()
 
     def _observe(self, state: OrderState, command: Command | None) -> None:
         self.triggers.track(state, command)
@@ -242,11 +281,13 @@ class Wire:
 
     codec: Codec
     claim_value: Callable[[str, int], bytes]
+    checkpoint_value: Callable[[Checkpoint], bytes] | None = None  # None: no checkpoints
 
     @classmethod
     def registered(cls, settings: Settings) -> Wire:
         """Every schema registered with the registry (the one call that needs it)."""
-        return cls(registered_codec(settings), registered_claim_writer(settings))
+        return cls(registered_codec(settings), registered_claim_writer(settings),
+                   registered_checkpoint_writer(settings))
 
 
 def create_app(settings: Settings, database_url: str, wire: Wire | None = None) -> faust.App:
@@ -295,6 +336,10 @@ def _wire(app: faust.App, engine: Engine) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def dump_tasks_on_sigusr1() -> None:
         task_dump.install(asyncio.get_running_loop())
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def tick_checkpoints() -> None:
+        await engine.tick_checkpoints()
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_metrics() -> None:

@@ -107,8 +107,9 @@ class MeteredOutbox:
         self._inner, self._metrics = inner, metrics
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
-        deliveries = await self._inner.events(partition, events, statuses, epoch)
+                     statuses: Sequence[OrderStatus], epoch: int | None = None,
+                     heads: dict[str, bytes] | None = None) -> list[Delivery]:
+        deliveries = await self._inner.events(partition, events, statuses, epoch, heads)
         self._metrics.appended(events, statuses)
         return deliveries
 

@@ -125,7 +125,7 @@ class OrderWriter:
         # The status after each event goes into its envelope: readers need not fold again.
         try:
             deliveries = await self._outbox.events(partition, events, statuses,
-                                                   partition_states.epoch)
+                                                   partition_states.epoch, partition_states.heads)
         except Exception as exc:  # not enqueued: says nothing about the command, decide again
             raise DeliveryFailed(f"order {command.order_id}: its events could not be sent "
                                  f"({exc!r})") from exc

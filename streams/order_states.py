@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
+from schemas.codec import EventEnvelope
 from schemas.writer_fence import Fence, Verdict
 from streams.event_store import EventStoreReader, StoredRecord
 from streams.ports import Delivery
@@ -39,8 +40,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Loaded = Callable[[int, list[OrderState]], None]
-Decode = Callable[[bytes], Event]
+# The event (no chain) or its envelope (`Codec.decode_envelope`: with its hash, which the
+# fold keeps as the order's head).
+Decode = Callable[[bytes], Event | EventEnvelope]
 Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
+# Told each fold: the partition, its states and the offset of the last record folded (the
+# chain checkpoints start from the fold's heads, streams.checkpoints).
+OnFolded = Callable[[int, "PartitionStates", int], None]
 
 
 @dataclass(slots=True)
@@ -52,6 +58,9 @@ class PartitionStates:
     epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
     stale: int = 0  # records of deposed writers the fold dropped
     events: int = 0  # records the fold read as events (not claims, not stale)
+    # The hash chain (schemas.chain): order id -> the hash of its last event, which the
+    # writer chains its next event to; absent while the last event has none (before v5).
+    heads: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
         problems.append(problem)
         if order_id is not None and order_id not in states.quarantined:
             states.orders.pop(order_id, None)
+            states.heads.pop(order_id, None)
             states.quarantined[order_id] = problem
 
     fence = Fence()
@@ -84,10 +94,12 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
         try:
             if record.value is None:
                 raise ValueError("a record without a value (tombstone) is not an event")
-            event = decode(record.value)
+            decoded = decode(record.value)
         except Exception as exc:
             quarantine(owner, record.offset, f"unreadable event ({type(exc).__name__}: {exc})")
             continue
+        event, head = ((decoded.event, decoded.hash) if isinstance(decoded, EventEnvelope)
+                       else (decoded, None))
         if event.order_id in states.quarantined:
             continue
         current = states.orders.get(event.order_id) or initial_state(event.order_id)
@@ -98,10 +110,20 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
             continue
         try:
             states.orders[event.order_id] = evolve(current, event)
+            _advance(states.heads, event.order_id, head)
         except Exception as exc:
             quarantine(event.order_id, record.offset,
                        f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
     return Folded(states, tuple(problems))
+
+
+def _advance(heads: dict[str, bytes], order_id: str, head: bytes | None) -> None:
+    """The order's head is its last event's hash; an event without one (written before
+    v5) leaves no head: the writer starts the order's chain afresh (schemas.chain)."""
+    if head is None:
+        heads.pop(order_id, None)
+    else:
+        heads[order_id] = head
 
 
 def _order_of(key: bytes | None) -> str | None:
@@ -115,7 +137,8 @@ def _order_of(key: bytes | None) -> str | None:
 
 class OrderStates:
     def __init__(self, reader: EventStoreReader, decode: Decode, on_loaded: Loaded,
-                 claim: Claim) -> None:
+                 claim: Claim, on_folded: OnFolded | None = None) -> None:
+        self._on_folded = on_folded
         self._reader = reader
         self._claim = claim
         self._decode = decode
@@ -188,6 +211,8 @@ class OrderStates:
                  states.events, len(states.orders), len(states.quarantined), epoch, claim_ms,
                  states.stale)
         self._on_loaded(partition, list(states.orders.values()))
+        if self._on_folded is not None:
+            self._on_folded(partition, states, records[-1].offset if records else -1)
 
     async def _retrying(self, partition: int, what: str,
                         attempt: Callable[[], Awaitable[T]]) -> T:

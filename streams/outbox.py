@@ -5,6 +5,8 @@ records. Every call returns once the record is enqueued, with the broker's futur
 `Delivery`): the callers decide what to await. The event store's records (events, claims) go
 through the writer's own idempotent producer when one is given (`streams.event_producer`: a
 retried batch must never land twice in an order's log); everything else through Faust's.
+Each event is chained to its order's head hash (`schemas.chain`, order_event v5): the writer
+keeps the heads beside its states and hands them in; encoding, and so hashing, happens here.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from domain.work import ExecuteSwap, QuoteRoute, Work
 from marketdata.topics import topic_of
 from oee.settings import Topics
 from schemas import headers as record_headers
+from schemas.chain import GENESIS
 from schemas.codec import Codec
 from schemas.writer_fence import claim_headers, epoch_headers
+from streams.checkpoints import Checkpoints
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -39,31 +43,57 @@ class Producer(Protocol):
 
 class KafkaOutbox:
     def __init__(self, producer: Producer, topics: Topics, codec: Codec,
-                 event_store: Producer | None = None) -> None:
+                 event_store: Producer | None = None,
+                 checkpoints: Checkpoints | None = None) -> None:
         self._producer = producer
         self._event_store = event_store or producer
         self._topics = topics
         self._codec = codec
+        self._checkpoints = checkpoints  # told each chained event's hash and delivery
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
+                     statuses: Sequence[OrderStatus], epoch: int | None = None,
+                     heads: dict[str, bytes] | None = None) -> list[Delivery]:
         # Same partition number as the command: the event store stays co-partitioned with
         # the commands by construction, whatever partitioner a client uses. The epoch header
         # lets every reader drop what this writer appends once a successor has claimed.
         headers = None if epoch is None else epoch_headers(epoch)
         sent: list[Delivery] = []
+        advanced: dict[str, bytes] = {}  # the heads once these events are in (schemas.chain)
         try:
             for event, status in zip(events, statuses, strict=True):
                 sent.append(await self._send(
                     self._topics.events, event.order_id.encode(),
-                    self._codec.encode_event(event, status=status), partition, headers,
+                    self._encode(event, status, heads, advanced), partition, headers,
                     subject=event, producer=self._event_store))
+                if self._checkpoints is not None and event.order_id in advanced:
+                    self._checkpoints.track(partition, event.order_id,
+                                            advanced[event.order_id], sent[-1])
         except Exception:
             # The caller folds the partition again: it must not read the store before the
             # part of the decision that was enqueued has landed (or failed).
             await asyncio.gather(*sent, return_exceptions=True)
             raise
+        if heads is not None:
+            heads.update(advanced)
         return sent
+
+    def _encode(self, event: Event, status: OrderStatus, heads: dict[str, bytes] | None,
+                advanced: dict[str, bytes]) -> bytes:
+        """The event's record, chained to its order's head when the writer keeps heads."""
+        if heads is None:
+            return self._codec.encode_event(event, status=status)
+        order_id = event.order_id
+        prev = advanced.get(order_id) or heads.get(order_id) or GENESIS
+        value, advanced[order_id] = self._codec.encode_chained_event(event, status=status,
+                                                                     prev_hash=prev)
+        return value
+
+    async def checkpoint(self, partition: int, value: bytes) -> Delivery:
+        """A chain checkpoint of `orders.events[partition]` (schemas.checkpoints), to the same
+        partition number of `orders.checkpoints`."""
+        return await self._send(self._topics.checkpoints, str(partition).encode(), value,
+                                partition)
 
     async def claim(self, partition: int, claimant: str, value: bytes) -> int:
         """Append a claim record (`value`: schemas.claims) to `orders.events[partition]`;

@@ -38,9 +38,13 @@ class Outbox(Protocol):
     """Produces records; each call returns once the records are enqueued, with their futures."""
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
+                     statuses: Sequence[OrderStatus], epoch: int | None = None,
+                     heads: dict[str, bytes] | None = None) -> list[Delivery]:
         """`statuses[i]`: the order's status after `events[i]`, for the event's envelope;
-        `epoch`: the writer's claim on the partition (schemas.writer_fence)."""
+        `epoch`: the writer's claim on the partition (schemas.writer_fence); `heads`: the
+        partition's chain heads (order id -> its last event's hash, schemas.chain): each
+        event is chained to its order's head, and `heads` advances once all are enqueued
+        (untouched if the call raises). None: the events are not chained."""
         ...
 
     async def work(self, work: Work) -> Delivery: ...

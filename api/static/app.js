@@ -234,6 +234,8 @@ function openDetail(orderId) {
   $("detail-id").textContent = orderId;
   setDetailStatus(state.orders.get(orderId)?.status);
   $("timeline").replaceChildren();
+  $("detail-chain").dataset.state = "unknown";
+  $("detail-chain").textContent = "not verified yet";
   $("routing").replaceChildren(el("p", { class: "empty" }, "No route selected yet."));
   scheduleRender();
   let previous = null, terms = {};  // terms: the order's OrderAccepted data
@@ -245,6 +247,7 @@ function openDetail(orderId) {
     $("timeline").append(timelineItem(message, previous, terms));
     previous = message;
     if (message.status !== null) setDetailStatus(message.status);
+    if (TERMINAL.has(message.status)) verifyChain(orderId);
     if (message.type === "RouteSelected") renderRouting(message.data);
   };
   socket.onclose = (event) => {
@@ -254,6 +257,36 @@ function openDetail(orderId) {
         `stream closed ${event.code}: ${event.reason || "connection lost"}`)));
     }
   };
+}
+
+// The order's hash chain, recomputed from Kafka by the API (GET .../events?verify=true).
+// The read model may not hold a just-finished order yet: ask again for a little while.
+async function verifyChain(orderId, tries = 0) {
+  const node = $("detail-chain");
+  const show = (stateName, text) => {
+    if (state.selected !== orderId) return;
+    node.dataset.state = stateName;
+    node.textContent = text;
+  };
+  show("checking", "checking…");
+  try {
+    const response = await apiFetch(`/api/orders/${encodeURIComponent(orderId)}/events?verify=true`);
+    if (response.status === 404) {
+      show("unknown", "not in the read model yet");
+      if (tries < 20) setTimeout(() => verifyChain(orderId, tries + 1), 1000);
+      return;
+    }
+    if (!response.ok) return show("unknown", `could not verify (HTTP ${response.status})`);
+    const chain = (await response.json()).chain;
+    if (chain.verified) {
+      const head = chain.head ? `, head ${chain.head.slice(0, 16)}…` : " (written before the chain)";
+      return show("verified", `verified: ${chain.events} events${head}`);
+    }
+    const at = chain.brokenAt;
+    show("broken", `broken at seq ${at.seq} (${at.topic}[${at.partition}]@${at.offset}): ${at.reason}`);
+  } catch (error) {
+    show("unknown", `could not verify (${error})`);
+  }
 }
 
 function setDetailStatus(status) {
@@ -455,6 +488,9 @@ function start() {
     const a = $("token-in").value;
     $("token-in").value = $("token-out").value;
     $("token-out").value = a;
+  });
+  $("detail-verify").addEventListener("click", () => {
+    if (state.selected) verifyChain(state.selected);
   });
   $("detail-close").addEventListener("click", () => {
     if (state.detailSocket) state.detailSocket.close(1000);

@@ -72,8 +72,9 @@ def command_record(version: int, payload: dict[str, Any]) -> bytes:
 
 
 def test_the_order_schemas_are_at_their_current_versions() -> None:
-    # order_command v5 added the envelope's acceptBy (issue 10); order_event stays at v4.
-    assert (CODEC.event_version, CODEC.command_version) == (4, 5)
+    # order_command v5 added the envelope's acceptBy (issue 10); order_event v5 the hash
+    # chain's prevHash and hash (issue 14).
+    assert (CODEC.event_version, CODEC.command_version) == (5, 5)
 
 
 def test_a_v1_order_accepted_reads_as_market_terms() -> None:

@@ -71,7 +71,7 @@ def test_the_owner_survives_the_wire(owner: str | None) -> None:
 
     assert CODEC.decode_command(CODEC.encode_command(command)) == command
     encoded = CODEC.encode_event(accepted, status=OrderStatus.PENDING)
-    assert encoded[1] == 4 and CODEC.decode_event(encoded) == accepted
+    assert encoded[1] == CODEC.event_version and CODEC.decode_event(encoded) == accepted
 
 
 def test_the_owner_survives_the_audit_log_json_and_an_older_row_has_none() -> None:

@@ -118,6 +118,12 @@ async def test_an_order_submitted_in_the_dashboard_is_followed_to_confirmed(
             await expect(timeline.first).to_contain_text("OrderAccepted")
             await expect(timeline.last).to_contain_text("OrderConfirmed")
             await expect(page.locator("#routing tr.winner")).not_to_have_count(0)
+            # the order's hash chain, recomputed from Kafka by the verify endpoint
+            chain = page.locator("#detail-chain")
+            await expect(chain).to_have_attribute("data-state", "verified",
+                                                  timeout=CONFIRMED_WITHIN_MS)
+            await expect(chain).to_contain_text("verified: ")
+            await expect(chain).to_contain_text(", head ")
 
             await more_orders(api.http, 24, key.headers)  # a busy minute in the table and charts
             await expect(page.locator("#orders tbody tr .chip.confirmed")).to_have_count(

@@ -52,9 +52,13 @@ async def test_every_stage_has_its_work_topic(provisioned: Settings) -> None:
     assert [t["error_code"] for t in described.values()] == [0] * len(expected)
 
 
-async def test_the_event_store_topic_keeps_every_event_forever(provisioned: Settings) -> None:
+@pytest.mark.parametrize("which", ["events", "checkpoints"])
+async def test_the_event_store_topic_keeps_every_event_forever(provisioned: Settings,
+                                                               which: str) -> None:
+    """And the chain checkpoints that pin its roots (schemas.checkpoints)."""
     assert provisioned.kafka_bootstrap_servers
-    config = await topic_config(provisioned.kafka_bootstrap_servers, provisioned.topics.events)
+    topic = getattr(provisioned.topics, which)
+    config = await topic_config(provisioned.kafka_bootstrap_servers, topic)
     assert config["retention.ms"] == "-1"
     assert config["cleanup.policy"] == "delete"
 

@@ -55,7 +55,8 @@ class FakeOutbox:
     epochs: list[int | None] = field(default_factory=list)  # each event's writer epoch
 
     async def events(self, partition: int, events: Sequence[Event],
-                     statuses: Sequence[OrderStatus], epoch: int | None = None) -> list[Delivery]:
+                     statuses: Sequence[OrderStatus], epoch: int | None = None,
+                     heads: dict[str, bytes] | None = None) -> list[Delivery]:
         self.statuses.extend(statuses)
         self.epochs.extend([epoch] * len(events))
         return [self._record("events", event, partition) for event in events]

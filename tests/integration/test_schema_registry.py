@@ -125,3 +125,17 @@ def test_unknown_ids_subjects_and_versions_get_404s(settings: Settings) -> None:
     url = settings.schema_registry_url
     assert httpx.get(f"{url}/schemas/ids/999999").json()["error_code"] == 40403
     assert httpx.get(f"{url}/subjects/none-value/versions").json()["error_code"] == 40401
+
+
+def test_a_schema_larger_than_a_postgresql_index_row_registers_and_is_found_again(
+    client: RegistryClient,
+) -> None:
+    # order_event v5 came within 40 bytes of PostgreSQL's btree row limit (2704 bytes after
+    # compression) on the schema body's unique index: the next version would have been a 500.
+    probe = f"probe-{uuid.uuid4().hex[:8]}-value"
+    docs = [uuid.uuid4().hex for _ in range(250)]  # 8 KB of hex: ~4 KB even compressed
+    big = {"type": "record", "name": "Big", "doc": "".join(docs),
+           "fields": [{"name": "a", "type": "long"}]}
+    first = client.register(probe, big)
+    assert client.register(probe, big) == first
+    assert client.schema(first) == big

@@ -93,7 +93,8 @@ class Engine:
         claim_value = wire.claim_value
         self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
                                   claim=lambda p: self.outbox.claim(p, claimant,
-                                                                    claim_value(claimant, p)))
+                                                                    claim_value(claimant, p)),
+                                  on_dropped=self.drop_orders)
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
@@ -116,6 +117,13 @@ class Engine:
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
         self.writer.on_loaded(partition, states)
+
+    def drop_orders(self, order_ids: set[str]) -> None:
+        """Orders whose states this worker dropped (their partition left, or moved on while
+        it was revoked): no timers, no trigger, no metrics for them any more."""
+        self.writer.forget(order_ids)
+        self.triggers.forget(order_ids)
+        self.metrics.forget(order_ids)
 
     def _observe(self, state: OrderState, command: Command | None) -> None:
         self.triggers.track(state, command)
@@ -325,16 +333,18 @@ def _wire(app: faust.App, engine: Engine) -> None:
     async def stop_engine(sender: Any, **_: Any) -> None:
         await engine.stop()
 
+    # The group protocol is eager: every rebalance revokes all partitions, then assigns the
+    # new set. The writer's states survive the revocation; the assignment says which
+    # partitions really left (forgotten), which stayed (kept, unless another worker wrote to
+    # them meanwhile) and which are new (claimed and folded).
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        engine.states.assign(tp.partition for tp in assigned if tp.topic == topics.commands)
+        engine.states.rebalance({tp.partition for tp in assigned if tp.topic == topics.commands})
         engine.progress.assigned((tp.topic, tp.partition) for tp in assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
-        partitions = [tp.partition for tp in revoked if tp.topic == topics.commands]
         engine.progress.revoked()
-        engine.flow.revoke(partitions)
-        dropped = engine.writer.revoke(partitions)
-        engine.triggers.forget(dropped)
-        engine.metrics.forget(dropped)
+        # Records not acked yet are consumed again from the committed offset: re-deciding
+        # them on the kept states decides nothing twice.
+        engine.flow.revoke(tp.partition for tp in revoked if tp.topic == topics.commands)

@@ -8,6 +8,7 @@ store is the aggregate's changelog, so state can never be ahead of what is durab
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -46,6 +47,18 @@ class EventStoreReader:
             # leaves the position at the end, and the fold would silently see nothing.
             consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
             return await self._read_until(consumer, tp, end)
+        finally:
+            await consumer.stop()
+
+    async def end_offsets(self, partitions: Collection[int]) -> dict[int, int]:
+        """The current end (the next offset) of each of `partitions`."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            ends = await consumer.end_offsets(tps)
+            return {tp.partition: int(end) for tp, end in ends.items()}
         finally:
             await consumer.stop()
 

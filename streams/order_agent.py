@@ -127,8 +127,10 @@ class OrderWriter:
             deliveries = await self._outbox.events(partition, events, statuses,
                                                    partition_states.epoch)
         except Exception as exc:  # not enqueued: says nothing about the command, decide again
+            partition_states.failed = True  # what was enqueued may land: fold before reusing
             raise DeliveryFailed(f"order {command.order_id}: its events could not be sent "
                                  f"({exc!r})") from exc
+        partition_states.appending(deliveries)  # where the partition's end is, for a rebalance
         work = work_after(state, events)
         settled = asyncio.ensure_future(self._hand_on(deliveries, work))
         self._unsettled[state.order_id] = settled
@@ -147,6 +149,10 @@ class OrderWriter:
     def revoke(self, partitions: Iterable[int]) -> set[str]:
         """Forget revoked partitions (their next owner folds them); returns the orders."""
         return self._forget(self._states.revoke(partitions))
+
+    def forget(self, dropped: set[str]) -> set[str]:
+        """Forget the timers and unsettled decisions of orders whose states were dropped."""
+        return self._forget(dropped)
 
     def _forget(self, dropped: set[str]) -> set[str]:
         self.timers.disarm(dropped)

@@ -25,7 +25,8 @@ from infra.errors import PrerequisiteError
 from oee.settings import Settings, Topics
 from schemas.claims import claim_subject, claim_value, load_claim_schema
 from schemas.codec import Codec, load_histories
-from schemas.registry import RegistryClient, RegistryError, register_histories
+from schemas.registry import RegistryClient, RegistryError, register_histories, subject
+from schemas.snapshots import SnapshotCodec, load_snapshot_schema
 from schemas.versions import SchemaHistory
 
 _MARKER = "infra.registry_server"
@@ -73,6 +74,21 @@ def registered_claim_writer(settings: Settings) -> Callable[[str, int], bytes]:
     finally:
         client.close()
     return lambda claimant, partition: claim_value(claimant, partition, schema_id, schema)
+
+
+def registered_snapshot_codec(settings: Settings) -> SnapshotCodec:
+    """The codec of the order writer's snapshots (schemas.snapshots), its schema registered
+    under `<snapshots topic>-value`."""
+    client = RegistryClient(registry_url(settings))
+    schema = load_snapshot_schema()
+    try:
+        schema_id = client.register(subject(settings.topics.snapshots), schema)
+    except RegistryError as error:
+        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
+                                "SCHEMA_REGISTRY_URL") from error
+    finally:
+        client.close()
+    return SnapshotCodec(schema_id, schema)
 
 
 def reading_codec(settings: Settings) -> Codec:

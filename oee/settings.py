@@ -59,6 +59,12 @@ class Topics:
     def dead_letters(self) -> str:
         return self._name("orders.deadletter")
 
+    @property
+    def snapshots(self) -> str:
+        """The order writer's snapshots (key: the orders.events partition). Compacted: only
+        the latest per partition matters; a cache of the event store, never the truth."""
+        return self._name("orders.snapshots")
+
 
 
 class FeedMode(StrEnum):
@@ -275,6 +281,22 @@ class Settings(BaseSettings):
     command_breaker_cooldown_ms: int = Field(
         1000, ge=50, description="How long POSTs answer 503 at once after Kafka was found "
         "down, before one POST is let through to probe it."
+    )
+
+    # --- recovery: snapshots of the order writer's states (issue 10, bounded recovery) ----
+    snapshot_every_events: int = Field(
+        10_000, ge=0, description="The order writer snapshots a partition's states to "
+        "orders.snapshots once this many records were appended to it since the last "
+        "snapshot, so a worker taking the partition folds only what came after; 0: never."
+    )
+    snapshot_interval_s: float = Field(
+        30.0, gt=0, description="... or this long after the last snapshot, if anything was "
+        "appended since."
+    )
+    snapshot_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, description="The largest snapshot record: "
+        "orders.snapshots' max.message.bytes and the snapshot producer's request size "
+        "(an ended order takes 16 bytes, an order in flight its events)."
     )
 
     @model_validator(mode="after")

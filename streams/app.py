@@ -33,10 +33,15 @@ from domain.work import ExecuteSwap, QuoteRoute
 from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
-from infra.schema_registry import registered_claim_writer, registered_codec
+from infra.schema_registry import (
+    registered_claim_writer,
+    registered_codec,
+    registered_snapshot_codec,
+)
 from infra.topics import LOG_APPEND_TIME
 from schemas.codec import Codec
 from schemas.headers import RecordHeaders
+from schemas.snapshots import SnapshotCodec
 from streams.chain import ChainPolicy, SimulatedChain
 from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
@@ -52,6 +57,7 @@ from streams.outbox import KafkaOutbox
 from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
+from streams.snapshots import SnapshotStore, SnapshotWriter
 from streams.trigger_stage import TriggerStage
 from telemetry import task_dump
 from telemetry.consumer import ConsumerProgress
@@ -91,10 +97,16 @@ class Engine:
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
         claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
         claim_value = wire.claim_value
+        snapshots = None if wire.snapshots is None else SnapshotStore(
+            s.kafka_bootstrap_servers or "", s.topics.snapshots, wire.snapshots,
+            s.snapshot_max_bytes)
         self.states = OrderStates(reader, self.codec.decode_event, on_loaded=self._on_loaded,
                                   claim=lambda p: self.outbox.claim(p, claimant,
                                                                     claim_value(claimant, p)),
-                                  on_dropped=self.drop_orders)
+                                  on_dropped=self.drop_orders, snapshots=snapshots)
+        self.snapshots = None if snapshots is None else SnapshotWriter(
+            self.states.loaded, snapshots, lambda e, st: self.codec.encode_event(e, status=st),
+            claimant, s.snapshot_every_events, s.snapshot_interval_s)
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
@@ -246,15 +258,17 @@ def _value(message: Message) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Wire:
     """How the worker writes records: its codec (schema ids from the registry) and the value
-    of its claim records (schemas.claims)."""
+    of its claim records (schemas.claims) and snapshots (schemas.snapshots)."""
 
     codec: Codec
     claim_value: Callable[[str, int], bytes]
+    snapshots: SnapshotCodec | None = None  # None: no snapshots read or written
 
     @classmethod
     def registered(cls, settings: Settings) -> Wire:
         """Every schema registered with the registry (the one call that needs it)."""
-        return cls(registered_codec(settings), registered_claim_writer(settings))
+        return cls(registered_codec(settings), registered_claim_writer(settings),
+                   registered_snapshot_codec(settings))
 
 
 def create_app(settings: Settings, database_url: str, wire: Wire | None = None) -> faust.App:
@@ -311,6 +325,12 @@ def _wire(app: faust.App, engine: Engine) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def follow_market() -> None:
         await engine.market_feed.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def write_snapshots() -> None:
+        await engine.ready.wait()
+        if engine.snapshots is not None:
+            await engine.snapshots.run()
 
     @app.task  # type: ignore[untyped-decorator]
     async def fire_triggers() -> None:

@@ -111,8 +111,10 @@ class OrderWriter:
         quarantined = partition_states.quarantined.get(command.order_id)
         if quarantined is not None:
             raise OrderQuarantined(f"order {command.order_id} is quarantined: {quarantined}")
-        states = partition_states.orders
-        state = states.get(command.order_id) or initial_state(command.order_id)
+        if partition_states.ended(command.order_id):
+            return Decided()  # an ended order decides nothing, ever (only its id is kept)
+        state = (partition_states.orders.get(command.order_id)
+                 or initial_state(command.order_id))
         events = decide(state, command, now=self._clock(), policy=self._config.policy)
         if not events:
             self._observe(state, command)
@@ -135,7 +137,7 @@ class OrderWriter:
         settled = asyncio.ensure_future(self._hand_on(deliveries, work))
         self._unsettled[state.order_id] = settled
         settled.add_done_callback(lambda done: self._forget_settled(command.order_id, done))
-        states[state.order_id] = state
+        partition_states.record(state, events, statuses)
         self.timers.arm(state.order_id, timers_after(state, events,
                                                      stall_timeout_ms=self._stall_ms))
         self._observe(state, command)

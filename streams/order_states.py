@@ -17,6 +17,12 @@ record to `orders.events[p]` and folds up to and past it, and the partition's st
 claim's offset as the epoch every event the writer appends is stamped with. Records a deposed
 writer appended after a later claim are dropped by the fold, as by every other reader.
 
+Bounded recovery: with a snapshot store (`streams.snapshots`), the fold starts from the latest
+snapshot of the partition and reads only the events after it; a snapshot that cannot be read,
+or that the events after it do not continue (`SnapshotMismatch`), is logged and the whole
+partition is folded instead. Either way the records are read and folded in chunks, yielding to
+the event loop between them (`streams.partition_fold`).
+
 A record that cannot be decoded or folded is quarantined, never fatal to the partition: it is
 logged with its topic, partition and offset and counted (`quarantined_records`), and only the
 order it belongs to (its key, or the event's order id) is set aside with the reason; the rest of
@@ -29,29 +35,37 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
-from domain.orders.events import Event
-from domain.orders.evolve import evolve
-from domain.orders.state import OrderState, initial_state, is_terminal
-from schemas.writer_fence import Fence, Verdict
-from streams.event_store import StoredRecord
-from streams.ports import Delivery, failure_of
+from domain.orders.state import OrderState, is_terminal
+from schemas.snapshots import SnapshotRecord, SnapshotUnreadable
+from streams.event_store import OutOfRange, StoredRecord
+from streams.partition_fold import (
+    Decode,
+    Folded,
+    PartitionFold,
+    PartitionStates,
+    SnapshotMismatch,
+    fold_partition,
+)
+from streams.ports import Delivery
+
+__all__ = ["Folded", "OrderStates", "PartitionStates", "fold_partition"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Loaded = Callable[[int, list[OrderState]], None]
-Decode = Callable[[bytes], Event]
+Sink = Callable[[list[StoredRecord]], Awaitable[None]]
 Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
 Dropped = Callable[[set[str]], None]  # orders whose states were dropped (timers, trigger book)
 
 # How long a kept partition's own appends may take to settle before the check gives up and
 # folds the partition again (its outcome unknown, the states may have run ahead of the store).
 SETTLE_TIMEOUT_S = 5.0
+FOLD_SLICE = 1000  # records folded between two yields to the event loop
 
 
 class EventStore(Protocol):
@@ -59,109 +73,29 @@ class EventStore(Protocol):
 
     topic: str
 
-    async def read_partition(self, partition: int) -> list[StoredRecord]: ...
+    async def read(self, partition: int, start: int | None, sink: Sink) -> int:
+        """Hand every record from `start` (None: the beginning) to the end at call time to
+        `sink`, in chunks; returns that end. OutOfRange if `start` is not in the partition."""
+        ...
 
     async def end_offsets(self, partitions: Collection[int]) -> dict[int, int]: ...
 
 
-@dataclass(slots=True)
-class PartitionStates:
-    """The folded orders of one partition, and the orders whose history could not be folded."""
+class SnapshotSource(Protocol):
+    """The latest snapshot of a partition (`streams.snapshots`)."""
 
-    orders: dict[str, OrderState] = field(default_factory=dict)
-    quarantined: dict[str, str] = field(default_factory=dict)  # order id -> why
-    epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
-    stale: int = 0  # records of deposed writers the fold dropped
-    events: int = 0  # records the fold read as events (not claims, not stale)
-    # The next offset of the partition as this writer knows it: past what it folded and every
-    # event of its own the broker confirmed (None: unknown). If the store's end is further,
-    # someone else appended: the states are stale.
-    end: int | None = None
-    pending: set[Delivery] = field(default_factory=set)  # own appends not yet confirmed
-    failed: bool = False  # one of them was refused: the states ran ahead of the store
+    async def latest(self, partition: int) -> SnapshotRecord | None: ...
 
-    def appending(self, deliveries: Iterable[Delivery]) -> None:
-        """Follow the writer's own appends to the partition (their offsets move `end`)."""
-        for delivery in deliveries:
-            self.pending.add(delivery)
-            delivery.add_done_callback(self._appended)
-
-    def _appended(self, delivery: Delivery) -> None:
-        self.pending.discard(delivery)
-        if failure_of(delivery) is not None:
-            self.failed = True
-            return
-        offset = getattr(delivery.result(), "offset", None)
-        if not isinstance(offset, int) or self.end is None:
-            self.end = None  # an answer without an offset: the end is unknown from now on
-        else:
-            self.end = max(self.end, offset + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Folded:
-    states: PartitionStates
-    problems: tuple[str, ...]  # one line per quarantined record
-
-
-def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) -> Folded:
-    """Fold `records` (of `where`, e.g. "orders.events[7]") into states, quarantining what
-    cannot be decoded or folded: that record, and at most the one order it belongs to."""
-    states = PartitionStates()
-    problems: list[str] = []
-
-    def quarantine(order_id: str | None, offset: int, why: str) -> None:
-        problem = f"{where}@{offset}: {why}"
-        problems.append(problem)
-        if order_id is not None and order_id not in states.quarantined:
-            states.orders.pop(order_id, None)
-            states.quarantined[order_id] = problem
-
-    fence = Fence()
-    for record in records:
-        verdict = fence.judge(record.offset, record.headers)
-        if verdict is not Verdict.EVENT:
-            states.stale += verdict is Verdict.STALE
-            continue
-        states.events += 1
-        owner = _order_of(record.key)
-        try:
-            if record.value is None:
-                raise ValueError("a record without a value (tombstone) is not an event")
-            event = decode(record.value)
-        except Exception as exc:
-            quarantine(owner, record.offset, f"unreadable event ({type(exc).__name__}: {exc})")
-            continue
-        if event.order_id in states.quarantined:
-            continue
-        current = states.orders.get(event.order_id) or initial_state(event.order_id)
-        if event.seq <= current.seq:
-            continue  # a re-decided duplicate of an event already folded
-        if event.seq != current.seq + 1:
-            quarantine(event.order_id, record.offset, f"seq {event.seq} follows {current.seq}")
-            continue
-        try:
-            states.orders[event.order_id] = evolve(current, event)
-        except Exception as exc:
-            quarantine(event.order_id, record.offset,
-                       f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
-    return Folded(states, tuple(problems))
-
-
-def _order_of(key: bytes | None) -> str | None:
-    if not key:
-        return None
-    try:
-        return key.decode()
-    except UnicodeDecodeError:
-        return None
+    def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates: ...
 
 
 class OrderStates:
     def __init__(self, reader: EventStore, decode: Decode, on_loaded: Loaded,
                  claim: Claim, on_dropped: Dropped = lambda orders: None, *,
+                 snapshots: SnapshotSource | None = None,
                  settle_timeout_s: float = SETTLE_TIMEOUT_S) -> None:
         self._reader = reader
+        self._snapshots = snapshots
         self._claim = claim
         self._decode = decode
         self._on_loaded = on_loaded
@@ -265,22 +199,68 @@ class OrderStates:
         if epoch is None:
             epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
         claim_ms = (time.monotonic() - started) * 1000
-        records = await self._retrying(partition, "reading",
-                                       lambda: self._reader.read_partition(partition))
-        where = f"{self._reader.topic}[{partition}]"
-        folded = fold_partition(where, records, self._decode)
+        folded, how = await self._retrying(partition, "reading",
+                                           lambda: self._fold(partition))
         for problem in folded.problems:
             log.error("quarantined %s", problem)
         self.quarantined_records += len(folded.problems)
         states = folded.states
         states.epoch = epoch
-        states.end = records[-1].offset + 1 if records else None
         self._states[partition] = states
-        log.info("partition %d: folded %d events into %d orders (%d quarantined); claimed at "
-                 "epoch %d in %.1f ms, %d records of deposed writers dropped", partition,
-                 states.events, len(states.orders), len(states.quarantined), epoch, claim_ms,
-                 states.stale)
+        log.info("partition %d: folded %s: %d events into %d orders in flight, %d ended "
+                 "(%d quarantined) in %.0f ms; claimed at epoch %d in %.1f ms, %d records of "
+                 "deposed writers dropped", partition, how, states.events, len(states.orders),
+                 len(states.terminal), len(states.quarantined),
+                 (time.monotonic() - started) * 1000, epoch, claim_ms, states.stale)
         self._on_loaded(partition, list(states.orders.values()))
+
+    def loaded(self) -> dict[int, PartitionStates]:
+        """The partitions whose states are loaded (the snapshot writer's view)."""
+        return dict(self._states)
+
+    async def _fold(self, partition: int) -> tuple[Folded, str]:
+        """The partition's states: from its latest snapshot and the events after it, or
+        (none, or one that does not fit) from all its events."""
+        restored = await self._restored(partition)
+        if restored is not None:
+            try:
+                since = restored.snapshot_offset
+                folded = await self._fold_from(partition, restored, strict=True)
+                return folded, (f"from the snapshot at offset {since} and the "
+                                f"{(folded.states.end or 0) - (since or 0)} records after it")
+            except (SnapshotMismatch, OutOfRange) as exc:
+                log.warning("partition %d: the snapshot does not fit the event store (%s); "
+                            "folding the whole partition", partition, exc)
+        return await self._fold_from(partition, PartitionStates(), strict=False), "whole"
+
+    async def _restored(self, partition: int) -> PartitionStates | None:
+        if self._snapshots is None:
+            return None
+        try:
+            snapshot = await self._snapshots.latest(partition)
+            if snapshot is None:
+                return None
+            return self._snapshots.restore(snapshot, self._decode)
+        except (SnapshotUnreadable, SnapshotMismatch) as exc:
+            log.warning("partition %d: its latest snapshot cannot be used (%s); folding the "
+                        "whole partition", partition, exc)
+            return None
+
+    async def _fold_from(self, partition: int, states: PartitionStates, *,
+                         strict: bool) -> Folded:
+        """Fold the records after `states.snapshot_offset` (all, if None) on top of `states`,
+        a slice at a time, yielding to the event loop in between."""
+        fold = PartitionFold(f"{self._reader.topic}[{partition}]", self._decode, states,
+                             strict=strict)
+
+        async def sink(records: list[StoredRecord]) -> None:
+            for at in range(0, len(records), FOLD_SLICE):
+                fold.feed(records[at:at + FOLD_SLICE])
+                await asyncio.sleep(0)
+
+        end = await self._reader.read(partition, states.snapshot_offset, sink)
+        states.end = states.folded_end = end
+        return fold.folded()
 
     async def _retrying(self, partition: int, what: str,
                         attempt: Callable[[], Awaitable[T]]) -> T:

@@ -9,7 +9,7 @@ A partition that left is forgotten; one that is new is claimed and folded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from domain.orders.events import Event
@@ -54,9 +54,13 @@ class MemoryStore:
                                 tuple(epoch_headers(epoch))))
         return len(log) - 1
 
-    async def read_partition(self, partition: int) -> list[StoredRecord]:
+    async def read(self, partition: int, start: int | None,
+                   sink: Callable[[list[StoredRecord]], Awaitable[None]]) -> int:
         self.reads.append(partition)
-        return list(self.log(partition))
+        records = self.log(partition)[start or 0:]
+        if records:
+            await sink(list(records))
+        return len(self.log(partition))
 
     async def end_offsets(self, partitions: Collection[int]) -> dict[int, int]:
         return {p: len(self.log(p)) for p in partitions}

@@ -178,6 +178,8 @@ class Engine:
         """Flush what the writer appended. (The pool stays open: a stage still running must
         not fail, and dead-letter its work, for a closed pool.)"""
         await self.event_store_producer.stop()
+        if self.snapshots is not None:
+            await self.snapshots.store.close()
 
     async def consume_commands(self, stream: Any) -> None:
         """The writer's loop over a no-ack stream: the flow acks each record once what it

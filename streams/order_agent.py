@@ -111,10 +111,11 @@ class OrderWriter:
         quarantined = partition_states.quarantined.get(command.order_id)
         if quarantined is not None:
             raise OrderQuarantined(f"order {command.order_id} is quarantined: {quarantined}")
-        if partition_states.ended(command.order_id):
-            return Decided()  # an ended order decides nothing, ever (only its id is kept)
-        state = (partition_states.orders.get(command.order_id)
-                 or initial_state(command.order_id))
+        state = partition_states.orders.get(command.order_id)
+        if state is None:
+            if partition_states.ended(command.order_id):
+                return Decided()  # an ended order decides nothing, ever (only its id is kept)
+            state = initial_state(command.order_id)
         events = decide(state, command, now=self._clock(), policy=self._config.policy)
         if not events:
             self._observe(state, command)

@@ -143,9 +143,13 @@ class PartitionFold:
             self._quarantine(_order_of(record.key), record.offset,
                              f"unreadable event ({type(exc).__name__}: {exc})")
             return
-        if event.order_id in states.quarantined or states.ended(event.order_id):
-            return  # nothing counts after an order ended (a re-decided duplicate at most)
-        current = states.orders.get(event.order_id) or initial_state(event.order_id)
+        if event.order_id in states.quarantined:
+            return
+        current = states.orders.get(event.order_id)
+        if current is None:  # new, or ended (the id set is only searched then: it costs more)
+            if states.ended(event.order_id):
+                return  # nothing counts after an order ended (a re-decided duplicate at most)
+            current = initial_state(event.order_id)
         if event.seq <= current.seq:
             return  # a re-decided duplicate of an event already folded
         if event.seq != current.seq + 1:

@@ -196,11 +196,19 @@ class OrderStates:
         # Claim first, then read to the end: the end is past the claim, so the fold holds
         # everything a deposed writer appended before it, and nothing after it counts.
         started = time.monotonic()
-        if epoch is None:
-            epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
-        claim_ms = (time.monotonic() - started) * 1000
-        folded, how = await self._retrying(partition, "reading",
-                                           lambda: self._fold(partition))
+        # The snapshot is looked up while the claim is on its way: neither needs the other.
+        looked_up: list[asyncio.Future[PartitionStates | None]] = [
+            asyncio.ensure_future(self._restored(partition))]
+        try:
+            if epoch is None:
+                epoch = await self._retrying(partition, "claiming",
+                                             lambda: self._claim(partition))
+            claim_ms = (time.monotonic() - started) * 1000
+            folded, how = await self._retrying(partition, "reading",
+                                               lambda: self._fold(partition, looked_up))
+        finally:
+            for lookup in looked_up:
+                lookup.cancel()
         for problem in folded.problems:
             log.error("quarantined %s", problem)
         self.quarantined_records += len(folded.problems)
@@ -218,10 +226,12 @@ class OrderStates:
         """The partitions whose states are loaded (the snapshot writer's view)."""
         return dict(self._states)
 
-    async def _fold(self, partition: int) -> tuple[Folded, str]:
+    async def _fold(self, partition: int, looked_up: list[asyncio.Future[PartitionStates | None]]
+                    ) -> tuple[Folded, str]:
         """The partition's states: from its latest snapshot and the events after it, or
-        (none, or one that does not fit) from all its events."""
-        restored = await self._restored(partition)
+        (none, or one that does not fit) from all its events. `looked_up`: the snapshot
+        lookup already started (a retry looks it up again)."""
+        restored = await (looked_up.pop() if looked_up else self._restored(partition))
         if restored is not None:
             try:
                 since = restored.snapshot_offset

@@ -215,10 +215,10 @@ class OrderStates:
         states = folded.states
         states.epoch = epoch
         self._states[partition] = states
-        log.info("partition %d: folded %s: %d events into %d orders in flight, %d ended "
-                 "(%d quarantined) in %.0f ms; claimed at epoch %d in %.1f ms, %d records of "
-                 "deposed writers dropped", partition, how, states.events, len(states.orders),
-                 len(states.terminal), len(states.quarantined),
+        log.info("partition %d: folded %d events into %d orders in flight, %d ended "
+                 "(%d quarantined), %s, in %.0f ms; claimed at epoch %d in %.1f ms, %d "
+                 "records of deposed writers dropped", partition, states.events,
+                 len(states.orders), len(states.terminal), len(states.quarantined), how,
                  (time.monotonic() - started) * 1000, epoch, claim_ms, states.stale)
         self._on_loaded(partition, list(states.orders.values()))
 
@@ -241,7 +241,8 @@ class OrderStates:
             except (SnapshotMismatch, OutOfRange) as exc:
                 log.warning("partition %d: the snapshot does not fit the event store (%s); "
                             "folding the whole partition", partition, exc)
-        return await self._fold_from(partition, PartitionStates(), strict=False), "whole"
+        return (await self._fold_from(partition, PartitionStates(), strict=False),
+                "from offset 0")
 
     async def _restored(self, partition: int) -> PartitionStates | None:
         if self._snapshots is None:

@@ -285,9 +285,10 @@ class Settings(BaseSettings):
 
     # --- recovery: snapshots of the order writer's states (issue 10, bounded recovery) ----
     snapshot_every_events: int = Field(
-        10_000, ge=0, description="The order writer snapshots a partition's states to "
+        0, ge=0, description="The order writer snapshots a partition's states to "
         "orders.snapshots once this many records were appended to it since the last "
-        "snapshot, so a worker taking the partition folds only what came after; 0: never."
+        "snapshot, so a worker taking the partition folds only what came after; 0: never "
+        "(the default until its cost under load is measured: snapshots are still read)."
     )
     snapshot_interval_s: float = Field(
         30.0, gt=0, description="... or this long after the last snapshot, if anything was "

@@ -1,5 +1,7 @@
 """`make bench` / `python -m bench [orders|projection|ws|limits|venues|all] [--quick]`: a short
 table of the headline figures, then the whole report as JSON, on stdout.
+`python -m bench recovery [--events N] [--tail N]`: worker takeover time and memory over a long
+event store, without and with snapshots (JSON on stdout; not part of `all`).
 
 Every benchmark starts its own throwaway stack (Kafka, PostgreSQL, engine processes) on free
 ports, runs each scenario several times and reports medians next to every run.
@@ -14,6 +16,11 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["recovery"]:
+        from bench.recovery_bench import main as recovery
+
+        return recovery(arguments[1:])
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="?", default="orders",
                         choices=("orders", "projection", "ws", "limits", "venues", "auth",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,6 +28,8 @@ from schemas.checkpoints import Checkpoint, checkpoint_value, load_checkpoint_sc
 from schemas.claims import claim_subject, claim_value, load_claim_schema
 from schemas.codec import Codec, load_histories
 from schemas.registry import RegistryClient, RegistryError, register_histories, subject
+
+from schemas.snapshots import SnapshotCodec, load_snapshot_schema
 from schemas.versions import SchemaHistory
 
 _MARKER = "infra.registry_server"
@@ -79,16 +82,27 @@ def registered_claim_writer(settings: Settings) -> Callable[[str, int], bytes]:
 def registered_checkpoint_writer(settings: Settings) -> Callable[[Checkpoint], bytes]:
     """How a worker writes a chain checkpoint (schemas.checkpoints): its schema registered
     under `<orders.checkpoints>-value`, once; then a pure function of the checkpoint."""
-    client = RegistryClient(registry_url(settings))
     schema = load_checkpoint_schema()
+    schema_id = _register(settings, subject(settings.topics.checkpoints), schema)
+    return lambda checkpoint: checkpoint_value(checkpoint, schema_id, schema)
+
+
+def registered_snapshot_codec(settings: Settings) -> SnapshotCodec:
+    """The codec of the order writer's snapshots (schemas.snapshots), its schema registered
+    under `<snapshots topic>-value`."""
+    schema = load_snapshot_schema()
+    return SnapshotCodec(_register(settings, subject(settings.topics.snapshots), schema), schema)
+
+
+def _register(settings: Settings, subject_name: str, schema: dict[str, Any]) -> int:
+    client = RegistryClient(registry_url(settings))
     try:
-        schema_id = client.register(subject(settings.topics.checkpoints), schema)
+        return client.register(subject_name, schema)
     except RegistryError as error:
         raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
                                 "SCHEMA_REGISTRY_URL") from error
     finally:
         client.close()
-    return lambda checkpoint: checkpoint_value(checkpoint, schema_id, schema)
 
 
 def reading_codec(settings: Settings) -> Codec:

@@ -34,6 +34,10 @@ COMMANDS_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 LOG_APPEND_TIME: Final = 1  # the timestamp type Kafka reports for a LogAppendTime record
 # Configs set on existing topics too (the rest of an existing topic's configs are its own).
 ENFORCED: Final = frozenset(COMMANDS_CONFIG)
+# The writer's snapshots: only the latest per partition (its key) matters. A snapshot holds the
+# ids of every ended order of its partition, so its records may be far above the broker's
+# default 1 MB.
+SNAPSHOTS_CONFIG = {"cleanup.policy": "compact"}
 _CREATE_TIMEOUT_MS = 30_000
 _DYNAMIC_TOPIC_CONFIG: Final = 1  # DescribeConfigs' config_source of a topic's own setting
 
@@ -70,9 +74,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     durability = {"min.insync.replicas": str(min_insync_replicas(replication))}
     # The chain checkpoints are kept as long as the events they pin (schemas.checkpoints).
     special = {topics.events: EVENT_STORE_CONFIG, topics.checkpoints: EVENT_STORE_CONFIG,
-               topics.commands: COMMANDS_CONFIG}
+               topics.commands: COMMANDS_CONFIG,
+               topics.snapshots: SNAPSHOTS_CONFIG
+               | {"max.message.bytes": str(settings.snapshot_max_bytes)}}
     return [TopicSpec(name, partitions, replication, special.get(name, {}) | durability)
-            for name in [topics.events, topics.checkpoints, *names]]
+            for name in [topics.events, topics.checkpoints, topics.snapshots, *names]]
 
 
 async def create_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:

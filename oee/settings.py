@@ -64,6 +64,11 @@ class Topics:
         """The writer's chain checkpoints: Merkle roots of each events partition's heads."""
         return self._name("orders.checkpoints")
 
+    @property
+    def snapshots(self) -> str:
+        """The order writer's snapshots (key: the orders.events partition). Compacted: only
+        the latest per partition matters; a cache of the event store, never the truth."""
+        return self._name("orders.snapshots")
 
 
 class FeedMode(StrEnum):
@@ -288,6 +293,25 @@ class Settings(BaseSettings):
     chain_checkpoint_interval_s: float = Field(
         60.0, gt=0, description="at most this long between two checkpoints of a partition "
                                 "that got events")
+
+    # --- recovery: snapshots of the order writer's states (issue 10, bounded recovery) ----
+    snapshot_every_events: int = Field(
+        0, ge=0, description="The order writer snapshots a partition's states to "
+        "orders.snapshots once this many records were appended to it since the last "
+        "snapshot, so a worker taking the partition folds only what came after; 0: never "
+        "(the default until its cost under load is measured: snapshots are still read). Not "
+        "yet with the hash chain: a snapshot keeps no chain heads, so an order in flight at a "
+        "restore starts its chain again and `oee replay --verify` reports it."
+    )
+    snapshot_interval_s: float = Field(
+        30.0, gt=0, description="... or this long after the last snapshot, if anything was "
+        "appended since."
+    )
+    snapshot_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, description="The largest snapshot record: "
+        "orders.snapshots' max.message.bytes and the snapshot producer's request size "
+        "(an ended order takes 16 bytes, an order in flight its events)."
+    )
 
     @model_validator(mode="after")
     def _auth_off_on_the_loopback_only(self) -> Settings:

@@ -37,11 +37,13 @@ from infra.schema_registry import (
     registered_checkpoint_writer,
     registered_claim_writer,
     registered_codec,
+    registered_snapshot_codec,
 )
 from infra.topics import LOG_APPEND_TIME
 from schemas.checkpoints import Checkpoint
 from schemas.codec import Codec
 from schemas.headers import RecordHeaders
+from schemas.snapshots import SnapshotCodec
 from streams.chain import ChainPolicy, SimulatedChain
 from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
@@ -58,6 +60,7 @@ from streams.outbox import KafkaOutbox
 from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
+from streams.snapshots import SnapshotStore, SnapshotWriter
 from streams.trigger_stage import TriggerStage
 from telemetry import task_dump
 from telemetry.consumer import ConsumerProgress
@@ -103,10 +106,17 @@ class Engine:
         reader = EventStoreReader(s.kafka_bootstrap_servers or "", s.topics.events)
         claimant = f"{socket.gethostname()}:{os.getpid()}"  # who, in a claim record's header
         claim_value = wire.claim_value
+        snapshots = None if wire.snapshots is None else SnapshotStore(
+            s.kafka_bootstrap_servers or "", s.topics.snapshots, wire.snapshots,
+            s.snapshot_max_bytes)
         self.states = OrderStates(reader, self.codec.decode_envelope, on_loaded=self._on_loaded,
                                   claim=lambda p: self.outbox.claim(p, claimant,
                                                                     claim_value(claimant, p)),
+                                  on_dropped=self.drop_orders, snapshots=snapshots,
                                   on_folded=self._on_folded)
+        self.snapshots = None if snapshots is None else SnapshotWriter(
+            self.states.loaded, snapshots, lambda e, st: self.codec.encode_event(e, status=st),
+            claimant, s.snapshot_every_events, s.snapshot_interval_s)
         # The trigger stage's book is fed by the writer (the states of this worker's
         # partitions) and evaluated on the market changes the follower reports.
         self.triggers = TriggerStage(self.market, self.outbox.command, utc_now,
@@ -156,6 +166,13 @@ class Engine:
             await asyncio.sleep(min(1.0, self.settings.chain_checkpoint_interval_s))
             self.checkpoints.tick()
 
+    def drop_orders(self, order_ids: set[str]) -> None:
+        """Orders whose states this worker dropped (their partition left, or moved on while
+        it was revoked): no timers, no trigger, no metrics for them any more."""
+        self.writer.forget(order_ids)
+        self.triggers.forget(order_ids)
+        self.metrics.forget(order_ids)
+
     def _observe(self, state: OrderState, command: Command | None) -> None:
         self.triggers.track(state, command)
         self.metrics.loaded(state, command)
@@ -197,6 +214,8 @@ class Engine:
         """Flush what the writer appended. (The pool stays open: a stage still running must
         not fail, and dead-letter its work, for a closed pool.)"""
         await self.event_store_producer.stop()
+        if self.snapshots is not None:
+            await self.snapshots.store.close()
 
     async def consume_commands(self, stream: Any) -> None:
         """The writer's loop over a no-ack stream: the flow acks each record once what it
@@ -277,17 +296,18 @@ def _value(message: Message) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Wire:
     """How the worker writes records: its codec (schema ids from the registry) and the value
-    of its claim records (schemas.claims)."""
+    of its claim records (schemas.claims) and snapshots (schemas.snapshots)."""
 
     codec: Codec
     claim_value: Callable[[str, int], bytes]
     checkpoint_value: Callable[[Checkpoint], bytes] | None = None  # None: no checkpoints
+    snapshots: SnapshotCodec | None = None  # None: no snapshots read or written
 
     @classmethod
     def registered(cls, settings: Settings) -> Wire:
         """Every schema registered with the registry (the one call that needs it)."""
         return cls(registered_codec(settings), registered_claim_writer(settings),
-                   registered_checkpoint_writer(settings))
+                   registered_checkpoint_writer(settings), registered_snapshot_codec(settings))
 
 
 def create_app(settings: Settings, database_url: str, wire: Wire | None = None) -> faust.App:
@@ -350,6 +370,12 @@ def _wire(app: faust.App, engine: Engine) -> None:
         await engine.market_feed.run()
 
     @app.task  # type: ignore[untyped-decorator]
+    async def write_snapshots() -> None:
+        await engine.ready.wait()
+        if engine.snapshots is not None:
+            await engine.snapshots.run()
+
+    @app.task  # type: ignore[untyped-decorator]
     async def fire_triggers() -> None:
         await engine.ready.wait()  # never fire on the seed market of a restart
         await engine.triggers.run()
@@ -370,16 +396,18 @@ def _wire(app: faust.App, engine: Engine) -> None:
     async def stop_engine(sender: Any, **_: Any) -> None:
         await engine.stop()
 
+    # The group protocol is eager: every rebalance revokes all partitions, then assigns the
+    # new set. The writer's states survive the revocation; the assignment says which
+    # partitions really left (forgotten), which stayed (kept, unless another worker wrote to
+    # them meanwhile) and which are new (claimed and folded).
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        engine.states.assign(tp.partition for tp in assigned if tp.topic == topics.commands)
+        engine.states.rebalance({tp.partition for tp in assigned if tp.topic == topics.commands})
         engine.progress.assigned((tp.topic, tp.partition) for tp in assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
-        partitions = [tp.partition for tp in revoked if tp.topic == topics.commands]
         engine.progress.revoked()
-        engine.flow.revoke(partitions)
-        dropped = engine.writer.revoke(partitions)
-        engine.triggers.forget(dropped)
-        engine.metrics.forget(dropped)
+        # Records not acked yet are consumed again from the committed offset: re-deciding
+        # them on the kept states decides nothing twice.
+        engine.flow.revoke(tp.partition for tp in revoked if tp.topic == topics.commands)

@@ -111,8 +111,11 @@ class OrderWriter:
         quarantined = partition_states.quarantined.get(command.order_id)
         if quarantined is not None:
             raise OrderQuarantined(f"order {command.order_id} is quarantined: {quarantined}")
-        states = partition_states.orders
-        state = states.get(command.order_id) or initial_state(command.order_id)
+        state = partition_states.orders.get(command.order_id)
+        if state is None:
+            if partition_states.ended(command.order_id):
+                return Decided()  # an ended order decides nothing, ever (only its id is kept)
+            state = initial_state(command.order_id)
         events = decide(state, command, now=self._clock(), policy=self._config.policy)
         if not events:
             self._observe(state, command)
@@ -127,13 +130,15 @@ class OrderWriter:
             deliveries = await self._outbox.events(partition, events, statuses,
                                                    partition_states.epoch, partition_states.heads)
         except Exception as exc:  # not enqueued: says nothing about the command, decide again
+            partition_states.failed = True  # what was enqueued may land: fold before reusing
             raise DeliveryFailed(f"order {command.order_id}: its events could not be sent "
                                  f"({exc!r})") from exc
+        partition_states.appending(deliveries)  # where the partition's end is, for a rebalance
         work = work_after(state, events)
         settled = asyncio.ensure_future(self._hand_on(deliveries, work))
         self._unsettled[state.order_id] = settled
         settled.add_done_callback(lambda done: self._forget_settled(command.order_id, done))
-        states[state.order_id] = state
+        partition_states.record(state, events, statuses)
         self.timers.arm(state.order_id, timers_after(state, events,
                                                      stall_timeout_ms=self._stall_ms))
         self._observe(state, command)
@@ -147,6 +152,10 @@ class OrderWriter:
     def revoke(self, partitions: Iterable[int]) -> set[str]:
         """Forget revoked partitions (their next owner folds them); returns the orders."""
         return self._forget(self._states.revoke(partitions))
+
+    def forget(self, dropped: set[str]) -> set[str]:
+        """Forget the timers and unsettled decisions of orders whose states were dropped."""
+        return self._forget(dropped)
 
     def _forget(self, dropped: set[str]) -> set[str]:
         self.timers.disarm(dropped)

@@ -3,13 +3,25 @@
 Consumes the raw records of `orders.events[p]` (`EventStoreReader`) and produces each order's
 folded state. Loading starts as soon as a partition is assigned (so the watchdog re-arms timers
 for stalled orders even if no command ever arrives for them) and the agent awaits it before
-deciding anything for that partition. Revoked partitions are forgotten: their next owner folds
-them anew.
+deciding anything for that partition.
+
+A rebalance moves only what it moves (`rebalance`): the consumer protocol revokes every
+partition and assigns them again, but the states of a partition this worker keeps are kept,
+and only partitions that are new to it are folded. A kept partition is checked first: if
+anything was appended to `orders.events[p]` past the last record this writer knows of (another
+worker owned it in between and claimed it), the states are stale and the partition is claimed
+and folded anew. Partitions that left are forgotten: their next owner folds them.
 
 Taking a partition starts with a claim (`schemas.writer_fence`): the loader appends a claim
 record to `orders.events[p]` and folds up to and past it, and the partition's states carry the
 claim's offset as the epoch every event the writer appends is stamped with. Records a deposed
 writer appended after a later claim are dropped by the fold, as by every other reader.
+
+Bounded recovery: with a snapshot store (`streams.snapshots`), the fold starts from the latest
+snapshot of the partition and reads only the events after it; a snapshot that cannot be read,
+or that the events after it do not continue (`SnapshotMismatch`), is logged and the whole
+partition is folded instead. Either way the records are read and folded in chunks, yielding to
+the event loop between them (`streams.partition_fold`).
 
 A record that cannot be decoded or folded is quarantined, never fatal to the partition: it is
 logged with its topic, partition and offset and counted (`quarantined_records`), and only the
@@ -22,127 +34,78 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
-from domain.orders.events import Event
-from domain.orders.evolve import evolve
-from domain.orders.state import OrderState, initial_state, is_terminal
-from schemas.codec import EventEnvelope
-from schemas.writer_fence import Fence, Verdict
-from streams.event_store import EventStoreReader, StoredRecord
+from domain.orders.state import OrderState, is_terminal
+from schemas.snapshots import SnapshotRecord, SnapshotUnreadable
+from streams.event_store import OutOfRange, StoredRecord
+from streams.partition_fold import (
+    Decode,
+    Folded,
+    PartitionFold,
+    PartitionStates,
+    SnapshotMismatch,
+    fold_partition,
+)
 from streams.ports import Delivery
+
+__all__ = ["Folded", "OrderStates", "PartitionStates", "fold_partition"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Loaded = Callable[[int, list[OrderState]], None]
-# The event (no chain) or its envelope (`Codec.decode_envelope`: with its hash, which the
-# fold keeps as the order's head).
-Decode = Callable[[bytes], Event | EventEnvelope]
+Sink = Callable[[list[StoredRecord]], Awaitable[None]]
 Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
+Dropped = Callable[[set[str]], None]  # orders whose states were dropped (timers, trigger book)
 # Told each fold: the partition, its states and the offset of the last record folded (the
 # chain checkpoints start from the fold's heads, streams.checkpoints).
-OnFolded = Callable[[int, "PartitionStates", int], None]
+OnFolded = Callable[[int, PartitionStates, int], None]
+
+# How long a kept partition's own appends may take to settle before the check gives up and
+# folds the partition again (its outcome unknown, the states may have run ahead of the store).
+SETTLE_TIMEOUT_S = 5.0
+FOLD_SLICE = 1000  # records folded between two yields to the event loop
 
 
-@dataclass(slots=True)
-class PartitionStates:
-    """The folded orders of one partition, and the orders whose history could not be folded."""
+class EventStore(Protocol):
+    """What the states are folded from: `orders.events` (`streams.event_store`)."""
 
-    orders: dict[str, OrderState] = field(default_factory=dict)
-    quarantined: dict[str, str] = field(default_factory=dict)  # order id -> why
-    epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
-    stale: int = 0  # records of deposed writers the fold dropped
-    events: int = 0  # records the fold read as events (not claims, not stale)
-    # The hash chain (schemas.chain): order id -> the hash of its last event, which the
-    # writer chains its next event to; absent while the last event has none (before v5).
-    heads: dict[str, bytes] = field(default_factory=dict)
+    topic: str
 
+    async def read(self, partition: int, start: int | None, sink: Sink) -> int:
+        """Hand every record from `start` (None: the beginning) to the end at call time to
+        `sink`, in chunks; returns that end. OutOfRange if `start` is not in the partition."""
+        ...
 
-@dataclass(frozen=True, slots=True)
-class Folded:
-    states: PartitionStates
-    problems: tuple[str, ...]  # one line per quarantined record
+    async def end_offsets(self, partitions: Collection[int]) -> dict[int, int]: ...
 
 
-def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) -> Folded:
-    """Fold `records` (of `where`, e.g. "orders.events[7]") into states, quarantining what
-    cannot be decoded or folded: that record, and at most the one order it belongs to."""
-    states = PartitionStates()
-    problems: list[str] = []
+class SnapshotSource(Protocol):
+    """The latest snapshot of a partition (`streams.snapshots`)."""
 
-    def quarantine(order_id: str | None, offset: int, why: str) -> None:
-        problem = f"{where}@{offset}: {why}"
-        problems.append(problem)
-        if order_id is not None and order_id not in states.quarantined:
-            states.orders.pop(order_id, None)
-            states.heads.pop(order_id, None)
-            states.quarantined[order_id] = problem
+    async def latest(self, partition: int) -> SnapshotRecord | None: ...
 
-    fence = Fence()
-    for record in records:
-        verdict = fence.judge(record.offset, record.headers)
-        if verdict is not Verdict.EVENT:
-            states.stale += verdict is Verdict.STALE
-            continue
-        states.events += 1
-        owner = _order_of(record.key)
-        try:
-            if record.value is None:
-                raise ValueError("a record without a value (tombstone) is not an event")
-            decoded = decode(record.value)
-        except Exception as exc:
-            quarantine(owner, record.offset, f"unreadable event ({type(exc).__name__}: {exc})")
-            continue
-        event, head = ((decoded.event, decoded.hash) if isinstance(decoded, EventEnvelope)
-                       else (decoded, None))
-        if event.order_id in states.quarantined:
-            continue
-        current = states.orders.get(event.order_id) or initial_state(event.order_id)
-        if event.seq <= current.seq:
-            continue  # a re-decided duplicate of an event already folded
-        if event.seq != current.seq + 1:
-            quarantine(event.order_id, record.offset, f"seq {event.seq} follows {current.seq}")
-            continue
-        try:
-            states.orders[event.order_id] = evolve(current, event)
-            _advance(states.heads, event.order_id, head)
-        except Exception as exc:
-            quarantine(event.order_id, record.offset,
-                       f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
-    return Folded(states, tuple(problems))
-
-
-def _advance(heads: dict[str, bytes], order_id: str, head: bytes | None) -> None:
-    """The order's head is its last event's hash; an event without one (written before
-    v5) leaves no head: the writer starts the order's chain afresh (schemas.chain)."""
-    if head is None:
-        heads.pop(order_id, None)
-    else:
-        heads[order_id] = head
-
-
-def _order_of(key: bytes | None) -> str | None:
-    if not key:
-        return None
-    try:
-        return key.decode()
-    except UnicodeDecodeError:
-        return None
+    def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates: ...
 
 
 class OrderStates:
-    def __init__(self, reader: EventStoreReader, decode: Decode, on_loaded: Loaded,
-                 claim: Claim, on_folded: OnFolded | None = None) -> None:
+    def __init__(self, reader: EventStore, decode: Decode, on_loaded: Loaded,
+                 claim: Claim, on_dropped: Dropped = lambda orders: None, *,
+                 snapshots: SnapshotSource | None = None,
+                 settle_timeout_s: float = SETTLE_TIMEOUT_S,
+                 on_folded: OnFolded | None = None) -> None:
         self._on_folded = on_folded
         self._reader = reader
+        self._snapshots = snapshots
         self._claim = claim
         self._decode = decode
         self._on_loaded = on_loaded
+        self._on_dropped = on_dropped
+        self._settle_timeout_s = settle_timeout_s
         self._states: dict[int, PartitionStates] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self.quarantined_records = 0
@@ -151,6 +114,24 @@ class OrderStates:
         for partition in partitions:
             if partition not in self._loading:
                 self._loading[partition] = asyncio.create_task(self._load(partition))
+
+    def rebalance(self, assigned: Collection[int]) -> set[str]:
+        """The partitions of orders.events this worker owns are now exactly `assigned`: forget
+        those that left (their orders go to `on_dropped`, and are returned), check those
+        kept, fold those new to it."""
+        held = set(self._states) | set(self._loading)
+        dropped = self.revoke(held - set(assigned))
+        if dropped:
+            self._on_dropped(dropped)
+        kept = {p: self._states.pop(p) for p in sorted(held & set(assigned))
+                if p in self._states}
+        if kept:
+            ends = asyncio.ensure_future(self._ends_after(kept))
+            for partition, states in kept.items():
+                self._loading[partition] = asyncio.create_task(
+                    self._resume(partition, states, ends))
+        self.assign(assigned)
+        return dropped
 
     def revoke(self, partitions: Iterable[int]) -> set[str]:
         """Forget the partitions; returns the ids of the orders forgotten."""
@@ -186,6 +167,33 @@ class OrderStates:
         return sum(1 for by_id in self._states.values() for s in by_id.orders.values()
                    if s.status is not None and not is_terminal(s))
 
+    async def _ends_after(self, kept: dict[int, PartitionStates]) -> dict[int, int]:
+        """The store's end of each kept partition, once the writer's own appends settled."""
+        pending = {d for states in kept.values() for d in states.pending}
+        if pending:
+            await asyncio.wait(pending, timeout=self._settle_timeout_s)
+        return await self._reader.end_offsets(list(kept))
+
+    async def _resume(self, partition: int, held: PartitionStates,
+                      ends: asyncio.Future[dict[int, int]]) -> None:
+        """Keep the states of a partition this worker kept, unless they are stale."""
+        try:
+            end: int | None = (await asyncio.shield(ends)).get(partition)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("partition %d: could not check the event store's end (%r)",
+                        partition, exc)
+            end = None
+        if end is not None and not held.pending and not held.failed and end == held.end:
+            self._states[partition] = held
+            log.info("partition %d: kept across the rebalance (nothing appended since; "
+                     "end %d, epoch %s)", partition, end, held.epoch)
+            return
+        log.info("partition %d: its event store moved on while it was revoked (end %s, this "
+                 "writer's %s, %d unsettled, failed %s): claiming and folding it again",
+                 partition, end, held.end, len(held.pending), held.failed)
+        self._on_dropped(set(held.orders) | set(held.quarantined))
+        await self._load(partition)
+
     async def _load(self, partition: int, after: Sequence[Delivery] = (),
                     epoch: int | None = None) -> None:
         if after:
@@ -193,26 +201,84 @@ class OrderStates:
         # Claim first, then read to the end: the end is past the claim, so the fold holds
         # everything a deposed writer appended before it, and nothing after it counts.
         started = time.monotonic()
-        if epoch is None:
-            epoch = await self._retrying(partition, "claiming", lambda: self._claim(partition))
-        claim_ms = (time.monotonic() - started) * 1000
-        records = await self._retrying(partition, "reading",
-                                       lambda: self._reader.read_partition(partition))
-        where = f"{self._reader.topic}[{partition}]"
-        folded = fold_partition(where, records, self._decode)
+        # The snapshot is looked up while the claim is on its way: neither needs the other.
+        looked_up: list[asyncio.Future[PartitionStates | None]] = [
+            asyncio.ensure_future(self._restored(partition))]
+        try:
+            if epoch is None:
+                epoch = await self._retrying(partition, "claiming",
+                                             lambda: self._claim(partition))
+            claim_ms = (time.monotonic() - started) * 1000
+            folded, how = await self._retrying(partition, "reading",
+                                               lambda: self._fold(partition, looked_up))
+        finally:
+            for lookup in looked_up:
+                lookup.cancel()
         for problem in folded.problems:
             log.error("quarantined %s", problem)
         self.quarantined_records += len(folded.problems)
         states = folded.states
         states.epoch = epoch
         self._states[partition] = states
-        log.info("partition %d: folded %d events into %d orders (%d quarantined); claimed at "
-                 "epoch %d in %.1f ms, %d records of deposed writers dropped", partition,
-                 states.events, len(states.orders), len(states.quarantined), epoch, claim_ms,
-                 states.stale)
+        log.info("partition %d: folded %d events into %d orders in flight, %d ended "
+                 "(%d quarantined), %s, in %.0f ms; claimed at epoch %d in %.1f ms, %d "
+                 "records of deposed writers dropped", partition, states.events,
+                 len(states.orders), len(states.terminal), len(states.quarantined), how,
+                 (time.monotonic() - started) * 1000, epoch, claim_ms, states.stale)
         self._on_loaded(partition, list(states.orders.values()))
         if self._on_folded is not None:
-            self._on_folded(partition, states, records[-1].offset if records else -1)
+            self._on_folded(partition, states, (states.end or 0) - 1)
+
+    def loaded(self) -> dict[int, PartitionStates]:
+        """The partitions whose states are loaded (the snapshot writer's view)."""
+        return dict(self._states)
+
+    async def _fold(self, partition: int, looked_up: list[asyncio.Future[PartitionStates | None]]
+                    ) -> tuple[Folded, str]:
+        """The partition's states: from its latest snapshot and the events after it, or
+        (none, or one that does not fit) from all its events. `looked_up`: the snapshot
+        lookup already started (a retry looks it up again)."""
+        restored = await (looked_up.pop() if looked_up else self._restored(partition))
+        if restored is not None:
+            try:
+                since = restored.snapshot_offset
+                folded = await self._fold_from(partition, restored, strict=True)
+                return folded, (f"from the snapshot at offset {since} and the "
+                                f"{(folded.states.end or 0) - (since or 0)} records after it")
+            except (SnapshotMismatch, OutOfRange) as exc:
+                log.warning("partition %d: the snapshot does not fit the event store (%s); "
+                            "folding the whole partition", partition, exc)
+        return (await self._fold_from(partition, PartitionStates(), strict=False),
+                "from offset 0")
+
+    async def _restored(self, partition: int) -> PartitionStates | None:
+        if self._snapshots is None:
+            return None
+        try:
+            snapshot = await self._snapshots.latest(partition)
+            if snapshot is None:
+                return None
+            return self._snapshots.restore(snapshot, self._decode)
+        except (SnapshotUnreadable, SnapshotMismatch) as exc:
+            log.warning("partition %d: its latest snapshot cannot be used (%s); folding the "
+                        "whole partition", partition, exc)
+            return None
+
+    async def _fold_from(self, partition: int, states: PartitionStates, *,
+                         strict: bool) -> Folded:
+        """Fold the records after `states.snapshot_offset` (all, if None) on top of `states`,
+        a slice at a time, yielding to the event loop in between."""
+        fold = PartitionFold(f"{self._reader.topic}[{partition}]", self._decode, states,
+                             strict=strict)
+
+        async def sink(records: list[StoredRecord]) -> None:
+            for at in range(0, len(records), FOLD_SLICE):
+                fold.feed(records[at:at + FOLD_SLICE])
+                await asyncio.sleep(0)
+
+        end = await self._reader.read(partition, states.snapshot_offset, sink)
+        states.end = states.folded_end = end
+        return fold.folded()
 
     async def _retrying(self, partition: int, what: str,
                         attempt: Callable[[], Awaitable[T]]) -> T:

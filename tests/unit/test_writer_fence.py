@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 
 from aiokafka import TopicPartition
@@ -113,8 +114,13 @@ class OneRecordStore:
 
     topic = "orders.events"
 
-    async def read_partition(self, partition: int) -> list[StoredRecord]:
-        return [StoredRecord(0, None, b"claim", tuple(CLAIM))]
+    async def read(self, partition: int, start: int | None,
+                   sink: Callable[[list[StoredRecord]], Awaitable[None]]) -> int:
+        await sink([StoredRecord(0, None, b"claim", tuple(CLAIM))])
+        return 1
+
+    async def end_offsets(self, partitions: Collection[int]) -> dict[int, int]:
+        return {p: 1 for p in partitions}
 
 
 async def test_a_reload_keeps_the_writers_epoch_and_claims_nothing_again() -> None:

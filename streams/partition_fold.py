@@ -1,0 +1,221 @@
+"""The folded states of one partition of the event store, and the fold that builds them.
+
+Consumes the raw records of `orders.events[p]` in offset order, all at once (`fold_partition`)
+or chunk by chunk (`PartitionFold.feed`, so a long partition never blocks the event loop and
+never sits in memory whole), optionally on top of a snapshot's states; produces each order's
+state. No I/O.
+
+The writer keeps the full state (and the events, for the next snapshot) of orders not ended
+only; an order that ends leaves only its id (`TerminalIds`), which is what a late duplicate
+command needs to decide nothing. Memory therefore follows the orders in flight, not the
+history. `fold_partition` (tests, tools) keeps ended orders' states too.
+
+A record that cannot be decoded or folded is quarantined, never fatal to the partition: only
+the order it belongs to (its key, or the event's order id) is set aside with the reason. A seq
+gap in an order's history quarantines the order too, except in the tail after a snapshot
+(`strict`): there it means the snapshot does not match the store (`SnapshotMismatch`), and the
+caller folds the whole partition instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from domain.orders.events import Event
+from domain.orders.evolve import evolve
+from domain.orders.state import OrderState, initial_state, is_terminal
+from domain.orders.status import OrderStatus
+from schemas.codec import EventEnvelope
+from schemas.writer_fence import NO_EPOCH, Fence, Verdict
+from streams.event_store import StoredRecord
+from streams.ports import Delivery, failure_of
+from streams.terminal_ids import TerminalIds
+
+# The event (no chain) or its envelope (`Codec.decode_envelope`: with its hash, which the
+# fold keeps as the order's head).
+Decode = Callable[[bytes], Event | EventEnvelope]
+History = list[tuple[Event, OrderStatus]]  # an order's events, each with the status after it
+
+
+class SnapshotMismatch(ValueError):
+    """The events after a snapshot do not continue the histories it holds."""
+
+
+@dataclass(slots=True)
+class PartitionStates:
+    """The folded orders of one partition, and the orders whose history could not be folded."""
+
+    orders: dict[str, OrderState] = field(default_factory=dict)  # not ended (unless keep_terminal)
+    quarantined: dict[str, str] = field(default_factory=dict)  # order id -> why
+    terminal: TerminalIds = field(default_factory=TerminalIds)  # ended orders
+    histories: dict[str, History] = field(default_factory=dict)  # of `orders`, for snapshots
+    keep_terminal: bool = False
+    epoch: int | None = None  # the writer's claim offset on the partition (None: no claim)
+    fence_epoch: int = NO_EPOCH  # the fence's epoch where the fold stopped
+    stale: int = 0  # records of deposed writers the fold dropped
+    events: int = 0  # records the fold read as events (not claims, not stale)
+    # The next offset of the partition as this writer knows it: past what it folded and every
+    # event of its own the broker confirmed (None: unknown). If the store's end is further,
+    # someone else appended: the states are stale.
+    end: int | None = None
+    folded_end: int | None = None  # where the fold that built these states stopped
+    own: int = 0  # the writer's own appends confirmed since (each at an offset >= folded_end)
+    pending: set[Delivery] = field(default_factory=set)  # own appends not yet confirmed
+    failed: bool = False  # one of them was refused: the states ran ahead of the store
+    snapshot_offset: int | None = None  # the latest snapshot known to cover [0, this)
+    # The hash chain (schemas.chain): order id -> the hash of its last event, which the
+    # writer chains its next event to; absent while the last event has none (before v5).
+    # Kept for ended orders too: a chain checkpoint pins every order's head. (A snapshot
+    # carries the heads of the orders in flight only, as their events.)
+    heads: dict[str, bytes] = field(default_factory=dict)
+
+    def ended(self, order_id: str) -> bool:
+        return order_id in self.terminal
+
+    def record(self, state: OrderState, events: Sequence[Event],
+               statuses: Sequence[OrderStatus]) -> None:
+        """The order's state after `events` (its own statuses after each): kept whole while
+        the order is in flight, as its id alone once it ended."""
+        if is_terminal(state) and not self.keep_terminal:
+            self.orders.pop(state.order_id, None)
+            self.histories.pop(state.order_id, None)
+            self.terminal.add(state.order_id)
+            return
+        self.orders[state.order_id] = state
+        self.histories.setdefault(state.order_id, []).extend(zip(events, statuses, strict=True))
+
+    def durable(self) -> bool:
+        """Are these states exactly the fold of `[0, end)`: every own append confirmed, and
+        every record since the fold the writer's own (no other writer's claim or event)?"""
+        return (not self.pending and not self.failed and self.end is not None
+                and self.folded_end is not None and self.end - self.folded_end == self.own)
+
+    def appending(self, deliveries: Iterable[Delivery]) -> None:
+        """Follow the writer's own appends to the partition (their offsets move `end`)."""
+        for delivery in deliveries:
+            self.pending.add(delivery)
+            delivery.add_done_callback(self._appended)
+
+    def _appended(self, delivery: Delivery) -> None:
+        self.pending.discard(delivery)
+        if failure_of(delivery) is not None:
+            self.failed = True
+            return
+        offset = getattr(delivery.result(), "offset", None)
+        if not isinstance(offset, int) or self.end is None:
+            self.end = None  # an answer without an offset: the end is unknown from now on
+        else:
+            self.end = max(self.end, offset + 1)
+            self.own += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    states: PartitionStates
+    problems: tuple[str, ...]  # one line per quarantined record
+
+
+class PartitionFold:
+    """Folds the records of `where` (e.g. "orders.events[7]") fed to it in offset order."""
+
+    def __init__(self, where: str, decode: Decode, states: PartitionStates | None = None,
+                 *, strict: bool = False) -> None:
+        self.where = where
+        self.states = states if states is not None else PartitionStates()
+        self.problems: list[str] = []
+        self._decode = decode
+        self._fence = Fence(self.states.fence_epoch)
+        self._strict = strict
+
+    def feed(self, records: Iterable[StoredRecord]) -> None:
+        for record in records:
+            self._fold(record)
+        self.states.fence_epoch = self._fence.epoch
+
+    def folded(self) -> Folded:
+        return Folded(self.states, tuple(self.problems))
+
+    def _fold(self, record: StoredRecord) -> None:
+        states = self.states
+        verdict = self._fence.judge(record.offset, record.headers)
+        if verdict is not Verdict.EVENT:
+            states.stale += verdict is Verdict.STALE
+            return
+        states.events += 1
+        try:
+            if record.value is None:
+                raise ValueError("a record without a value (tombstone) is not an event")
+            decoded = self._decode(record.value)
+        except Exception as exc:
+            self._quarantine(_order_of(record.key), record.offset,
+                             f"unreadable event ({type(exc).__name__}: {exc})")
+            return
+        event, head = event_and_head(decoded)
+        if event.order_id in states.quarantined:
+            return
+        current = states.orders.get(event.order_id)
+        if current is None:  # new, or ended (the id set is only searched then: it costs more)
+            if states.ended(event.order_id):
+                return  # nothing counts after an order ended (a re-decided duplicate at most)
+            current = initial_state(event.order_id)
+        if event.seq <= current.seq:
+            return  # a re-decided duplicate of an event already folded
+        if event.seq != current.seq + 1:
+            why = f"seq {event.seq} follows {current.seq}"
+            if self._strict:
+                raise SnapshotMismatch(f"{self.where}@{record.offset}: order "
+                                       f"{event.order_id}: {why}")
+            self._quarantine(event.order_id, record.offset, why)
+            return
+        try:
+            state = evolve(current, event)
+        except Exception as exc:
+            self._quarantine(event.order_id, record.offset,
+                             f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
+            return
+        assert state.status is not None  # evolve never leaves an accepted order without one
+        states.record(state, (event,), (state.status,))
+        advance(states.heads, event.order_id, head)
+
+    def _quarantine(self, order_id: str | None, offset: int, why: str) -> None:
+        problem = f"{self.where}@{offset}: {why}"
+        self.problems.append(problem)
+        if order_id is not None and order_id not in self.states.quarantined:
+            self.states.orders.pop(order_id, None)
+            self.states.histories.pop(order_id, None)
+            self.states.heads.pop(order_id, None)
+            self.states.quarantined[order_id] = problem
+
+
+def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) -> Folded:
+    """Fold `records` (of `where`) into states, ended orders included, quarantining what
+    cannot be decoded or folded: that record, and at most the one order it belongs to."""
+    fold = PartitionFold(where, decode, PartitionStates(keep_terminal=True))
+    fold.feed(records)
+    return fold.folded()
+
+
+def event_and_head(decoded: Event | EventEnvelope) -> tuple[Event, bytes | None]:
+    """The event a decode gave, and its hash if it came in its envelope."""
+    if isinstance(decoded, EventEnvelope):
+        return decoded.event, decoded.hash
+    return decoded, None
+
+
+def advance(heads: dict[str, bytes], order_id: str, head: bytes | None) -> None:
+    """The order's head is its last event's hash; an event without one (written before
+    v5) leaves no head: the writer starts the order's chain afresh (schemas.chain)."""
+    if head is None:
+        heads.pop(order_id, None)
+    else:
+        heads[order_id] = head
+
+
+def _order_of(key: bytes | None) -> str | None:
+    if not key:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return None

@@ -1,0 +1,255 @@
+"""Snapshots of the order writer's states: written now and then, read when a partition is taken.
+
+Consumes the writer's loaded partitions (`OrderStates.loaded`) and produces, per partition,
+records in `orders.snapshots` (compacted, key = the partition number, written to the partition
+of the same number): the orders in flight as their events, the ended ones as ids, the
+`orders.events` offset the snapshot covers and the fence's epoch there (`schemas.snapshots`).
+Reads the latest one back for `OrderStates`, which folds only the events after it.
+
+A snapshot is written only of states that are exactly the fold of `[0, offset)`: every event
+the writer appended is confirmed and nothing but its own records landed since it folded
+(`PartitionStates.durable`). Then another writer's claim, if any, lies at or after `offset`,
+so even a deposed writer's snapshot is true of the offsets it covers. One is due every
+`every_events` events of the partition or `interval_s` seconds after the last (if something
+happened). The encoding runs a slice at a time, yielding to the event loop in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from domain.orders.events import Event
+from domain.orders.evolve import evolve
+from domain.orders.state import OrderState, initial_state
+from domain.orders.status import OrderStatus
+from schemas.snapshots import SnapshotCodec, SnapshotRecord, SnapshotUnreadable
+from streams.partition_fold import (
+    Decode,
+    History,
+    PartitionStates,
+    SnapshotMismatch,
+    advance,
+    event_and_head,
+)
+from streams.terminal_ids import TerminalIds
+
+log = logging.getLogger(__name__)
+
+EncodeEvent = Callable[[Event, OrderStatus], bytes]
+ENCODE_SLICE: Final = 25  # orders encoded between two yields to the event loop (~1 ms)
+READ_TIMEOUT_S: Final = 30.0
+
+
+def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> PartitionStates:
+    """The states a snapshot holds, each order folded again from its events (seq 1..n).
+    SnapshotMismatch if it is not a snapshot of `partition` or an order's events do not fold."""
+    if snapshot.partition != partition:
+        raise SnapshotMismatch(f"a snapshot of partition {snapshot.partition} found in the "
+                               f"place of {partition}'s")
+    states = PartitionStates(terminal=TerminalIds(snapshot.terminal_uuids,
+                                                  snapshot.terminal_other),
+                             quarantined=dict(snapshot.quarantined),
+                             fence_epoch=snapshot.fence_epoch, events=snapshot.events,
+                             snapshot_offset=snapshot.offset)
+    for order_id, values in snapshot.orders:
+        state, history = initial_state(order_id), []
+        for value in values:
+            try:
+                event, head = event_and_head(decode(value))
+                if event.order_id != order_id or event.seq != state.seq + 1:
+                    raise ValueError(f"seq {event.seq} of {event.order_id} after {state.seq}")
+                state = evolve(state, event)
+            except Exception as exc:
+                raise SnapshotMismatch(f"order {order_id}: {type(exc).__name__}: {exc}") from exc
+            assert state.status is not None
+            history.append((event, state.status))
+            advance(states.heads, order_id, head)
+        states.orders[order_id] = state
+        states.histories[order_id] = history
+    return states
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What a snapshot is made of, taken in one step from the live states."""
+
+    partition: int
+    offset: int
+    fence_epoch: int
+    events: int
+    histories: tuple[tuple[str, tuple[tuple[Event, OrderStatus], ...]], ...]
+    quarantined: tuple[tuple[str, str], ...]
+    terminal_uuids: tuple[bytes, ...]
+    terminal_other: tuple[str, ...]
+
+
+def capture(partition: int, states: PartitionStates) -> Captured | None:
+    """The states' content now, if they are durable (else None: try later). Synchronous: no
+    decision can slip in between the check and the copy."""
+    if not states.durable() or states.end is None:
+        return None
+    histories: dict[str, History] = states.histories
+    return Captured(partition, states.end, states.fence_epoch, states.events,
+                    tuple((o, tuple(h)) for o, h in histories.items()),
+                    tuple(states.quarantined.items()), tuple(states.terminal.runs()),
+                    tuple(states.terminal.others()))
+
+
+async def encode(captured: Captured, encode_event: EncodeEvent, writer: str,
+                 taken_at_ms: int) -> SnapshotRecord:
+    """The snapshot record of what was captured, a slice of orders at a time."""
+    orders: list[tuple[str, tuple[bytes, ...]]] = []
+    for at in range(0, len(captured.histories), ENCODE_SLICE):
+        for order_id, history in captured.histories[at:at + ENCODE_SLICE]:
+            orders.append((order_id, tuple(encode_event(e, s) for e, s in history)))
+        await asyncio.sleep(0)
+    return SnapshotRecord(captured.partition, captured.offset, captured.fence_epoch, writer,
+                          taken_at_ms, captured.events, tuple(orders), captured.quarantined,
+                          captured.terminal_uuids, captured.terminal_other)
+
+
+class SnapshotStore:
+    """`orders.snapshots` on the broker: the latest snapshot of a partition, and a new one."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, codec: SnapshotCodec,
+                 max_bytes: int) -> None:
+        self._bootstrap = bootstrap_servers
+        self.topic = topic
+        self._codec = codec
+        self._max_bytes = max_bytes
+        self._producer: AIOKafkaProducer | None = None
+
+    def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates:
+        return restore(snapshot, decode, snapshot.partition)
+
+    async def latest(self, partition: int) -> SnapshotRecord | None:
+        """The last record of the partition of `partition`'s number, decoded (None: none yet).
+        SnapshotUnreadable if it is not one this worker can read."""
+        value = await self._last_value(partition)
+        if value is None:
+            return None
+        snapshot = self._codec.decode(value)
+        if snapshot.partition != partition:
+            raise SnapshotUnreadable(f"the last record of {self.topic}[{partition}] is a "
+                                     f"snapshot of partition {snapshot.partition}")
+        return snapshot
+
+    async def write(self, snapshot: SnapshotRecord) -> int:
+        """Append the snapshot (acks=all); returns its size in bytes."""
+        value = self._codec.encode(snapshot)
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all",
+                                              max_request_size=self._max_bytes)
+            await self._producer.start()
+        await self._producer.send_and_wait(self.topic, value,
+                                           key=str(snapshot.partition).encode(),
+                                           partition=snapshot.partition)
+        return len(value)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _last_value(self, partition: int) -> bytes | None:
+        tp = TopicPartition(self.topic, partition)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                    enable_auto_commit=False,
+                                    max_partition_fetch_bytes=self._max_bytes,
+                                    fetch_max_bytes=self._max_bytes)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            beginning = (await consumer.beginning_offsets([tp]))[tp]
+            if end <= beginning:
+                return None
+            consumer.seek(tp, end - 1)
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+                for record in batches.get(tp, []):
+                    value: bytes | None = record.value
+                    return value
+                if await consumer.position(tp) >= end:
+                    return None  # the last offset was not a record (a transaction marker)
+            raise TimeoutError(f"{self.topic}[{partition}]: no record within "
+                               f"{READ_TIMEOUT_S:.0f} s")
+        finally:
+            await consumer.stop()
+
+
+@dataclass(slots=True)
+class _Written:
+    offset: int
+    at: float
+
+
+@dataclass
+class SnapshotWriter:
+    """Writes a snapshot of each loaded partition when one is due (see the module doc)."""
+
+    loaded: Callable[[], dict[int, PartitionStates]]
+    store: SnapshotStore
+    encode_event: EncodeEvent
+    writer: str
+    every_events: int
+    interval_s: float
+    clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    check_every_s: float = 1.0
+    written: dict[int, _Written] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)  # the last snapshot's bytes
+
+    async def run(self) -> None:
+        if self.every_events <= 0:
+            return  # snapshots are off
+        while True:
+            await asyncio.sleep(self.check_every_s)
+            await self.write_due()
+
+    async def write_due(self) -> int:
+        """Write the snapshots due now; returns how many were written."""
+        count = 0
+        for partition, states in sorted(self.loaded().items()):
+            if not self._due(partition, states):
+                continue
+            captured = capture(partition, states)
+            if captured is None:
+                continue  # appends on their way, or someone else's records: next time
+            try:
+                await self.write(captured)
+                count += 1
+            except Exception:  # a cache: the next attempt comes with the next check
+                log.exception("partition %d: the snapshot at offset %d was not written",
+                              partition, captured.offset)
+        return count
+
+    async def write(self, captured: Captured) -> None:
+        started = time.monotonic()
+        record = await encode(captured, self.encode_event, self.writer, self.clock_ms())
+        size = await self.store.write(record)
+        self.written[captured.partition] = _Written(captured.offset, time.monotonic())
+        self.sizes[captured.partition] = size
+        log.info("partition %d: snapshot at offset %d written (%d orders in flight, %d ended, "
+                 "%d bytes) in %.0f ms", captured.partition, captured.offset,
+                 len(captured.histories),
+                 sum(len(r) for r in captured.terminal_uuids) // 16
+                 + len(captured.terminal_other), size, (time.monotonic() - started) * 1000)
+
+    def _due(self, partition: int, states: PartitionStates) -> bool:
+        if states.end is None:
+            return False
+        last = self.written.get(partition)
+        if last is None or last.offset > states.end:  # first seen, or folded anew since
+            last = self.written[partition] = _Written(states.snapshot_offset or 0,
+                                                      time.monotonic())
+        since = states.end - last.offset
+        return since >= self.every_events or (
+            since > 0 and time.monotonic() - last.at >= self.interval_s)

@@ -28,7 +28,7 @@ from tests.chaos.checker import (
 )
 from tests.chaos.event_log import REFUSED_LATE, EventFollower, EventLog, dead_letter_types
 from tests.chaos.load import OpenLoopLoad
-from tests.chaos.processes import OeeProcess, free_port
+from tests.chaos.processes import OeeProcess, free_port, run_cli
 
 POLL_S = 0.1
 START_TIMEOUT_S = 180.0  # three Python processes booting on a machine shared with other suites
@@ -49,6 +49,19 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -
 async def hold_fault(seconds: float) -> None:
     """Keep an injected fault in place for `seconds`: the fault's length, not a synchronisation."""
     await asyncio.sleep(seconds)
+
+
+SWAPS_IN_FLIGHT = 5  # swaps submitted and not yet settled when a fault strikes
+FAULT_WAIT_S = 120.0
+
+
+async def provisioned_on(settings: Settings, bootstrap_servers: str, **extra: object) -> Settings:
+    """`settings` moved to a Kafka of the scenario's own: its topics created, the read model
+    migrated (the session's services have both already)."""
+    ours = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers, **extra})
+    await asyncio.to_thread(run_cli, ours, "topics", "create")
+    await asyncio.to_thread(run_cli, ours, "db", "migrate")
+    return ours
 
 
 class System:
@@ -109,6 +122,11 @@ class System:
                             give_up_after_s=give_up_after_s)
 
     # --- conditions scenarios wait for ---------------------------------------------------
+
+    async def until_swaps_in_flight(self, load: OpenLoopLoad) -> None:
+        """Wait until the fault finds swaps submitted and not yet settled (SWAPS_IN_FLIGHT)."""
+        await wait_until(lambda: self.swaps_in_flight(load) >= SWAPS_IN_FLIGHT, FAULT_WAIT_S,
+                         "swaps in flight")
 
     def swaps_in_flight(self, load: OpenLoopLoad) -> int:
         """Accepted orders whose swap is submitted and not yet settled."""

@@ -19,13 +19,17 @@ from tests.chaos.conftest import CHAOS_TIMING, Scoreboard
 from tests.chaos.load import KeylessProbes
 from tests.chaos.processes import run_cli
 from tests.chaos.services import OwnBroker, OwnPostgres
-from tests.chaos.system import System, hold_fault, wait_until
+from tests.chaos.system import (
+    FAULT_WAIT_S,
+    System,
+    hold_fault,
+    provisioned_on,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
 ORDERS, RATE = 300, 50
-IN_FLIGHT = 5
-FAULT_WAIT_S = 120.0
 PROBE_RATE = 10.0  # keyless POSTs per second from the broker's death until it accepts again
 
 
@@ -60,8 +64,7 @@ async def test_d_postgresql_sigkilled_and_restarted_under_load(
     async with System(settings, workers=1) as system:
         load = system.load(count=ORDERS, rate=RATE)
         firing = asyncio.create_task(load.run())
-        await wait_until(lambda: system.swaps_in_flight(load) >= IN_FLIGHT, FAULT_WAIT_S,
-                         "swaps in flight")
+        await system.until_swaps_in_flight(load)
         killed_at = time.time()
         own_postgres.kill()
         await hold_fault(2.0)
@@ -78,15 +81,11 @@ async def test_d_postgresql_sigkilled_and_restarted_under_load(
 async def test_e_the_broker_sigkilled_and_restarted_under_load(
     settings: Settings, own_broker: OwnBroker, scoreboard: Scoreboard,
 ) -> None:
-    ours = settings.model_copy(update={**CHAOS_TIMING,
-                                       "kafka_bootstrap_servers": own_broker.bootstrap_servers})
-    await asyncio.to_thread(run_cli, ours, "topics", "create")
-    await asyncio.to_thread(run_cli, ours, "db", "migrate")
+    ours = await provisioned_on(settings, own_broker.bootstrap_servers, **CHAOS_TIMING)
     async with System(ours, workers=1) as system:
         load = system.load(count=ORDERS, rate=RATE, give_up_after_s=240.0)
         firing = asyncio.create_task(load.run())
-        await wait_until(lambda: system.swaps_in_flight(load) >= IN_FLIGHT, FAULT_WAIT_S,
-                         "swaps in flight")
+        await system.until_swaps_in_flight(load)
         probes, stop_probing = KeylessProbes(system.base_url, PROBE_RATE), asyncio.Event()
         probing = asyncio.create_task(probes.run(stop_probing))
         killed_at = time.time()

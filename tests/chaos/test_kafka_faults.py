@@ -17,31 +17,24 @@ import time
 import pytest
 from oee.settings import Settings
 from tests.chaos.conftest import CHAOS_TIMING, Scoreboard
-from tests.chaos.processes import run_cli
 from tests.chaos.services import OwnCluster
-from tests.chaos.system import System, hold_fault, wait_until
+from tests.chaos.system import System, hold_fault, provisioned_on
 from tests.integration.kafka_admin import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, events_topic_takes_at_most
 
 pytestmark = pytest.mark.timeout(900)
 
 ORDERS, RATE = 300, 50
-IN_FLIGHT = 5
-FAULT_WAIT_S = 120.0
 
 
 async def test_i_a_node_of_a_three_node_cluster_sigkilled_under_load(
     settings: Settings, own_cluster: OwnCluster, scoreboard: Scoreboard,
 ) -> None:
-    ours = settings.model_copy(update={
-        **CHAOS_TIMING, "kafka_bootstrap_servers": own_cluster.bootstrap_servers,
-        "kafka_brokers": OwnCluster.SIZE, "replication_factor": OwnCluster.SIZE})
-    await asyncio.to_thread(run_cli, ours, "topics", "create")
-    await asyncio.to_thread(run_cli, ours, "db", "migrate")
+    ours = await provisioned_on(settings, own_cluster.bootstrap_servers, **CHAOS_TIMING,
+                                kafka_brokers=OwnCluster.SIZE, replication_factor=OwnCluster.SIZE)
     async with System(ours, workers=1) as system:
         load = system.load(count=ORDERS, rate=RATE, give_up_after_s=240.0)
         firing = asyncio.create_task(load.run())
-        await wait_until(lambda: system.swaps_in_flight(load) >= IN_FLIGHT, FAULT_WAIT_S,
-                         "swaps in flight")
+        await system.until_swaps_in_flight(load)
         killed_at = time.time()
         await asyncio.to_thread(own_cluster.kill_node, 0)
         system.phase("node 1 of 3 killed")
@@ -59,8 +52,7 @@ async def test_j_the_event_store_refuses_appends_for_a_while_under_load(
     async with System(chaos_settings, workers=1) as system:
         load = system.load(count=ORDERS, rate=RATE)
         firing = asyncio.create_task(load.run())
-        await wait_until(lambda: system.swaps_in_flight(load) >= IN_FLIGHT, FAULT_WAIT_S,
-                         "swaps in flight")
+        await system.until_swaps_in_flight(load)
         refused_at = time.time()
         await events_topic_takes_at_most(chaos_settings, "64")
         await hold_fault(3.0)

@@ -20,13 +20,12 @@ from oee.settings import Settings
 from schemas.codec import CONFLUENT_MAGIC, MAGIC
 from tests.chaos.checker import Expectations
 from tests.chaos.conftest import Scoreboard
-from tests.chaos.system import System, wait_until
+from tests.chaos.system import FAULT_WAIT_S, System, wait_until
 
 pytestmark = pytest.mark.timeout(900)
 
 ORDERS, RATE = 300, 50
 POISONED_PARTITION = 0
-FAULT_WAIT_S = 120.0
 
 
 def garbage() -> bytes:

@@ -18,12 +18,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from oee.settings import Settings
 from tests.chaos.conftest import Scoreboard
-from tests.chaos.system import System, hold_fault, wait_until
+from tests.chaos.system import (
+    FAULT_WAIT_S,
+    SWAPS_IN_FLIGHT,
+    System,
+    hold_fault,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
-IN_FLIGHT = 5  # swaps submitted and not yet settled when a fault strikes
-FAULT_WAIT_S = 120.0
 
 
 async def test_control_without_a_fault(chaos_settings: Settings, scoreboard: Scoreboard) -> None:
@@ -50,7 +54,7 @@ async def test_a_worker_sigkilled_three_times_under_load(
             since = crashes[-1][1] if crashes else 0.0
             await wait_until(
                 lambda: system.events_since(since) > 0
-                and system.swaps_in_flight(load) >= IN_FLIGHT,
+                and system.swaps_in_flight(load) >= SWAPS_IN_FLIGHT,
                 FAULT_WAIT_S, f"swaps in flight before crash {crash + 1}")
             killed_at = time.time()
             worker.kill()
@@ -73,8 +77,7 @@ async def test_b_one_of_two_workers_sigkilled(
         doomed, survivor = system.workers
         load = system.load(count=300, rate=50)
         firing = asyncio.create_task(load.run())
-        await wait_until(lambda: system.swaps_in_flight(load) >= IN_FLIGHT, FAULT_WAIT_S,
-                         "swaps in flight")
+        await system.until_swaps_in_flight(load)
         killed_at = time.time()
         doomed.kill()
         await firing
@@ -93,8 +96,7 @@ async def test_f_a_worker_frozen_past_its_session_comes_back_as_a_zombie(
         frozen, survivor = system.workers
         load = system.load(count=300, rate=50)
         firing = asyncio.create_task(load.run())
-        await wait_until(lambda: system.swaps_in_flight(load) >= IN_FLIGHT, FAULT_WAIT_S,
-                         "swaps in flight")
+        await system.until_swaps_in_flight(load)
         stopped_at = time.time()
         frozen.pause()
         # Frozen until the group has dropped it and the survivor has written since: by then

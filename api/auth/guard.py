@@ -8,12 +8,15 @@ small) or a 429 (the key's bucket is empty). With AUTH_MODE=off every request ac
 
 What was read of a key is trusted for `cache_s` (AUTH_KEY_CACHE_S, at most 1 s), unknown
 keys included, so a revocation reaches every API process within that time and a flood of
-bad keys costs the database one read per key id per period. The key's text never appears
+bad keys costs the database one read per key id per period. When the answer runs out while
+many requests of the key are in flight, they share one read (a saturated edge otherwise sent
+hundreds of identical reads at once, filled its pool and answered 503). The key's text never appears
 in an error, a log line or a metric: only its id does.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Protocol
@@ -57,6 +60,7 @@ class Authenticator:
         self.enabled = enabled
         self._secret, self._keys, self._cache_s, self._clock = secret, keys, cache_s, clock
         self._cache: dict[str, _Cached] = {}
+        self._reading: dict[str, asyncio.Future[StoredKey | None]] = {}  # key id -> the read
         self.limiter = limiter
         self.sockets = sockets
 
@@ -78,14 +82,21 @@ class Authenticator:
         return Principal(key.key_id, stored.scope)
 
     async def _stored(self, key_id: str) -> StoredKey | None:
-        now = self._clock()
         cached = self._cache.get(key_id)
-        if cached is not None and cached.until > now:
+        if cached is not None and cached.until > self._clock():
             return cached.stored
-        stored = await self._keys.find(key_id)
+        reading = self._reading.get(key_id)
+        if reading is None:
+            reading = self._reading[key_id] = asyncio.ensure_future(self._read(key_id))
+            reading.add_done_callback(lambda _: self._reading.pop(key_id, None))
+        # shielded: one waiter's cancellation (a client gone) must not cancel the others' read
+        return await asyncio.shield(reading)
+
+    async def _read(self, key_id: str) -> StoredKey | None:
+        stored = await self._keys.find(key_id)  # a failure is not cached: the next one asks
         if len(self._cache) > 100_000:  # bounded: forget everything rather than grow
             self._cache.clear()
-        self._cache[key_id] = _Cached(stored, now + self._cache_s)
+        self._cache[key_id] = _Cached(stored, self._clock() + self._cache_s)
         return stored
 
 

@@ -37,6 +37,7 @@ class Run:
     post_ms: list[float] = field(default_factory=list)
     finished_at: dict[str, float] = field(default_factory=dict)
     in_flight: list[int] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)  # "503 read_model_unavailable": n
 
     def summary(self) -> dict[str, Any]:
         e2e = [(self.finished_at[o] - t) * 1000 for o, t in self.posted_at.items()
@@ -49,6 +50,7 @@ class Run:
             "e2e_p50_ms": pct(e2e, 50), "e2e_p99_ms": pct(e2e, 99),
             "in_flight_max": max(self.in_flight, default=0),
             "in_flight_median": statistics.median(self.in_flight) if self.in_flight else 0,
+            "refused": sum(self.refused.values()), "refused_by_answer": dict(self.refused),
         }
 
 
@@ -97,8 +99,12 @@ async def post_one(client: ConnectionPool, run: Run, i: int) -> None:
     started = time.monotonic()
     response = await client.post("/api/orders/execute", body)
     run.post_ms.append((time.monotonic() - started) * 1000)
-    if response.status != 201:
-        raise RuntimeError(f"POST answered {response.status}: {response.body[:200]!r}")
+    if response.status != 201:  # counted, not fatal: a refusal under load is a figure too
+        answer = response.json()
+        code = answer.get("error", "?") if isinstance(answer, dict) else "?"
+        key = f"{response.status} {code}"
+        run.refused[key] = run.refused.get(key, 0) + 1
+        return
     run.posted_at[str(response.json()["orderId"])] = started  # type: ignore[index]
 
 
@@ -160,7 +166,8 @@ def scenario(name: str, overrides: dict[str, Any], mode: str, orders: int, clien
             results.append(asyncio.run(one_run(stack, mode, orders, clients, rate, timeout_s)))
             if limit is not None:
                 baseline_runs.append(asyncio.run(limit.run(orders, clients)))
-    medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    medians = {key: statistics.median(r[key] for r in results) for key in results[0]
+               if not isinstance(results[0][key], dict)}
     report = {"scenario": name, "mode": mode, "rate": rate, "clients": clients,
               "median": medians, "runs": results}
     if baseline_runs:

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -61,6 +62,7 @@ from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.snapshots import SnapshotStore, SnapshotWriter
+from streams.timeline import Timeline
 from streams.trigger_stage import TriggerStage
 from telemetry import task_dump
 from telemetry.consumer import ConsumerProgress
@@ -79,10 +81,14 @@ class Engine:
     """The worker's composition root: every stage built once, resources opened at start."""
 
     def __init__(self, app: faust.App, settings: Settings, database_url: str,
-                 wire: Wire) -> None:
+                 wire: Wire, timeline: Timeline) -> None:
         s = settings
         self.app, self.settings, self.codec = app, settings, wire.codec
+        self.timeline = timeline
         self.ready = asyncio.Event()
+        self._starting: asyncio.Future[None] | None = None
+        self._following: asyncio.Future[None] | None = None
+        self._reporting: set[asyncio.Future[None]] = set()
         self.market = MarketView(Market.default(s.market_seed))
         self.market_feed = MarketFollower(settings, self.market, self.codec)
         self.pool = AsyncConnectionPool(
@@ -205,10 +211,39 @@ class Engine:
                                  self.settings.worker_metrics_port, "worker"):
             await asyncio.Event().wait()
 
+    def begin(self) -> asyncio.Future[None]:
+        """Open the pool and follow the market, once; resolves when the engine is ready."""
+        if self._starting is None:
+            self.timeline.flush()  # Faust's worker configured logging before it started us
+            self._following = asyncio.ensure_future(self.market_feed.run())
+            self._starting = asyncio.ensure_future(self.start())
+        return self._starting
+
+    async def follow_market(self) -> None:
+        """The market follower `begin` started, until it stops (or this is cancelled)."""
+        self.begin()
+        assert self._following is not None
+        await self._following
+
     async def start(self) -> None:
         await self.pool.open(wait=True, timeout=30)
         await self.market_feed.wait_caught_up()  # never route on the seed market of a restart
         self.ready.set()
+        self.timeline.mark("engine ready (database pool open, market caught up)")
+
+    def rebalanced(self, partitions: set[int]) -> None:
+        """The group assigned these partitions of orders.commands: move the states (only
+        what moved) and time the takeover until their states are ready."""
+        new = partitions - self.states.held()
+        self.states.rebalance(partitions)
+        self.timeline.assigned(partitions, new)
+        report = asyncio.ensure_future(self._report_ready(partitions))
+        self._reporting.add(report)
+        report.add_done_callback(self._reporting.discard)
+
+    async def _report_ready(self, partitions: set[int]) -> None:
+        await self.states.settled()
+        self.timeline.ready(partitions)
 
     async def stop(self) -> None:
         """Flush what the writer appended. (The pool stays open: a stage still running must
@@ -237,6 +272,7 @@ class Engine:
             except Exception:
                 log.exception("orders.commands[%d]@%d could not be handled",
                               message.partition, message.offset)
+            self.timeline.first_record()
 
     async def _dead_letter(self, message: Message, error: BaseException) -> Delivery:
         self.metrics.dead_letters.labels(message.topic).inc()
@@ -310,9 +346,11 @@ class Wire:
                    registered_checkpoint_writer(settings), registered_snapshot_codec(settings))
 
 
-def create_app(settings: Settings, database_url: str, wire: Wire | None = None) -> faust.App:
+def create_app(settings: Settings, database_url: str, wire: Wire | None = None,
+               timeline: Timeline | None = None) -> faust.App:
     """The Faust app of the stream workers. Only the registry is asked (for schema ids,
-    unless `wire` is given); Kafka and PostgreSQL connect when the worker starts."""
+    unless `wire` is given); Kafka and PostgreSQL connect when the worker starts. `timeline`
+    (default: one starting now) is told each phase of the start-up and of each rebalance."""
     set_fetch_max_wait(settings.stream_fetch_max_wait_ms)
     app = faust.App(
         settings.engine_id,
@@ -337,7 +375,8 @@ def create_app(settings: Settings, database_url: str, wire: Wire | None = None) 
         # per app id wherever a worker (or a test) happens to start.
         datadir=str(settings.data_dir / "faust" / settings.engine_id),
     )
-    engine = Engine(app, settings, database_url, wire or Wire.registered(settings))
+    engine = Engine(app, settings, database_url, wire or Wire.registered(settings),
+                    timeline or Timeline(time.time()))
     _wire(app, engine)
     return app
 
@@ -350,7 +389,7 @@ def _wire(app: faust.App, engine: Engine) -> None:
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_engine() -> None:
-        await engine.start()
+        await engine.begin()
         await engine.writer.timers.run()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -367,7 +406,7 @@ def _wire(app: faust.App, engine: Engine) -> None:
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_market() -> None:
-        await engine.market_feed.run()
+        await engine.follow_market()
 
     @app.task  # type: ignore[untyped-decorator]
     async def write_snapshots() -> None:
@@ -402,11 +441,12 @@ def _wire(app: faust.App, engine: Engine) -> None:
     # them meanwhile) and which are new (claimed and folded).
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        engine.states.rebalance({tp.partition for tp in assigned if tp.topic == topics.commands})
+        engine.rebalanced({tp.partition for tp in assigned if tp.topic == topics.commands})
         engine.progress.assigned((tp.topic, tp.partition) for tp in assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        engine.timeline.revoked()
         engine.progress.revoked()
         # Records not acked yet are consumed again from the committed offset: re-deciding
         # them on the kept states decides nothing twice.

@@ -163,6 +163,16 @@ class OrderStates:
             await asyncio.shield(self._loading[partition])
         return self._states[partition]
 
+    def held(self) -> set[int]:
+        """The partitions whose states this worker holds or is loading."""
+        return set(self._states) | set(self._loading)
+
+    async def settled(self) -> None:
+        """Until every partition being loaded now is loaded (or was revoked meanwhile)."""
+        pending = [task for task in self._loading.values() if not task.done()]
+        if pending:
+            await asyncio.wait(pending)
+
     def in_flight(self) -> int:
         return sum(1 for by_id in self._states.values() for s in by_id.orders.values()
                    if s.status is not None and not is_terminal(s))

@@ -2,6 +2,9 @@
 
 Start as many as you like with the same ENGINE_ID: they form one consumer group and share the
 partitions; a killed one's partitions move to the others, which fold them from the event store.
+Give each a WORKER_ID of its own (`oee run` does): a restarted worker then rejoins as itself and
+takes its partitions back at once. Each phase of the start-up is logged at INFO by
+`streams.timeline`, counted from the process's start.
 """
 
 from __future__ import annotations
@@ -9,15 +12,21 @@ from __future__ import annotations
 import faust
 
 from oee.settings import Settings
-from streams.app import create_app
+from streams.app import Wire, create_app
+from streams.timeline import Timeline, process_started_at
 from telemetry.logs import logging_config, wants_json
 
 
 def run_worker(settings: Settings) -> None:
+    timeline = Timeline(process_started_at())
+    timeline.mark("interpreter started, modules imported")
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
                          "(`oee run` sets both)")
-    app = create_app(settings, settings.database_url)
+    wire = Wire.registered(settings)
+    timeline.mark("schemas registered")
+    app = create_app(settings, settings.database_url, wire, timeline)
+    timeline.mark("Faust app built")
     # Faust creates only the last level of its data directory (settings.data_dir/faust/<id>).
     app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,

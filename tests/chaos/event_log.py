@@ -71,6 +71,8 @@ class EventLog:
     garbage: list[Garbage] = field(default_factory=list)
     fences: dict[int, Fence] = field(default_factory=dict)
     claims: int = 0
+    # Per partition, each claim's (offset, timestamp ms): where a new owner took it over.
+    claims_at: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     stale: int = 0
     next_offsets: dict[int, int] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
@@ -94,6 +96,16 @@ class EventLog:
 
     def count_of(self, event_type: str) -> int:
         return sum(r.type == event_type for rs in self.by_order.values() for r in rs)
+
+    def first_event_of_new_owner(self, partition: int, since_ms: int) -> int | None:
+        """The timestamp of the first event after the first claim of `partition` at or after
+        `since_ms`: the new owner's first decision. None: not claimed since, or no event yet."""
+        claim = next((offset for offset, at in self.claims_at.get(partition, ())
+                      if at >= since_ms), None)
+        if claim is None:
+            return None
+        return next((r.timestamp_ms for r in self.by_partition.get(partition, ())
+                     if r.offset > claim), None)
 
     def first_after(self, moment_ms: int, partitions: set[int],
                     types: frozenset[str] | None = None) -> int | None:
@@ -148,6 +160,9 @@ class EventFollower:
                     verdict = self.log.fences.setdefault(tp.partition, Fence()).judge(
                         record.offset, record.headers)
                     self.log.claims += verdict is Verdict.CLAIM
+                    if verdict is Verdict.CLAIM:
+                        self.log.claims_at.setdefault(tp.partition, []).append(
+                            (record.offset, record.timestamp))
                     self.log.stale += verdict is Verdict.STALE
                     if verdict is Verdict.EVENT:
                         self._add(tp.partition, record.offset, record.timestamp, record.value)

@@ -11,8 +11,10 @@ Kafka reads, and stops every process it started.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import psycopg
 
@@ -154,6 +156,33 @@ class System:
             if started and (end is None or end.timestamp_ms > moment_ms):
                 partitions.update(e.partition for e in events)
         return partitions
+
+    def takeover_s(self, fault_wall: float, measured_from_wall: float,
+                   load: OpenLoopLoad) -> float | None:
+        """From `measured_from_wall` to the first event each moved partition's new owner wrote
+        (the first event after its claim), the slowest of the partitions that had orders in
+        flight at `fault_wall` and were claimed after it (one not claimed did not move).
+        Unlike `recovery_s`, a record the faulty worker itself still appended after the fault
+        never counts. None: no moved partition had an event."""
+        since_ms = int(fault_wall * 1000)
+        firsts = [first for p in self.open_partitions_at(fault_wall, load)
+                  if (first := self.log.first_event_of_new_owner(p, since_ms)) is not None]
+        return max(firsts) / 1000 - measured_from_wall if firsts else None
+
+    def worker_timeline(self, worker: OeeProcess, since_wall: float) -> None:
+        """Print the phases the worker logged itself (`streams.timeline`) since a moment."""
+        try:
+            text = worker.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+                at = datetime.fromisoformat(record["time"]).timestamp()
+            except (ValueError, KeyError, TypeError):
+                continue
+            if record.get("logger") == "streams.timeline" and at >= since_wall:
+                self.phase(f"  {worker.name}: {record.get('message')}")
 
     def recovery_s(self, fault_wall: float, measured_from_wall: float,
                    load: OpenLoopLoad) -> float | None:

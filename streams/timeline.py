@@ -5,7 +5,8 @@ registered, Faust app built, partitions assigned, their states ready (claimed an
 kept), the first command handled; and, once running, each rebalance's revocation and
 assignment. Produces one log line per phase saying when it ended, counted from the process's
 own start (read from /proc on Linux: the interpreter's start-up and the imports are part of a
-restart's cost too), and how long the phase itself took. A rebalance's lines count from its
+restart's cost too), how long the phase itself took, and the CPU time the process had used by
+then (on a loaded machine the wall times stretch, the CPU times much less). A rebalance's lines count from its
 revocation instead, which is when the worker's partitions stopped flowing.
 
 Lines of phases that end before logging is configured (Faust's worker configures it when it
@@ -47,8 +48,10 @@ def process_started_at(clock: Clock = time.time) -> float:
 
 
 class Timeline:
-    def __init__(self, started_at: float, clock: Clock = time.time) -> None:
+    def __init__(self, started_at: float, clock: Clock = time.time,
+                 cpu: Clock = time.process_time) -> None:
         self._clock = clock
+        self._cpu = cpu
         self._started_at = started_at
         self._last = started_at
         self._held: list[str] | None = []
@@ -61,7 +64,7 @@ class Timeline:
         """A start-up phase ended now."""
         now = self._clock()
         self._say(f"start-up: {phase} at +{now - self._started_at:.2f} s "
-                  f"({now - self._last:.2f} s)")
+                  f"({now - self._last:.2f} s; cpu {self._cpu():.2f} s)")
         self._last = now
 
     def flush(self) -> None:

@@ -169,8 +169,9 @@ class System:
                   if (first := self.log.first_event_of_new_owner(p, since_ms)) is not None]
         return max(firsts) / 1000 - measured_from_wall if firsts else None
 
-    def worker_timeline(self, worker: OeeProcess, since_wall: float) -> None:
-        """Print the phases the worker logged itself (`streams.timeline`) since a moment."""
+    def worker_timeline(self, worker: OeeProcess, since_wall: float,
+                        until_wall: float | None = None) -> None:
+        """Print the phases the worker logged itself (`streams.timeline`) in a time span."""
         try:
             text = worker.log_path.read_text(errors="replace")
         except FileNotFoundError:
@@ -181,7 +182,8 @@ class System:
                 at = datetime.fromisoformat(record["time"]).timestamp()
             except (ValueError, KeyError, TypeError):
                 continue
-            if record.get("logger") == "streams.timeline" and at >= since_wall:
+            if record.get("logger") == "streams.timeline" and since_wall <= at and (
+                    until_wall is None or at < until_wall):
                 self.phase(f"  {worker.name}: {record.get('message')}")
 
     def recovery_s(self, fault_wall: float, measured_from_wall: float,

@@ -67,10 +67,12 @@ async def test_a_worker_sigkilled_three_times_under_load(
             worker.start()
             crashes.append((killed_at, time.time()))
         await firing
+        await system.drain(load)  # the last restart's first events may still be to come
         recoveries = [system.takeover_s(k, r, load) for k, r in crashes]
-        for (_, restarted_at), recovery in zip(crashes, recoveries, strict=True):
+        ends = [restarted_at for _, restarted_at in crashes[1:]] + [time.time()]
+        for (_, restarted_at), end, recovery in zip(crashes, ends, recoveries, strict=True):
             system.phase(f"restart -> first event of every moved partition: {_s(recovery)}")
-            system.worker_timeline(worker, restarted_at)
+            system.worker_timeline(worker, restarted_at, end)
         verdict = await system.verdict(
             "a: worker SIGKILL x3", "3 SIGKILLs of the only worker, restarted after 1.5 s",
             load, _slowest(recoveries))
@@ -90,6 +92,7 @@ async def test_b_one_of_two_workers_sigkilled(
         doomed.kill()
         noticed_at = await _noticed(system.settings)
         await firing
+        await system.drain(load)
         recovery = system.takeover_s(killed_at, noticed_at, load)
         system.phase(f"the group noticed the death {noticed_at - killed_at:.1f} s after the "
                      f"kill; first event of every moved partition {_s(recovery)} later")
@@ -121,6 +124,7 @@ async def test_f_a_worker_frozen_past_its_session_comes_back_as_a_zombie(
                          "the survivor to write after taking over")
         frozen.resume()
         await firing
+        await system.drain(load)
         recovery = system.takeover_s(stopped_at, noticed_at, load)
         system.phase(f"the group noticed the silence {noticed_at - stopped_at:.1f} s after the "
                      f"SIGSTOP; first event of every moved partition {_s(recovery)} later")

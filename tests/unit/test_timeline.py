@@ -46,7 +46,7 @@ def test_phases_before_logging_is_configured_are_held_then_logged_with_their_tim
 ) -> None:
     caplog.set_level(logging.INFO, "streams.timeline")
     clock = Clock(100.0)
-    timeline = Timeline(started_at=98.0, clock=clock)
+    timeline = Timeline(started_at=98.0, clock=clock, cpu=Clock(1.25))
 
     timeline.mark("imports done")
     clock.now = 100.5
@@ -58,17 +58,17 @@ def test_phases_before_logging_is_configured_are_held_then_logged_with_their_tim
     timeline.assigned([0, 1], new=[0, 1])
 
     assert lines(caplog) == [
-        "start-up: imports done at +2.00 s (2.00 s)",
-        "start-up: schemas registered at +2.50 s (0.50 s)",
+        "start-up: imports done at +2.00 s (2.00 s; cpu 1.25 s)",
+        "start-up: schemas registered at +2.50 s (0.50 s; cpu 1.25 s)",
         "start-up: joined the group, 2 partitions of orders.commands assigned (2 new: [0, 1], "
-        "0 kept) at +3.00 s (0.50 s)",
+        "0 kept) at +3.00 s (0.50 s; cpu 1.25 s)",
     ]
 
 
 def test_a_rebalance_is_timed_from_its_revocation(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "streams.timeline")
     clock = Clock(10.0)
-    timeline = Timeline(started_at=10.0, clock=clock)
+    timeline = Timeline(started_at=10.0, clock=clock, cpu=Clock(0.5))
     timeline.flush()
     timeline.revoked()  # the empty revocation before the first join is part of the start-up
     timeline.assigned([0], new=[0])
@@ -83,7 +83,7 @@ def test_a_rebalance_is_timed_from_its_revocation(caplog: pytest.LogCaptureFixtu
     timeline.ready([0, 1])
 
     assert lines(caplog)[-3:] == [
-        "start-up: states of 1 partitions ready at +1.00 s (1.00 s)",
+        "start-up: states of 1 partitions ready at +1.00 s (1.00 s; cpu 0.50 s)",
         "rebalance: 2 partitions of orders.commands assigned (1 new: [1], 1 kept) 0.25 s "
         "after the revocation",
         "rebalance: states of 2 partitions ready 0.75 s after the assignment, 1.00 s after "
@@ -93,10 +93,10 @@ def test_a_rebalance_is_timed_from_its_revocation(caplog: pytest.LogCaptureFixtu
 
 def test_only_the_first_command_is_a_phase(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "streams.timeline")
-    timeline = Timeline(started_at=0.0, clock=Clock(1.0))
+    timeline = Timeline(started_at=0.0, clock=Clock(1.0), cpu=Clock(0.75))
     timeline.flush()
 
     timeline.first_record()
     timeline.first_record()
 
-    assert lines(caplog) == ["start-up: first command handled at +1.00 s (1.00 s)"]
+    assert lines(caplog) == ["start-up: first command handled at +1.00 s (1.00 s; cpu 0.75 s)"]

@@ -50,6 +50,7 @@ from streams.command_flow import CommandFlow, Inbound
 from streams.consumer_tuning import set_fetch_max_wait
 from streams.event_store import EventStoreReader
 from streams.event_producer import RenewingProducer, idempotent
+from streams.faust_tables import ImmediateTableManager
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
 from marketdata.follower import MarketFollower
@@ -374,6 +375,8 @@ def create_app(settings: Settings, database_url: str, wire: Wire | None = None,
         # Faust's default is `<app id>-data` in the current directory: one stray directory
         # per app id wherever a worker (or a test) happens to start.
         datadir=str(settings.data_dir / "faust" / settings.engine_id),
+        # Joins the group without Faust's fixed 1 s pause for tables (we declare none).
+        TableManager=ImmediateTableManager,
     )
     engine = Engine(app, settings, database_url, wire or Wire.registered(settings),
                     timeline or Timeline(time.time()))

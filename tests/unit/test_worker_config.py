@@ -1,5 +1,6 @@
 """How a stream worker is configured: Faust's data directory under the settings' data
-directory, and static membership of the consumer group when it has a WORKER_ID.
+directory, static membership of the consumer group when it has a WORKER_ID, and no pause for
+Faust tables before it joins the group.
 
 Faust's default (`<app id>-data` in the current directory) littered the repository root with
 one directory per test app, and a worker started from elsewhere wrote into that directory.
@@ -7,7 +8,9 @@ one directory per test app, and a worker started from elsewhere wrote into that 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any, cast
 
 from oee.settings import Settings
 from schemas.codec import Codec
@@ -38,3 +41,35 @@ def test_a_worker_with_an_id_is_a_static_member_of_the_group(tmp_path: Path) -> 
     assert app.conf.consumer_group_instance_id == "oee-e-w1"
     assert create_app(dynamic, "postgresql://127.0.0.1:9/none", OFFLINE).conf \
         .consumer_group_instance_id is None
+
+
+async def test_a_worker_joins_its_group_without_faust_s_pause_for_tables(tmp_path: Path) -> None:
+    """Faust's table manager sleeps 1 s before table recovery starts, and the worker's consumer
+    subscribes (joins the group) only after that: every restart's takeover paid it."""
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
+                        engine_id="oee-tables")
+    app = create_app(settings, "postgresql://127.0.0.1:9/none", OFFLINE)
+    recovery = StartedRecovery()
+    cast(Any, app.tables)._recovery = recovery  # Faust's own would need a broker
+    app.consumer = cast(Any, UnassignedConsumer())  # so would its consumer
+
+    await asyncio.wait_for(app.tables.on_start(), timeout=0.5)
+
+    assert recovery.started
+    await asyncio.wait_for(app.tables.wait_until_tables_registered(), timeout=0.5)
+
+
+class StartedRecovery:
+    started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+
+class UnassignedConsumer:
+    def assignment(self) -> set[object]:
+        return set()
+
+    def pause_partitions(self, partitions: set[object]) -> None:
+        assert not partitions
+

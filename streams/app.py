@@ -213,7 +213,12 @@ class Engine:
             await asyncio.Event().wait()
 
     def begin(self) -> asyncio.Future[None]:
-        """Open the pool and follow the market, once; resolves when the engine is ready."""
+        """Open the pool and follow the market, once; resolves when the engine is ready.
+
+        Called from the worker's first rebalance callback, before it joins the group: Faust
+        starts the app's tasks only after the first assignment's recovery, and waiting for
+        them put the pool's connection and the market's catch-up after every (re)start's join.
+        """
         if self._starting is None:
             self.timeline.flush()  # Faust's worker configured logging before it started us
             self._following = asyncio.ensure_future(self.market_feed.run())
@@ -444,11 +449,15 @@ def _wire(app: faust.App, engine: Engine) -> None:
     # them meanwhile) and which are new (claimed and folded).
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        engine.begin()
         engine.rebalanced({tp.partition for tp in assigned if tp.topic == topics.commands})
         engine.progress.assigned((tp.topic, tp.partition) for tp in assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        # The first call comes before the worker joins the group: the engine opens its
+        # resources while it joins and folds, not after.
+        engine.begin()
         engine.timeline.revoked()
         engine.progress.revoked()
         # Records not acked yet are consumed again from the committed offset: re-deciding

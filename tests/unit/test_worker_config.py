@@ -12,9 +12,11 @@ import asyncio
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from oee.settings import Settings
 from schemas.codec import Codec
-from streams.app import Wire, create_app
+from streams.app import Engine, Wire, create_app
 
 # No registry in a unit test: the worker's wire without schema ids (the 0x0E framing).
 OFFLINE = Wire(Codec.load(), lambda claimant, partition: b"")
@@ -73,3 +75,19 @@ class UnassignedConsumer:
     def pause_partitions(self, partitions: set[object]) -> None:
         assert not partitions
 
+
+
+async def test_the_engine_begins_at_the_first_rebalance_callback_before_the_join(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust starts the app's tasks only after the first assignment's recovery: the pool and
+    the market's catch-up waited for the join. Its revocation callback comes before it."""
+    began: list[Engine] = []
+    monkeypatch.setattr(Engine, "begin", lambda engine: began.append(engine))
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
+                        engine_id="oee-begin")
+    app = create_app(settings, "postgresql://127.0.0.1:9/none", OFFLINE)
+
+    await app.on_partitions_revoked.send(set())
+
+    assert len(began) == 1

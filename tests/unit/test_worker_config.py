@@ -91,3 +91,14 @@ async def test_the_engine_begins_at_the_first_rebalance_callback_before_the_join
     await app.on_partitions_revoked.send(set())
 
     assert len(began) == 1
+
+
+def test_a_survivor_learns_of_a_rebalance_within_half_a_second(tmp_path: Path) -> None:
+    """It learns from the answer to its next heartbeat: the interval is part of a takeover."""
+    for session_s in (10.0, 6.0, 1.2):
+        settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path,
+                            engine_id="oee-heartbeat", session_timeout_s=session_s)
+
+        conf = create_app(settings, "postgresql://127.0.0.1:9/none", OFFLINE).conf
+
+        assert conf.broker_heartbeat_interval <= min(0.5, session_s / 3)

@@ -40,6 +40,7 @@ PROCESSES: tuple[tuple[str, str], ...] = (
     ("api", "api.server"),
     ("feed", "producers.feed"),
 )
+WORKER_SLOTS = frozenset(name for name, module in PROCESSES if module == "streams.worker")
 WINDOW_S = 60.0  # restarts are counted over the last minute
 POLL_S = 0.2  # a supervisor's poll interval, not a synchronisation
 
@@ -95,10 +96,20 @@ def run_system(settings: Settings) -> int:
     return 0
 
 
+def child_environment(settings: Settings, name: str) -> dict[str, str]:
+    """The environment of child `name`: the run's settings, and for a stream worker its
+    WORKER_ID (unless one is set): `<host>-<name>`, the same for every restart of the slot, so a
+    restarted worker rejoins its group as itself and takes its partitions back at once instead
+    of after its dead predecessor's session (static membership, `streams.app`)."""
+    if name in WORKER_SLOTS and settings.worker_id is None:
+        settings = settings.model_copy(update={"worker_id": f"{socket.gethostname()}-{name}"})
+    return {**os.environ, **settings.as_environment(), "PYTHONUNBUFFERED": "1"}
+
+
 def _spawn(settings: Settings, name: str, module: str) -> subprocess.Popen[bytes]:
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings.as_environment(), "PYTHONUNBUFFERED": "1"}
+    env = child_environment(settings, name)
     return process.spawn([sys.executable, "-m", module], log_path=logs / f"{name}.log",
                          cwd=settings.data_dir, env=env, die_with_parent=True)
 

@@ -5,25 +5,43 @@ partitions; a killed one's partitions move to the others, which fold them from t
 Give each a WORKER_ID of its own (`oee run` does): a restarted worker then rejoins as itself and
 takes its partitions back at once. Each phase of the start-up is logged at INFO by
 `streams.timeline`, counted from the process's start.
+
+Faust and the engine are imported only once the worker runs, while a thread registers the
+schemas with the registry: a restart's imports and the registry's round trips overlap instead
+of adding up.
 """
 
 from __future__ import annotations
 
-import faust
+from concurrent.futures import ThreadPoolExecutor
 
+from infra.schema_registry import (
+    registered_checkpoint_writer,
+    registered_claim_writer,
+    registered_codec,
+    registered_snapshot_codec,
+)
 from oee.settings import Settings
-from streams.app import Wire, create_app
 from streams.timeline import Timeline, process_started_at
 from telemetry.logs import logging_config, wants_json
 
 
 def run_worker(settings: Settings) -> None:
     timeline = Timeline(process_started_at())
-    timeline.mark("interpreter started, modules imported")
+    timeline.mark("interpreter started, entry point imported")
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
                          "(`oee run` sets both)")
-    wire = Wire.registered(settings)
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="registry") as registry:
+        codec = registry.submit(registered_codec, settings)
+        claim = registry.submit(registered_claim_writer, settings)
+        checkpoint = registry.submit(registered_checkpoint_writer, settings)
+        snapshot = registry.submit(registered_snapshot_codec, settings)
+        import faust  # noqa: PLC0415 - imported while the registry answers (see above)
+
+        from streams.app import Wire, create_app  # noqa: PLC0415 - likewise
+        timeline.mark("Faust and the engine imported")
+        wire = Wire(codec.result(), claim.result(), checkpoint.result(), snapshot.result())
     timeline.mark("schemas registered")
     app = create_app(settings, settings.database_url, wire, timeline)
     timeline.mark("Faust app built")

@@ -9,6 +9,8 @@ one directory per test app, and a worker started from elsewhere wrote into that 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -102,3 +104,14 @@ def test_a_survivor_learns_of_a_rebalance_within_half_a_second(tmp_path: Path) -
         conf = create_app(settings, "postgresql://127.0.0.1:9/none", OFFLINE).conf
 
         assert conf.broker_heartbeat_interval <= min(0.5, session_s / 3)
+
+
+def test_the_worker_entry_point_imports_faust_only_when_it_runs() -> None:
+    """So that a restart's heaviest imports overlap the registry's round trips (streams.worker);
+    a process of its own: this one imported Faust long ago."""
+    probe = ("import sys, streams.worker; "
+             "print(sorted(m for m in ('faust', 'aiohttp', 'streams.app') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, timeout=120, cwd=Path(__file__).parents[2])
+
+    assert found.stdout.strip() == "[]", found.stderr

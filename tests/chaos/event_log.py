@@ -97,15 +97,18 @@ class EventLog:
     def count_of(self, event_type: str) -> int:
         return sum(r.type == event_type for rs in self.by_order.values() for r in rs)
 
-    def first_event_of_new_owner(self, partition: int, since_ms: int) -> int | None:
+    def first_event_of_new_owner(self, partition: int, since_ms: int,
+                                 until_ms: int | None = None) -> int | None:
         """The timestamp of the first event after the first claim of `partition` at or after
-        `since_ms`: the new owner's first decision. None: not claimed since, or no event yet."""
-        claim = next((offset for offset, at in self.claims_at.get(partition, ())
-                      if at >= since_ms), None)
-        if claim is None:
+        `since_ms` (before `until_ms`): the new owner's first decision. None: not claimed
+        since, or no event (in time)."""
+        claims = [(offset, at) for offset, at in self.claims_at.get(partition, ())
+                  if at >= since_ms]
+        if not claims:
             return None
-        return next((r.timestamp_ms for r in self.by_partition.get(partition, ())
-                     if r.offset > claim), None)
+        first = next((r.timestamp_ms for r in self.by_partition.get(partition, ())
+                      if r.offset > claims[0][0]), None)
+        return first if first is not None and (until_ms is None or first < until_ms) else None
 
     def first_after(self, moment_ms: int, partitions: set[int],
                     types: frozenset[str] | None = None) -> int | None:

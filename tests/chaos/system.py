@@ -158,15 +158,18 @@ class System:
         return partitions
 
     def takeover_s(self, fault_wall: float, measured_from_wall: float,
-                   load: OpenLoopLoad) -> float | None:
+                   load: OpenLoopLoad, until_wall: float | None = None) -> float | None:
         """From `measured_from_wall` to the first event each moved partition's new owner wrote
         (the first event after its claim), the slowest of the partitions that had orders in
         flight at `fault_wall` and were claimed after it (one not claimed did not move).
         Unlike `recovery_s`, a record the faulty worker itself still appended after the fault
-        never counts. None: no moved partition had an event."""
+        never counts. A partition without such an event before `until_wall` (the next fault)
+        is left out. None: no moved partition had an event."""
         since_ms = int(fault_wall * 1000)
+        until_ms = None if until_wall is None else int(until_wall * 1000)
         firsts = [first for p in self.open_partitions_at(fault_wall, load)
-                  if (first := self.log.first_event_of_new_owner(p, since_ms)) is not None]
+                  if (first := self.log.first_event_of_new_owner(p, since_ms, until_ms))
+                  is not None]
         return max(firsts) / 1000 - measured_from_wall if firsts else None
 
     def worker_timeline(self, worker: OeeProcess, since_wall: float,

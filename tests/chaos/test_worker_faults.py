@@ -68,8 +68,11 @@ async def test_a_worker_sigkilled_three_times_under_load(
             crashes.append((killed_at, time.time()))
         await firing
         await system.drain(load)  # the last restart's first events may still be to come
-        recoveries = [system.takeover_s(k, r, load) for k, r in crashes]
-        ends = [restarted_at for _, restarted_at in crashes[1:]] + [time.time()]
+        # Each restart's own: up to the next crash (that worker may not have written on a
+        # partition before it was killed again; its successor's events are not its takeover).
+        ends = [killed_at for killed_at, _ in crashes[1:]] + [time.time()]
+        recoveries = [system.takeover_s(k, r, load, end)
+                      for (k, r), end in zip(crashes, ends, strict=True)]
         for (_, restarted_at), end, recovery in zip(crashes, ends, recoveries, strict=True):
             system.phase(f"restart -> first event of every moved partition: {_s(recovery)}")
             system.worker_timeline(worker, restarted_at, end)

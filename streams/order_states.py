@@ -193,14 +193,18 @@ class OrderStates:
             log.warning("partition %d: could not check the event store's end (%r)",
                         partition, exc)
             end = None
-        if end is not None and not held.pending and not held.failed and end == held.end:
+        # The end alone is not enough: a writer's own late append (a zombie's, fenced) can be
+        # the store's end with another writer's claim and events below it. `durable`: every
+        # record since the fold is this writer's own.
+        if end is not None and held.durable() and end == held.end:
             self._states[partition] = held
             log.info("partition %d: kept across the rebalance (nothing appended since; "
                      "end %d, epoch %s)", partition, end, held.epoch)
             return
         log.info("partition %d: its event store moved on while it was revoked (end %s, this "
-                 "writer's %s, %d unsettled, failed %s): claiming and folding it again",
-                 partition, end, held.end, len(held.pending), held.failed)
+                 "writer's %s, %d unsettled, failed %s, %d own records since its fold at %s): "
+                 "claiming and folding it again", partition, end, held.end, len(held.pending),
+                 held.failed, held.own, held.folded_end)
         self._on_dropped(set(held.orders) | set(held.quarantined))
         await self._load(partition)
 

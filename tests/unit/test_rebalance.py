@@ -154,6 +154,32 @@ async def test_a_kept_partition_someone_else_wrote_to_is_claimed_and_folded_anew
     assert worker.loaded[-1] == (0, ["a"])
 
 
+async def test_a_zombie_s_own_late_append_does_not_hide_what_its_successor_wrote() -> None:
+    """Chaos f: the frozen worker wakes up, appends once more (fenced: its successor claimed
+    the partition meanwhile) and gets the partition back. Its last append is the store's end,
+    so the end alone looked like "nothing appended since": it kept stale states, and every
+    event it appended after that was a deposed writer's, dropped by every reader."""
+    store = MemoryStore()
+    zombie, successor = Worker(store, "a"), Worker(store, "b")
+    zombie.states.rebalance({0})
+    await settle(zombie.states, 0)
+    a1, a2 = accepted("a")
+    await zombie.append(0, a1)
+    # Frozen past its session: the successor claims the partition and appends ...
+    successor.states.rebalance({0})
+    await settle(successor.states, 0)
+    b1, _ = accepted("b")
+    await successor.append(0, b1)
+    # ... the zombie wakes up, appends with its old epoch (the store's end now), and the
+    # partition comes back to it.
+    await zombie.append(0, a2)
+    zombie.states.rebalance({0})
+    states = await asyncio.wait_for(zombie.states.ready(0), timeout=5)
+
+    assert zombie.claims == [0, 0], "kept the states of a partition someone else wrote to"
+    assert states.epoch == len(store.log(0)) - 1 and "b" in states.orders
+
+
 async def test_a_kept_partition_whose_append_was_refused_is_folded_anew() -> None:
     store = MemoryStore()
     worker = Worker(store)

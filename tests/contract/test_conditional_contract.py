@@ -73,8 +73,8 @@ def command_record(version: int, payload: dict[str, Any]) -> bytes:
 
 def test_the_order_schemas_are_at_their_current_versions() -> None:
     # order_command v5 added the envelope's acceptBy (issue 10); order_event v5 the hash
-    # chain's prevHash and hash (issue 14).
-    assert (CODEC.event_version, CODEC.command_version) == (5, 5)
+    # chain's prevHash and hash (issue 14); v6 of both the twap/dca parents (issue 14 part 2).
+    assert (CODEC.event_version, CODEC.command_version) == (6, 6)
 
 
 def test_a_v1_order_accepted_reads_as_market_terms() -> None:

@@ -135,6 +135,8 @@ class Edge:
     live: LiveEdge | None = None
     # How long after a request its command may be appended and still count (`api.acceptance`).
     accept_budget: timedelta = timedelta(seconds=3)
+    # The shortest intervalS of a twap/dca order (PARENT_MIN_INTERVAL_S).
+    min_interval_s: int = 1
 
 
 def edge(connection: HTTPConnection) -> Edge:

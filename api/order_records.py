@@ -1,6 +1,7 @@
 """What the read model knows of an order's owner and first terms: the edge's `OrderRecords`.
 
 Consumes the read model's `orders.owner` column (migration 0005) and the `OrderAccepted` row
+(`ParentAccepted` for a twap/dca parent)
 of `order_events` (its payload, read back with `readmodel.event_json`); produces an order's
 owner (for the 404 of another owner's order) and the fingerprint of the terms it was accepted
 with (for the 422 of an idempotency key reused with other terms, on any API process and after
@@ -23,15 +24,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.deps import Owner
 from api.requests import terms_fingerprint
-from domain.orders.events import OrderAccepted
+from domain.orders.events import OrderAccepted, ParentAccepted
 from readmodel.event_json import EventReader
 
 log = logging.getLogger(__name__)
 
 TERMS_TIMEOUT_S: Final = 0.5
 _OWNER = "select owner from {} where order_id = %s"
-_ACCEPTED = ("select payload, event_id, occurred_at from {} "
-             "where order_id = %s and type = 'OrderAccepted' order by seq limit 1")
+_ACCEPTED = ("select payload, event_id, occurred_at, type from {} where order_id = %s "
+             "and type in ('OrderAccepted', 'ParentAccepted') order by seq limit 1")
 
 
 class ReadModelOrders:
@@ -59,9 +60,9 @@ class ReadModelOrders:
             return None
         if row is None:
             return None
-        payload, event_id, occurred_at = row
-        event = self._reader.event("OrderAccepted", payload, event_id=event_id,
+        payload, event_id, occurred_at, type_name = row
+        event = self._reader.event(type_name, payload, event_id=event_id,
                                    order_id=order_id, seq=1, occurred_at=occurred_at)
-        if not isinstance(event, OrderAccepted):  # the query names the type: cannot happen
-            raise TypeError(f"order {order_id}: expected OrderAccepted, read {event!r}")
+        if not isinstance(event, OrderAccepted | ParentAccepted):  # the query names the types
+            raise TypeError(f"order {order_id}: expected its acceptance, read {event!r}")
         return terms_fingerprint(event.terms)

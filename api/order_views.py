@@ -57,6 +57,10 @@ class OrderView(PublicModel):
     best_price_at: datetime | None
     triggered_price: str | None  # what the order's size fetched when it fired
     as_of: datetime | None = None  # set on `?asOf=` answers: the state at that time
+    # twap/dca: a slice's parent; a parent's schedule terms and progress (slices released,
+    # skipped, remaining; amounts in base-unit strings; averagePrice; each child's status).
+    parent_id: str | None = None
+    progress: dict[str, Any] | None = None
 
 
 class OrderPage(PublicModel):
@@ -131,6 +135,8 @@ def order_view(row: Mapping[str, Any], as_of: datetime | None = None) -> OrderVi
         best_price_at=row["best_price_at"],
         triggered_price=_decimal_or_none(row["triggered_price"]),
         as_of=as_of,
+        parent_id=row.get("parent_id"),
+        progress=_json(row.get("progress")),
     )
 
 

@@ -97,7 +97,8 @@ async def execute_order(
 ) -> ExecuteOrderResponse:
     # The body is read raw, not declared as a model parameter: FastAPI would parse JSON
     # numbers through float before we could see them (money, see `api.requests`).
-    order = parse_order_request(await read_body(request), edge.registry, now=edge.clock())
+    order = parse_order_request(await read_body(request), edge.registry, now=edge.clock(),
+                                min_interval_s=edge.min_interval_s)
     key = _idempotency_key(order.client_order_id, idempotency_key)
     order_id = order_id_for(key, who.owner) if key is not None else str(uuid4())
     answer = ExecuteOrderResponse(orderId=order_id, websocketUrl=_stream_url(request, order_id))

@@ -33,6 +33,7 @@ from api.bodies import read_object, validated
 from api.conditions import ConditionFields, parse_conditions
 from api.errors import FieldError, InvalidRequest, invalid
 from api.exact_json import JsonNumber
+from api.schedule_fields import ScheduleFields, interval_below_minimum, parse_schedule
 from schemas.records import camel
 from api.fields import (
     SLIPPAGE_BPS,
@@ -104,6 +105,14 @@ SNIPER_EXAMPLE: Final[dict[str, JsonValue]] = {
     "trigger": "liquidity", "minLiquidityUsd": "50000", "maxPrice": "0.00003",
     "slippageBps": 300,
 }
+TWAP_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "orderType": "twap", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "10",
+    "slices": 5, "intervalS": 60, "minSlicePrice": "150", "slippageBps": 50,
+}
+DCA_EXAMPLE: Final[dict[str, JsonValue]] = {
+    "orderType": "dca", "tokenIn": "USDC", "tokenOut": "SOL", "amountIn": "1000",
+    "amountPerSlice": "100", "intervalS": 3600, "endAt": "2030-01-01T00:00:00Z",
+}
 
 
 class OrderRequestBody(BaseModel):
@@ -118,11 +127,13 @@ class OrderRequestBody(BaseModel):
         strict=True,
         frozen=True,
         json_schema_extra={"examples": [CANONICAL_EXAMPLE, FRACTION_EXAMPLE, PERCENT_EXAMPLE,
-                                        LIMIT_EXAMPLE, SNIPER_EXAMPLE]},
+                                        LIMIT_EXAMPLE, SNIPER_EXAMPLE, TWAP_EXAMPLE,
+                                        DCA_EXAMPLE]},
     )
 
     order_type: str | None = Field(
-        None, alias="orderType", description="market (the default), limit or sniper."
+        None, alias="orderType",
+        description="market (the default), limit, sniper, twap or dca."
     )
     token_in: str = Field(alias="tokenIn", description="Symbol (SOL, USDC, ...) or mint address.")
     token_out: str = Field(alias="tokenOut", description="Symbol or mint address.")
@@ -178,11 +189,42 @@ class OrderRequestBody(BaseModel):
         None, alias="tokenOutDecimals",
         description="sniper: the decimals (0-18) of a tokenOut mint the registry does not know.",
     )
+    slices: NumberText | None = Field(
+        None, description="twap: how many child market orders amountIn is split into "
+        "(1-1000; the first amountIn % slices carry one base unit more).",
+    )
+    interval_s: NumberText | None = Field(
+        None, alias="intervalS",
+        description="twap, dca: whole seconds between two slices (the first goes at once).",
+    )
+    amount_per_slice: NumberText | None = Field(
+        None, alias="amountPerSlice",
+        description='dca: tokenIn per slice in human units, e.g. "0.5"; slices go until '
+        "amountIn is spent (the last one is the remainder) or endAt.",
+    )
+    end_at: str | None = Field(
+        None, alias="endAt",
+        description="dca: ISO 8601 time; no slice due at or after it is released.",
+    )
+    min_slice_price: NumberText | None = Field(
+        None, alias="minSlicePrice",
+        description="twap, dca: skip a slice whose own size fetches fewer tokenOut per 1 "
+        "tokenIn (net) when it is due.",
+    )
+    max_slice_price: NumberText | None = Field(
+        None, alias="maxSlicePrice",
+        description="twap, dca: skip a slice whose own size fetches more tokenOut per 1 "
+        "tokenIn (net) when it is due.",
+    )
 
     def conditions(self) -> ConditionFields:
         limit_price = self.target_price if self.limit_price is None else self.limit_price
         return ConditionFields(limit_price, self.time_in_force, self.expires_at,
                                self.trigger, self.min_liquidity_usd, self.max_price)
+
+    def schedule(self) -> ScheduleFields:
+        return ScheduleFields(self.slices, self.interval_s, self.amount_per_slice, self.end_at,
+                              self.min_slice_price, self.max_slice_price)
 
 
 # How the route documents its body: it reads the body raw (see `parse_order_request`), so
@@ -207,6 +249,10 @@ EXECUTE_BODY_OPENAPI: Final[dict[str, Any]] = {
                               "value": LIMIT_EXAMPLE},
                     "sniper": {"summary": "A sniper order on a liquidity threshold",
                                "value": SNIPER_EXAMPLE},
+                    "twap": {"summary": "A twap: 10 SOL in 5 slices a minute apart, each "
+                             "skipped below 150 USDC/SOL", "value": TWAP_EXAMPLE},
+                    "dca": {"summary": "A dca: 100 USDC an hour until 1000 are spent or endAt",
+                            "value": DCA_EXAMPLE},
                 },
             }
         },
@@ -261,10 +307,13 @@ def terms_fingerprint(terms: OrderTerms) -> tuple[object, ...]:
 # --- parsing ----------------------------------------------------------------------------------
 
 
-def parse_order_request(body: bytes, registry: TokenRegistry, *, now: datetime) -> OrderRequest:
-    """Validate the body of an execute request (`now`: to refuse an expiry in the past);
-    raise an `ApiError` naming every bad field."""
-    return _interpret(validated(OrderRequestBody, read_object(body)), registry, now)
+def parse_order_request(body: bytes, registry: TokenRegistry, *, now: datetime,
+                        min_interval_s: int = 1) -> OrderRequest:
+    """Validate the body of an execute request (`now`: to refuse an expiry in the past;
+    `min_interval_s`: the shortest twap/dca interval); raise an `ApiError` naming every bad
+    field."""
+    return _interpret(validated(OrderRequestBody, read_object(body)), registry, now,
+                      min_interval_s)
 
 
 def parse_cancel_request(body: bytes) -> CancelRequestBody:
@@ -273,7 +322,8 @@ def parse_cancel_request(body: bytes) -> CancelRequestBody:
     return validated(CancelRequestBody, document)
 
 
-def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -> OrderRequest:
+def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime,
+               min_interval_s: int = 1) -> OrderRequest:
     found = Collector()
     order_type = found.check(lambda: _order_type(body.order_type))
     token_in = found.check(lambda: resolve_token("tokenIn", body.token_in, registry))
@@ -286,6 +336,9 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
     slippage = found.check(lambda: _slippage_bps(body))
     key = found.check(lambda: _client_order_id(body.client_order_id))
     values, unreadable = _conditions(body, found)
+    scheduled, unreadable_schedule = parse_schedule(body.schedule(), token_in, found)
+    values |= scheduled
+    unreadable |= unreadable_schedule
     if token_in is not None and token_out is not None:
         values |= {"token_in": token_in.mint, "token_out": token_out.mint,
                    "token_in_symbol": token_in.symbol, "token_out_symbol": token_out.symbol,
@@ -303,6 +356,9 @@ def _interpret(body: OrderRequestBody, registry: TokenRegistry, now: datetime) -
         for error in order_errors(order_type, values, now=now, unreadable=unreadable):
             found.errors.append(FieldError(spelled.get(error.field, camel(error.field)),
                                            error.message))
+        too_short = interval_below_minimum(values, min_interval_s)
+        if too_short is not None and order_type in (OrderType.TWAP, OrderType.DCA):
+            found.errors.append(too_short)
     if found.errors:
         raise InvalidRequest(found.errors)
     assert order_type is not None

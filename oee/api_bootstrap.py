@@ -115,7 +115,8 @@ async def open_edge(
             yield Edge(commands=commands, registry=registry, market=market,
                        statuses=chosen.statuses or UnknownStatuses(), recent_keys=RecentKeys(),
                        clock=chosen.clock or _utc_now, auth=_authenticator(settings, chosen.keys),
-                       orders=UnknownOrders(), accept_budget=_accept_budget(settings))
+                       orders=UnknownOrders(), accept_budget=_accept_budget(settings),
+                       min_interval_s=settings.parent_min_interval_s)
             return
         pool = await stack.enter_async_context(_read_model_pool(settings, chosen.db_wait_s))
         auth = _authenticator(settings, chosen.keys or PoolKeys(pool, settings.db_schema))
@@ -133,7 +134,8 @@ async def open_edge(
         yield Edge(commands=commands, registry=registry, market=market, statuses=statuses,
                    recent_keys=RecentKeys(), clock=chosen.clock or _utc_now, auth=auth,
                    orders=ReadModelOrders(pool, settings.db_schema), read=read, live=live,
-                   accept_budget=_accept_budget(settings))
+                   accept_budget=_accept_budget(settings),
+                   min_interval_s=settings.parent_min_interval_s)
 
 
 def _authenticator(settings: Settings, keys: KeyLookup | None) -> Authenticator:

@@ -313,6 +313,12 @@ class Settings(BaseSettings):
         "(an ended order takes 16 bytes, an order in flight its events)."
     )
 
+    # --- twap (issue 14 part 2): parent orders that release market slices over time ----------
+    parent_min_interval_s: int = Field(
+        1, ge=1, description="The shortest intervalS the API accepts for a twap or dca order "
+        "(seconds between two slices)."
+    )
+
     @model_validator(mode="after")
     def _auth_off_on_the_loopback_only(self) -> Settings:
         if self.auth_mode is AuthMode.OFF and not _is_loopback(self.api_host):

@@ -12,10 +12,12 @@ from typing import Any, Final
 
 import orjson
 
+from domain.orders.amounts import executed_price
 from domain.orders.events import Event
+from domain.orders.schedule import due_at
 from domain.orders.state import OrderState
 from domain.orders.status import OrderStatus
-from domain.orders.terms import LimitTerms, SniperTerms
+from domain.orders.terms import PARENT_TERMS, LimitTerms, SniperTerms
 from domain.quotes import RoutingDecision
 from schemas.records import json_converter
 
@@ -40,6 +42,8 @@ ORDER_COLUMNS: Final = (
     "max_price", "best_price", "best_price_at", "triggered_price",
     # 0005: the API key that placed the order (null before auth).
     "owner",
+    # 0007: a slice's parent; a parent's progress (twap, dca).
+    "parent_id", "progress",
 )  # fmt: skip
 EVENT_COLUMNS: Final = (
     "event_id", "order_id", "seq", "type", "status", "payload", "occurred_at",
@@ -91,7 +95,46 @@ def order_row(state: OrderState, routing: str | None = None) -> OrderRow:
         sniper.min_liquidity_usd if sniper else None, sniper.max_price if sniper else None,
         state.best_price, state.best_price_at, state.triggered_price,
         state.owner,
+        state.parent_id, progress_json(state),
     )  # fmt: skip
+
+
+def progress_json(state: OrderState) -> str | None:
+    """A parent's (twap, dca) progress as stored in `orders.progress`; None for any other
+    order. Amounts are base-unit strings (as everywhere in JSON); `averagePrice` is tokenOut
+    per 1 tokenIn over the confirmed slices (null before the first)."""
+    progress, terms = state.parent, state.terms
+    if progress is None or not isinstance(terms, PARENT_TERMS):
+        return None
+    filled_in, filled_out = progress.amount_in_filled, progress.amount_out
+    average = None
+    if filled_in > 0:
+        average = format(executed_price(filled_in, filled_out,
+                                        decimals_in=terms.token_in_decimals,
+                                        decimals_out=terms.token_out_decimals), "f")
+    children = [{"childId": c.child_id, "slice": c.slice_index, "amountIn": str(c.amount_in),
+                 "status": c.status.value if c.status else None,
+                 "amountOut": None if c.amount_out is None else str(c.amount_out)}
+                for c in progress.children]
+    live = sum(1 for c in progress.children if c.live)
+    return orjson.dumps({
+        "slices": len(progress.slices),
+        "intervalS": terms.interval_s,
+        "minSlicePrice": None if terms.min_slice_price is None else format(terms.min_slice_price, "f"),
+        "maxSlicePrice": None if terms.max_slice_price is None else format(terms.max_slice_price, "f"),
+        "released": progress.released,
+        "skipped": progress.skipped,
+        "remaining": 0 if progress.cancel_requested else len(progress.slices) - progress.next_slice,
+        "filled": sum(1 for c in progress.children if c.filled),
+        "live": live,
+        "cancelRequested": progress.cancel_requested,
+        "amountInFilled": str(filled_in),
+        "amountOut": str(filled_out),
+        "averagePrice": average,
+        "nextSliceAt": None if progress.scheduled_done else
+        due_at(progress.started_at, terms.interval_s, progress.next_slice).isoformat(),
+        "children": children,
+    }).decode()
 
 
 def event_row(

@@ -25,7 +25,7 @@ Named = Mapping[str, Any]  # fastavro's named schemas: full name -> parsed schem
 
 # Base-unit amounts are strings in JSON (as in Jupiter's API): they can exceed 2**53.
 AMOUNT_FIELDS: Final = frozenset({
-    "amount_in", "amount_out", "min_amount_out", "fee",
+    "amount_in", "amount_out", "min_amount_out", "fee", "amount_per_slice",
     # pool state of the market events
     "reserve_x", "reserve_y", "active_x", "active_y", "bin_liquidity",
 })

@@ -63,6 +63,7 @@ from streams.metrics import MeteredOutbox, WorkerMetrics
 from streams.ports import Delivery
 from streams.routing_stage import RoutingStage, VenueLatency
 from streams.snapshots import SnapshotStore, SnapshotWriter
+from streams.slice_prices import SlicePricer
 from streams.timeline import Timeline
 from streams.trigger_stage import TriggerStage
 from telemetry import task_dump
@@ -137,7 +138,8 @@ class Engine:
         policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
         self.writer = OrderWriter(self.states, MeteredOutbox(self.outbox, self.metrics),
                                   WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
-                                  utc_now, observe=self._observe)
+                                  utc_now, observe=self._observe,
+                                  before_fire=SlicePricer(self.market))
         latency = VenueLatency(s.venue_latency_min_ms, s.venue_latency_max_ms,
                                random.Random(s.market_seed))
         self.routing = RoutingStage(self.market, latency, self.outbox,

@@ -28,6 +28,7 @@ from domain.orders.commands import Command
 from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
+from domain.orders.parent_links import commands_after, commands_on_load
 from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from domain.orders.timers import timers_after, timers_of
@@ -92,14 +93,18 @@ class Decided:
 
 class OrderWriter:
     def __init__(self, states: StateReloader, outbox: Outbox, config: WriterConfig,
-                 clock: Clock, observe: StateObserver = _unobserved) -> None:
+                 clock: Clock, observe: StateObserver = _unobserved,
+                 before_fire: Callable[[Command], Command] = lambda command: command) -> None:
+        """`before_fire`: what the shell adds to a timer's command as it fires (a parent's
+        `SliceDue` gets the price of the slice's size, `streams.slice_prices`)."""
         self._states = states
         self._outbox = outbox
         self._config = config
         self._clock = clock
         self._observe = observe
-        self.timers = TimerWheel(clock, outbox.command)
+        self.timers = TimerWheel(clock, lambda command: outbox.command(before_fire(command)))
         self._unsettled: dict[str, Delivery] = {}  # order id -> its last decision's outputs
+        self._resending: set[asyncio.Future[None]] = set()
 
     async def handle(self, partition: int, command: Command) -> Decided:
         """Decide one command of `orders.commands[partition]`.
@@ -135,7 +140,8 @@ class OrderWriter:
                                  f"({exc!r})") from exc
         partition_states.appending(deliveries)  # where the partition's end is, for a rebalance
         work = work_after(state, events)
-        settled = asyncio.ensure_future(self._hand_on(deliveries, work))
+        links = commands_after(state, events)  # a parent's children, a child's parent
+        settled = asyncio.ensure_future(self._hand_on(deliveries, work, links))
         self._unsettled[state.order_id] = settled
         settled.add_done_callback(lambda done: self._forget_settled(command.order_id, done))
         partition_states.record(state, events, statuses)
@@ -181,12 +187,16 @@ class OrderWriter:
         if failure_of(settled) is None and self._unsettled.get(order_id) is settled:
             del self._unsettled[order_id]
 
-    async def _hand_on(self, events: list[Delivery], work: tuple[Work, ...]) -> None:
+    async def _hand_on(self, events: list[Delivery], work: tuple[Work, ...],
+                       links: tuple[Command, ...] = ()) -> None:
         """Once the events are durable, hand the work on: a stage must never act on an
-        event the store may not have (a swap could land for an order stuck before it)."""
+        event the store may not have (a swap could land for an order stuck before it).
+        The same holds for a parent's commands to its children and a child's report."""
         await asyncio.gather(*events)
         for item in work:
             await (await self._outbox.work(item))
+        for command in links:
+            await (await self._outbox.command(command))
 
     def on_loaded(self, partition: int, states: list[OrderState]) -> None:
         """Re-arm the timers of a freshly folded partition (the watchdog and GTD expiries
@@ -194,6 +204,20 @@ class OrderWriter:
         for state in states:
             self.timers.arm(state.order_id, timers_of(state, stall_timeout_ms=self._stall_ms))
             self._observe(state, None)
+        resend = [command for state in states for command in commands_on_load(state)]
+        if resend:
+            task = asyncio.ensure_future(self._resend(partition, resend))
+            self._resending.add(task)
+            task.add_done_callback(self._resending.discard)
+
+    async def _resend(self, partition: int, commands: list[Command]) -> None:
+        """Send again what a parent or a child of the folded partition may have left unsent
+        (`parent_links.commands_on_load`); each is a duplicate if it was sent."""
+        try:
+            for command in commands:
+                await (await self._outbox.command(command))
+        except Exception:  # noqa: BLE001 - logged; the partition's next fold sends them again
+            log.exception("orders.events[%d]: parent/child links not re-sent", partition)
 
     @property
     def _stall_ms(self) -> int:

@@ -132,6 +132,7 @@ function applyEvent(order, message) {
   order.updated = message.timestamp;
   switch (message.type) {
     case "OrderAccepted":
+    case "ParentAccepted":
       Object.assign(order, {
         tokenIn: data.tokenInSymbol, tokenOut: data.tokenOutSymbol, amountIn: data.amountIn,
         decimalsIn: data.tokenInDecimals, decimalsOut: data.tokenOutDecimals,
@@ -145,6 +146,8 @@ function applyEvent(order, message) {
       break;
     }
     case "OrderConfirmed":
+    case "ParentCompleted":
+    case "ParentCancelled":
       order.amountOut = data.amountOut;
       break;
   }
@@ -239,11 +242,14 @@ function openDetail(orderId) {
   $("routing").replaceChildren(el("p", { class: "empty" }, "No route selected yet."));
   scheduleRender();
   let previous = null, terms = {};  // terms: the order's OrderAccepted data
+  const progress = newProgress();
+  $("detail-progress").hidden = true;
   const socket = new WebSocket(wsUrl(`/api/orders/${encodeURIComponent(orderId)}/stream`));
   state.detailSocket = socket;
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
-    if (message.type === "OrderAccepted") terms = message.data;
+    if (message.type === "OrderAccepted" || message.type === "ParentAccepted") terms = message.data;
+    if (followProgress(progress, message)) renderProgress(progress, terms);
     $("timeline").append(timelineItem(message, previous, terms));
     previous = message;
     if (message.status !== null) setDetailStatus(message.status);
@@ -289,6 +295,37 @@ async function verifyChain(orderId, tries = 0) {
   }
 }
 
+// A twap/dca parent's progress, folded from its own stream (its events carry its children's).
+function newProgress() {
+  return { slices: 0, released: 0, skipped: 0, children: new Map(), parent: false };
+}
+
+function followProgress(progress, message) {
+  const d = message.data || {};
+  switch (message.type) {
+    case "ParentAccepted": progress.parent = true; progress.slices = d.sliceAmounts.length; break;
+    case "SliceReleased": progress.released += 1; progress.children.set(d.childId, { status: null }); break;
+    case "SliceSkipped": progress.skipped += 1; break;
+    case "ChildProgressed":
+      progress.children.set(d.childId, { status: d.childStatus, amountOut: d.amountOut });
+      break;
+    default: return progress.parent;
+  }
+  return true;
+}
+
+function renderProgress(progress, terms) {
+  const node = $("detail-progress");
+  const children = [...progress.children.values()];
+  const filled = children.filter((c) => c.status === "confirmed");
+  const out = filled.reduce((sum, c) => sum + BigInt(c.amountOut || 0), 0n);
+  const remaining = progress.slices - progress.released - progress.skipped;
+  node.hidden = false;
+  node.textContent = `Progress: ${progress.released} released, ${progress.skipped} skipped, ` +
+    `${remaining} remaining of ${progress.slices}; ${filled.length} filled, received ` +
+    `${formatUnits(out.toString(), terms.tokenOutDecimals)} ${terms.tokenOutSymbol || ""}`;
+}
+
 function setDetailStatus(status) {
   const node = $("detail-status");
   node.className = `chip ${status || ""}`;
@@ -326,6 +363,18 @@ function eventSummary(message, terms) {
     case "OrderCancelled": return d.reason || "cancelled";
     case "CancelRejected": return d.reason;
     case "OrderRedriven": return `re-driven at ${d.stage}`;
+    case "ParentAccepted":
+      return `${d.orderType}: ${formatUnits(d.amountIn, d.tokenInDecimals)} ${d.tokenInSymbol} for ` +
+        `${d.tokenOutSymbol} in ${d.sliceAmounts.length} slices every ${d.intervalS} s`;
+    case "SliceReleased": return `slice ${d.sliceIndex + 1}: order ${d.childId}`;
+    case "SliceSkipped":
+      return `slice ${d.sliceIndex + 1} skipped: ${d.reason}` +
+        (d.observedPrice ? ` (price ${shortDecimal(d.observedPrice)})` : "");
+    case "ChildProgressed": return `${String(d.childId).slice(0, 8)}… is ${d.childStatus}`;
+    case "ParentCancelRequested": return `no more slices; cancelling live children (${d.reason || "no reason"})`;
+    case "ParentCompleted": case "ParentCancelled":
+      return `spent ${formatUnits(d.amountIn, terms.tokenInDecimals)} ${terms.tokenInSymbol || ""}, ` +
+        `received ${formatUnits(d.amountOut, terms.tokenOutDecimals)} ${terms.tokenOutSymbol || ""}`;
     default: return "";
   }
 }
@@ -381,6 +430,11 @@ function conditionalTerms(type) {
     put("limitPrice", "limit-price");
     const expires = $("expires-at").value;
     if (expires) terms.expiresAt = new Date(expires).toISOString();
+  } else if (type === "twap" || type === "dca") {
+    if (type === "twap") put("slices", "slices"); else put("amountPerSlice", "amount-per-slice");
+    put("intervalS", "interval-s");
+    put("minSlicePrice", "min-slice-price");
+    put("maxSlicePrice", "max-slice-price");
   } else if (type === "sniper") {
     terms.trigger = $("trigger").value;
     if (terms.trigger === "liquidity") put("minLiquidityUsd", "min-liquidity");
@@ -397,6 +451,9 @@ function conditionalTerms(type) {
 function showTermsFor(type) {
   $("limit-fields").hidden = type !== "limit";
   $("sniper-fields").hidden = type !== "sniper";
+  $("schedule-fields").hidden = type !== "twap" && type !== "dca";
+  $("slices-label").hidden = type !== "twap";
+  $("per-slice-label").hidden = type !== "dca";
 }
 
 async function submitOrder(event) {

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final, get_args
 
-from domain.orders.status import AttemptStage, OrderType, Trigger
+from domain.orders.status import AttemptStage, OrderStatus, OrderType, Trigger
 from domain.orders.terms import OrderTerms
 from domain.quotes import RoutingDecision
 
@@ -77,6 +77,7 @@ class ExecuteOrder(BaseCommand):
 
     terms: OrderTerms
     owner: str | None = None  # the id of the API key that placed it; None without auth
+    parent_id: str | None = None  # v6: a slice of this twap/dca parent (sent by its writer)
 
     @property
     def order_type(self) -> OrderType:
@@ -201,11 +202,41 @@ class ExpiryDue(BaseCommand):
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceDue(BaseCommand):
+    """Slice `slice_index` of a parent (twap, dca) is due. The timer is derived from the
+    parent's state (`timers_of`); when the parent has price bounds (`needs_price`), the shell
+    that fires it fills `observed_price`: what `amount_in` of `token_in` fetches in
+    `token_out` now (net, per 1 tokenIn; None: no route). A parent whose schedule is done
+    gets one too (the index past its last slice): it completes an interrupted decision."""
+
+    slice_index: int
+    token_in: str
+    token_out: str
+    amount_in: int
+    needs_price: bool = False
+    observed_price: Decimal | None = None
+
+
+# --- child reports -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildReport(BaseCommand):
+    """A slice (child market order) of the parent `order_id` appended up to `child_seq` and
+    is now `child_status`; sent by the child's writer once those events are durable."""
+
+    child_id: str
+    child_seq: int
+    child_status: OrderStatus
+    amount_out: int | None = None
+
+
 EdgeCommand = ExecuteOrder | CancelOrder
 StageReport = RouteFound | RouteNotFound | SubmissionSucceeded | AttemptFailed | SwapConfirmed
 TriggerReport = PriceReached | PoolTriggerFired | ObservePrice
-TimerCommand = RetryDue | StallCheck | ExpiryDue
-Command = EdgeCommand | StageReport | TriggerReport | TimerCommand
+TimerCommand = RetryDue | StallCheck | ExpiryDue | SliceDue
+Command = EdgeCommand | StageReport | TriggerReport | TimerCommand | ChildReport
 
 COMMAND_TYPES: Final[tuple[type[Command], ...]] = get_args(Command)
 # BaseCommand fields that describe the record a command arrived in, not the command: never

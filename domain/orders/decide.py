@@ -30,6 +30,7 @@ from domain.orders.amounts import executed_price, min_amount_out
 from domain.orders.commands import (
     AttemptFailed,
     CancelOrder,
+    ChildReport,
     Command,
     ExecuteOrder,
     ExpiryDue,
@@ -39,6 +40,7 @@ from domain.orders.commands import (
     RetryDue,
     RouteFound,
     RouteNotFound,
+    SliceDue,
     StallCheck,
     SubmissionSucceeded,
     SwapConfirmed,
@@ -59,6 +61,7 @@ from domain.orders.events import (
     TransactionSubmitted,
 )
 from domain.orders.failures import answer_failure, attempt_failed
+from domain.orders.parent_decide import decide_parent, opens_parent
 from domain.orders.policy import ExecutionPolicy
 from domain.orders.signatures import transaction_signature
 from domain.orders.stamps import Stamper
@@ -91,6 +94,8 @@ def decide(
         raise ValueError("now must be timezone-aware")
     if command.appended_too_late:
         raise _too_late(command)
+    if state.parent is not None or (state.status is None and opens_parent(command)):
+        return decide_parent(state, command, now=now)  # twap/dca: a machine of its own
     if state.status is None:
         return _execute(state, command, now) if isinstance(command, ExecuteOrder) else ()
     if is_terminal(state):
@@ -152,6 +157,8 @@ def _react(
             return on_observed(state, command, stamp)
         case ExpiryDue():
             return on_expiry(state, stamp)
+        case SliceDue() | ChildReport():
+            return ()  # a parent's commands: a market order has no slices, no children
         case _:
             assert_never(command)
 
@@ -175,7 +182,8 @@ def _execute(state: OrderState, command: ExecuteOrder, now: datetime) -> tuple[E
         correlation_id=command.command_id,
         causation_id=command.command_id,
     )
-    accepted = OrderAccepted(**stamp(), terms=command.terms, owner=command.owner)
+    accepted = OrderAccepted(**stamp(), terms=command.terms, owner=command.owner,
+                             parent_id=command.parent_id)
     # A market order starts routing at once; a conditional one waits for its trigger.
     return accepted, *first_steps(command.terms, stamp)
 
@@ -198,7 +206,9 @@ def _resumes(state: OrderState, command: Command) -> bool:
             return command.attempt == state.attempt
         case PriceReached() | PoolTriggerFired():
             return _triggered_only(state)  # the redelivered trigger of OrderTriggered
-        case CancelOrder() | RetryDue() | ObservePrice() | ExpiryDue():
+        case CancelOrder() | RetryDue() | ObservePrice() | ExpiryDue() | SliceDue() | (
+            ChildReport()
+        ):
             return False  # not the cause: decided as usual (a cancel may end the order)
         case _:
             assert_never(command)

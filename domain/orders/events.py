@@ -56,6 +56,7 @@ class OrderAccepted(BaseEvent):
 
     terms: OrderTerms
     owner: str | None = None  # the placing API key's id (ExecuteOrder.owner); None before auth
+    parent_id: str | None = None  # v6: the twap/dca parent that released this market order
 
     @property
     def order_type(self) -> OrderType:
@@ -196,6 +197,79 @@ class OrderRedriven(BaseEvent):
     attempt: int
 
 
+# --- parent orders (twap, dca): their own aggregate, folded by `parent_evolve` -----------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParentAccepted(BaseEvent):
+    """A twap/dca parent was accepted with its `terms` and `slice_amounts` (the amount of each
+    slice its schedule will release, `domain.orders.schedule`): status `waiting` while it
+    works. (Not `slices`: the flat JSON view of the terms has a twap's `slices` already.)"""
+
+    terms: OrderTerms
+    slice_amounts: tuple[int, ...]
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceReleased(BaseEvent):
+    """Slice `slice_index` was released as the market order `child_id` of `amount_in`;
+    `observed_price`: what its size fetched when it was due (when the parent has bounds)."""
+
+    slice_index: int
+    child_id: str
+    amount_in: int
+    observed_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceSkipped(BaseEvent):
+    """Slice `slice_index` was not executed: its price was outside the parent's bounds
+    (`price_below_min`, `price_above_max`) or could not be quoted (`no_quote`)."""
+
+    slice_index: int
+    amount_in: int
+    reason: str
+    observed_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildProgressed(BaseEvent):
+    """The child `child_id` appended up to `child_seq` and is now `child_status` (with
+    `amount_out` once confirmed): the parent's own, gapless record of its children."""
+
+    child_id: str
+    child_seq: int
+    child_status: OrderStatus
+    amount_out: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParentCancelRequested(BaseEvent):
+    """A cancel stopped the schedule; the children still live are being cancelled (those
+    past `routing` finish), and `ParentCancelled` follows when the last one ends."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParentCompleted(BaseEvent):
+    """Every slice was released or skipped and every child ended: `confirmed` if any child
+    was, else `failed`."""
+
+    amount_in: int  # spent: the amounts of the confirmed children
+    amount_out: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParentCancelled(BaseEvent):
+    """A cancelled parent whose children all ended: `cancelled` (what they filled stays)."""
+
+    reason: str | None
+    amount_in: int
+    amount_out: int
+
+
 Event = (
     OrderAccepted
     | RoutingStarted
@@ -213,8 +287,19 @@ Event = (
     | PriceObserved
     | OrderTriggered
     | OrderExpired
+    | ParentAccepted
+    | SliceReleased
+    | SliceSkipped
+    | ChildProgressed
+    | ParentCancelRequested
+    | ParentCompleted
+    | ParentCancelled
 )
 
 EVENT_TYPES: Final[tuple[type[Event], ...]] = get_args(Event)
 # The events that end an order (one of them is always its last event). For isinstance().
-TERMINAL_EVENTS: Final = (OrderConfirmed, OrderFailed, OrderCancelled, OrderExpired)
+TERMINAL_EVENTS: Final = (OrderConfirmed, OrderFailed, OrderCancelled, OrderExpired,
+                          ParentCompleted, ParentCancelled)
+# The events of a parent order (twap, dca), folded by `parent_evolve`. For isinstance().
+PARENT_EVENTS: Final = (ParentAccepted, SliceReleased, SliceSkipped, ChildProgressed,
+                        ParentCancelRequested, ParentCompleted, ParentCancelled)

@@ -13,7 +13,15 @@ from typing import assert_never
 
 from domain.orders.errors import InvalidStateTransition, OrderMismatch, SequenceGap
 from domain.orders.events import (
+    PARENT_EVENTS,
     AttemptError,
+    ChildProgressed,
+    ParentAccepted,
+    ParentCancelled,
+    ParentCancelRequested,
+    ParentCompleted,
+    SliceReleased,
+    SliceSkipped,
     CancelRejected,
     Event,
     ExecutionAttemptFailed,
@@ -32,6 +40,7 @@ from domain.orders.events import (
     TransactionBuilt,
     TransactionSubmitted,
 )
+from domain.orders.parent_evolve import evolve_parent
 from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from domain.orders.transitions import next_status
@@ -39,6 +48,8 @@ from domain.orders.transitions import next_status
 
 def evolve(state: OrderState, event: Event) -> OrderState:
     """The state after `event`; raises `InvalidStateTransition` (or `SequenceGap`)."""
+    if isinstance(event, PARENT_EVENTS):  # a twap/dca parent: its own lifecycle
+        return evolve_parent(state, event)
     if event.order_id != state.order_id:
         raise OrderMismatch(f"event for order {event.order_id} applied to {state.order_id}")
     if event.seq != state.seq + 1:
@@ -108,7 +119,7 @@ def _fold_payload(state: OrderState, event: Event) -> OrderState:
     match event:
         case OrderAccepted():
             return replace(state, terms=event.terms, owner=event.owner,
-                           correlation_id=event.correlation_id)
+                           correlation_id=event.correlation_id, parent_id=event.parent_id)
         case RoutingStarted():
             # A new attempt: the previous attempt's route and transaction are dead.
             return replace(
@@ -158,5 +169,8 @@ def _fold_payload(state: OrderState, event: Event) -> OrderState:
             return replace(state, best_price=event.best_price, best_price_at=event.occurred_at)
         case OrderTriggered():
             return replace(state, triggered_price=event.observed_price)
+        case (ParentAccepted() | SliceReleased() | SliceSkipped() | ChildProgressed()
+              | ParentCancelRequested() | ParentCompleted() | ParentCancelled()):
+            raise InvalidStateTransition(f"{type(event).__name__} is a parent's event")
         case _:
             assert_never(event)

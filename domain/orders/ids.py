@@ -31,3 +31,37 @@ def stall_check_id(order_id: str, stalled_seq: int) -> str:
 def expiry_due_id(order_id: str) -> str:
     """The command id of the timer that expires a GTD order (it has one expiry, ever)."""
     return str(uuid5(NAMESPACE, f"{order_id}/expiry-due"))
+
+
+# --- parent orders (twap, dca) ----------------------------------------------------------------
+
+
+def child_id(parent_id: str, slice_index: int) -> str:
+    """The id of the market order that executes slice `slice_index` of a parent: released
+    twice (a re-decided SliceReleased, a re-sent ExecuteOrder), it is still one order."""
+    return str(uuid5(NAMESPACE, f"{parent_id}/slice/{slice_index}"))
+
+
+def slice_due_id(parent_id: str, slice_index: int) -> str:
+    """The command id of the timer that releases (or skips) slice `slice_index`."""
+    return str(uuid5(NAMESPACE, f"{parent_id}/slice-due/{slice_index}"))
+
+
+def child_execute_id(child: str) -> str:
+    """The command id of a child's ExecuteOrder (its correlation id)."""
+    return str(uuid5(NAMESPACE, f"{child}/execute"))
+
+
+def child_cancel_id(child: str) -> str:
+    """The command id of the CancelOrder a cancelled parent sends its child."""
+    return str(uuid5(NAMESPACE, f"{child}/parent-cancel"))
+
+
+def child_report_id(parent_id: str, child: str, child_seq: int) -> str:
+    """The command id of a child's report to its parent of its history up to `child_seq`."""
+    return str(uuid5(NAMESPACE, f"{parent_id}/child/{child}/{child_seq}"))
+
+
+def parent_finish_id(parent_id: str, seq: int) -> str:
+    """The command id of the timer that ends a parent whose last decision was cut short."""
+    return str(uuid5(NAMESPACE, f"{parent_id}/finish/{seq}"))

@@ -25,6 +25,11 @@ rule:
   `min_liquidity_usd`) and optional `max_price`; limit and sniper may be GTD, which requires
   `expires_at` (and GTC must not have one); `expires_at` is timezone-aware and, at the edge,
   in the future.
+- parents (twap, dca; `domain.orders.schedule`): `interval_s` whole seconds >= 1 (the edge
+  also holds it to its configured minimum); twap `slices` 1 .. MAX_SLICES and `amount_in` at
+  least one base unit per slice; dca `amount_per_slice` 1 .. `amount_in`, at most MAX_SLICES
+  slices, `end_at` timezone-aware and, at the edge, in the future; the optional slice bounds
+  `min_slice_price` <= `max_slice_price` are prices.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
+from domain.orders.schedule import MAX_SLICES
 from domain.orders.status import SNIPER_TRIGGERS, OrderType, TimeInForce, Trigger
 from domain.orders.terms import TERMS_OF_TYPE, BaseTerms, WaitingTerms, extra_fields
 
@@ -112,6 +118,18 @@ def liquidity_problem(usd: Decimal) -> str | None:
     return _digits_problem(usd)
 
 
+def interval_problem(seconds: int, minimum: int = 1) -> str | None:
+    if seconds < minimum:
+        return f"{seconds} s is too short: at least {minimum} s between two slices"
+    return None
+
+
+def slices_problem(slices: int) -> str | None:
+    if not 1 <= slices <= MAX_SLICES:
+        return f"{slices} is out of range: 1 to {MAX_SLICES} slices"
+    return None
+
+
 def _digits_problem(value: Decimal) -> str | None:
     if significant_digits(value) > MAX_PRICE_DIGITS:
         return f"{value} has more than {MAX_PRICE_DIGITS} significant digits"
@@ -127,6 +145,12 @@ _VALUE_RULES: Final[Mapping[str, Callable[[object], str | None]]] = {
     "max_price": lambda v: price_problem(v) if isinstance(v, Decimal) else "must be a decimal",
     "min_liquidity_usd": lambda v: (liquidity_problem(v) if isinstance(v, Decimal)
                                   else "must be a decimal"),
+    "min_slice_price": lambda v: price_problem(v) if isinstance(v, Decimal) else "must be a decimal",
+    "max_slice_price": lambda v: price_problem(v) if isinstance(v, Decimal) else "must be a decimal",
+    "interval_s": lambda v: interval_problem(v) if isinstance(v, int) else "must be an integer",
+    "slices": lambda v: slices_problem(v) if isinstance(v, int) else "must be an integer",
+    "amount_per_slice": lambda v: (amount_problem(v) if isinstance(v, int)
+                                   else "must be an integer"),
 }
 
 
@@ -148,6 +172,7 @@ def order_errors(
     errors += _misplaced(order_type, values, given)
     errors += _type_rules(order_type, values, given)
     errors += _expiry_rules(order_type, values, given, now)
+    errors += _schedule_rules(order_type, values, given, now)
     if "token_in" in values and values.get("token_in") == values.get("token_out"):
         errors.append(FieldError("token_out", "tokenIn and tokenOut are the same token"))
     return tuple(errors)
@@ -208,6 +233,46 @@ def _expiry_rules(order_type: OrderType, values: Mapping[str, object], given: fr
             return [FieldError("expires_at", f"{expires_at.isoformat()} is in the past (now is "
                                f"{now.isoformat()})")]
     return []
+
+
+_SCHEDULE_REQUIRED: Final[Mapping[OrderType, tuple[tuple[str, str], ...]]] = {
+    OrderType.TWAP: (("interval_s", "seconds between two slices, e.g. 60"),
+                     ("slices", "how many child orders amountIn is split into, e.g. 10")),
+    OrderType.DCA: (("interval_s", "seconds between two slices, e.g. 3600"),
+                    ("amount_per_slice", 'tokenIn per slice in human units, e.g. "0.5"')),
+}
+
+
+def _schedule_rules(order_type: OrderType, values: Mapping[str, object], given: frozenset[str],
+                    now: datetime | None) -> list[FieldError]:
+    """A parent's (twap, dca) schedule: required terms, slices that fit the amount, bounds."""
+    if order_type not in _SCHEDULE_REQUIRED:
+        return []
+    errors = [FieldError(name, f"is required for a {order_type} order: {what}")
+              for name, what in _SCHEDULE_REQUIRED[order_type] if name not in given]
+    amount, slices = values.get("amount_in"), values.get("slices")
+    per_slice = values.get("amount_per_slice")
+    if isinstance(amount, int) and isinstance(slices, int) and 0 < slices <= MAX_SLICES:
+        if amount < slices:
+            errors.append(FieldError("slices", f"{slices} slices of {amount} base units would "
+                                     "leave a slice empty: at most one slice per base unit"))
+    if isinstance(amount, int) and isinstance(per_slice, int) and per_slice > 0 and amount > 0:
+        if per_slice > amount:
+            errors.append(FieldError("amount_per_slice", "is more than amountIn"))
+        elif -(-amount // per_slice) > MAX_SLICES:
+            errors.append(FieldError("amount_per_slice", f"makes {-(-amount // per_slice)} "
+                                     f"slices of amountIn: at most {MAX_SLICES}"))
+    low, high = values.get("min_slice_price"), values.get("max_slice_price")
+    if isinstance(low, Decimal) and isinstance(high, Decimal) and low > high:
+        errors.append(FieldError("min_slice_price", f"{low} is above maxSlicePrice {high}"))
+    end_at = values.get("end_at")
+    if isinstance(end_at, datetime):
+        if end_at.tzinfo is None:
+            errors.append(FieldError("end_at", "must be timezone-aware"))
+        elif now is not None and end_at <= now:
+            errors.append(FieldError("end_at", f"{end_at.isoformat()} is in the past (now is "
+                                     f"{now.isoformat()})"))
+    return errors
 
 
 def terms_errors(terms: BaseTerms) -> Errors:

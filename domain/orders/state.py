@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from domain.orders.events import AttemptError
+from domain.orders.parent_state import ParentProgress
 from domain.orders.status import IN_FLIGHT, TERMINAL, OrderStatus
 from domain.orders.terms import OrderTerms
 from domain.quotes import RoutingDecision
@@ -43,6 +44,8 @@ class OrderState:
     triggered_price: Decimal | None = None  # what the order's size fetched when it fired
     status_history: tuple[tuple[OrderStatus, datetime], ...] = ()  # every status change
     updated_at: datetime | None = None
+    parent_id: str | None = None  # a slice of this twap/dca parent (OrderAccepted.parent_id)
+    parent: ParentProgress | None = None  # a twap/dca parent's schedule and children
 
     def entered_at(self, status: OrderStatus) -> datetime | None:
         """When the order last entered `status`, or None if it never did."""

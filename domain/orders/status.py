@@ -25,12 +25,14 @@ class OrderStatus(StrEnum):
 
 
 class OrderType(StrEnum):
-    """How an order decides when to execute: now (market), at a price (limit), or on a pool
-    event (sniper)."""
+    """How an order decides when to execute: now (market), at a price (limit), on a pool
+    event (sniper), or as a parent releasing market slices over time (twap, dca)."""
 
     MARKET = "market"
     LIMIT = "limit"
     SNIPER = "sniper"
+    TWAP = "twap"  # amountIn in `slices` equal child orders, one every `intervalS`
+    DCA = "dca"  # `amountPerSlice` every `intervalS` until amountIn is spent or `endAt`
 
 
 class TimeInForce(StrEnum):

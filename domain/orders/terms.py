@@ -106,7 +106,43 @@ class SniperTerms(WaitingTerms):
         return self.trigger
 
 
-OrderTerms = MarketTerms | LimitTerms | SniperTerms
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduledTerms(BaseTerms):
+    """A parent order: it never swaps itself, it releases child market orders (slices) of
+    its pair and slippage, one every `interval_s` seconds from its acceptance (the first at
+    once). A slice whose own size fetches a price (tokenOut per 1 tokenIn, net) outside
+    [`min_slice_price`, `max_slice_price`] when it is due is skipped, not executed.
+    `slice_amounts` (in `domain.orders.schedule`) says how `amount_in` is cut."""
+
+    interval_s: int
+    min_slice_price: Decimal | None = None
+    max_slice_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TwapTerms(ScheduledTerms):
+    """`amount_in` in `slices` slices as equal as whole base units allow (the first
+    `amount_in % slices` slices carry one base unit more)."""
+
+    ORDER_TYPE: ClassVar[OrderType] = OrderType.TWAP
+
+    slices: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcaTerms(ScheduledTerms):
+    """`amount_per_slice` per slice until `amount_in` is spent (the last slice is the
+    remainder), releasing no slice due at or after `end_at`."""
+
+    ORDER_TYPE: ClassVar[OrderType] = OrderType.DCA
+
+    amount_per_slice: int
+    end_at: datetime | None = None
+
+
+OrderTerms = MarketTerms | LimitTerms | SniperTerms | TwapTerms | DcaTerms
+ParentTerms = TwapTerms | DcaTerms
+PARENT_TERMS: Final = (TwapTerms, DcaTerms)  # for isinstance()
 
 TERMS_TYPES: Final[tuple[type[OrderTerms], ...]] = get_args(OrderTerms)
 TERMS_OF_TYPE: Final = {cls.ORDER_TYPE: cls for cls in TERMS_TYPES}

@@ -4,7 +4,8 @@ Timers are commands delivered back to the order later (by the order agent's time
 `RetryDue` when a backoff ends, a `StallCheck` watchdog whenever the order waits on a stage,
 so an order whose stage died in a crash is re-driven instead of hanging forever, and an
 `ExpiryDue` at a GTD order's `expires_at` while a cancel could still end it (pending,
-waiting, routing). A waiting GTC order has no timer: the market wakes it.
+waiting, routing). A waiting GTC order has no timer: the market wakes it. A parent order
+(twap, dca) has one: `SliceDue` when its next slice is due.
 Because they derive from the state, a worker that takes over a partition re-arms every
 timer by folding the events (`timers_of`); no timer needs to be durable on its own.
 Command ids are deterministic, so arming a timer twice still delivers one logical timer.
@@ -16,9 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.orders.commands import ExpiryDue, RetryDue, StallCheck, TimerCommand
+from domain.orders.commands import ExpiryDue, RetryDue, SliceDue, StallCheck, TimerCommand
 from domain.orders.events import Event
-from domain.orders.ids import event_id, expiry_due_id, retry_due_id, stall_check_id
+from domain.orders.ids import (
+    event_id,
+    expiry_due_id,
+    parent_finish_id,
+    retry_due_id,
+    slice_due_id,
+    stall_check_id,
+)
+from domain.orders.parent_state import ParentProgress
+from domain.orders.schedule import due_at as slice_due_at
+from domain.orders.terms import PARENT_TERMS
 from domain.orders.state import OrderState, awaits_stage, is_interrupted, is_terminal
 from domain.orders.status import CANCELLABLE
 
@@ -53,6 +64,8 @@ def timers_of(state: OrderState, *, stall_timeout_ms: int) -> tuple[Timer, ...]:
     while a GTD order can still expire; nothing once it is terminal or not accepted."""
     if state.status is None or is_terminal(state) or state.updated_at is None:
         return ()
+    if state.parent is not None:
+        return _next_slice(state, state.parent, state.updated_at)
     expiry = _expiry(state, state.updated_at)
     return (*_progress(state, state.updated_at, stall_timeout_ms), *expiry)
 
@@ -97,6 +110,37 @@ def _expiry(state: OrderState, armed_at: datetime) -> tuple[Timer, ...]:
         expires_at=expires_at,
     )
     return (_timer(armed_at, expires_at, command),)
+
+
+def _next_slice(state: OrderState, progress: ParentProgress,
+                armed_at: datetime) -> tuple[Timer, ...]:
+    """A parent's one timer: its next slice when it is due; at once when nothing is left to
+    happen but its end was not appended (a crash cut the decision short); none while it
+    only waits for its children."""
+    terms = state.terms
+    assert isinstance(terms, PARENT_TERMS), "a parent has schedule terms"
+    index = progress.next_slice
+    if progress.finished:
+        due_at, command_id, amount = armed_at, parent_finish_id(state.order_id, state.seq), 0
+    elif progress.scheduled_done:
+        return ()
+    else:
+        due_at = slice_due_at(progress.started_at, terms.interval_s, index)
+        command_id, amount = slice_due_id(state.order_id, index), progress.slices[index]
+    bounded = terms.min_slice_price is not None or terms.max_slice_price is not None
+    command = SliceDue(
+        command_id=command_id,
+        order_id=state.order_id,
+        issued_at=due_at,
+        correlation_id=state.correlation_id,
+        causation_id=event_id(state.order_id, state.seq),
+        slice_index=index,
+        token_in=terms.token_in,
+        token_out=terms.token_out,
+        amount_in=amount,
+        needs_price=bounded and amount > 0,
+    )
+    return (_timer(armed_at, due_at, command),)
 
 
 def _timer(armed_at: datetime, due_at: datetime, command: TimerCommand) -> Timer:

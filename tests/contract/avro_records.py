@@ -126,6 +126,8 @@ def flat_terms(record: dict[str, Any], version: int) -> dict[str, Any]:
     if "terms" not in payload:
         return record
     terms_name, terms = payload["terms"]
+    if terms_name not in _ORDER_TYPES:
+        raise NotInVersion(terms_name)  # twap and dca terms came with v6
     order_type = _ORDER_TYPES[terms_name]
     if version < 2 and order_type != "market":
         raise NotInVersion(terms_name)

@@ -36,6 +36,9 @@ V1_TERMS: dict[str, Any] = {
 }
 V2_NONE: dict[str, Any] = {"limitPrice": None, "timeInForce": "GTC", "expiresAt": None,
                            "trigger": None, "minLiquidityUsd": None, "maxPrice": None}
+# v6: the twap/dca terms, null for every other order type (the view shows every term).
+V6_NONE: dict[str, Any] = {"intervalS": None, "minSlicePrice": None, "maxSlicePrice": None,
+                           "slices": None, "amountPerSlice": None, "endAt": None}
 COMMON: dict[str, Any] = dict(token_in="in", token_out="out", token_in_symbol="IN",
                               token_out_symbol="OUT", token_in_decimals=9, token_out_decimals=6,
                               amount_in=10**9, slippage_bps=50, client_order_id="k-1")
@@ -73,8 +76,8 @@ def command_record(version: int, payload: dict[str, Any]) -> bytes:
 
 def test_the_order_schemas_are_at_their_current_versions() -> None:
     # order_command v5 added the envelope's acceptBy (issue 10); order_event v5 the hash
-    # chain's prevHash and hash (issue 14).
-    assert (CODEC.event_version, CODEC.command_version) == (5, 5)
+    # chain's prevHash and hash (issue 14); v6 of both the twap/dca parents (issue 14 part 2).
+    assert (CODEC.event_version, CODEC.command_version) == (6, 6)
 
 
 def test_a_v1_order_accepted_reads_as_market_terms() -> None:
@@ -132,7 +135,8 @@ def test_a_sniper_report_survives_the_wire_exactly() -> None:
 def test_the_json_view_of_the_terms_is_the_flat_v2_one(flat: dict[str, Any], terms: Any) -> None:
     accepted = OrderAccepted(event_id="e", order_id="o", seq=1, occurred_at=T0,
                              correlation_id="c", causation_id="c", terms=terms)
-    expected = V1_TERMS | V2_NONE | flat | {"amountIn": str(10**9), "owner": None}
+    expected = V1_TERMS | V2_NONE | V6_NONE | flat | {"amountIn": str(10**9), "owner": None,
+                                                      "parentId": None}
     if "expiresAt" in flat:
         expected["expiresAt"] = EXPIRES.isoformat()
     assert CODEC.event_to_json(accepted) == expected

@@ -225,7 +225,7 @@ async def test_a_time_window_keeps_orders_created_in_it(
     [
         ({"status": "bogus"}, "status"),
         ({"status": "confirmed,nope"}, "status"),
-        ({"orderType": "twap"}, "orderType"),
+        ({"orderType": "iceberg"}, "orderType"),
         ({"tokenIn": "NOPE"}, "tokenIn"),
         ({"tokenOut": "So1111"}, "tokenOut"),
         ({"venue": "orca"}, "venue"),

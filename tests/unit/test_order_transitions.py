@@ -47,6 +47,8 @@ from domain.orders import (
     fold,
     initial_state,
 )
+from domain.orders.events import PARENT_EVENTS
+from domain.orders.terms import TwapTerms
 from domain.quotes import RouteLeg, RoutingDecision
 
 S = OrderStatus
@@ -156,7 +158,9 @@ def sample(event_type: type[Any], state: OrderState) -> Event:
     return samples[event_type]()
 
 
-PAIRS = [(status, event_type) for status in (None, *OrderStatus) for event_type in EVENT_TYPES]
+# The single-swap events: a parent's (twap, dca) are folded by domain.orders.parent_evolve.
+SWAP_EVENTS = [event_type for event_type in EVENT_TYPES if event_type not in PARENT_EVENTS]
+PAIRS = [(status, event_type) for status in (None, *OrderStatus) for event_type in SWAP_EVENTS]
 
 
 @pytest.mark.parametrize(
@@ -175,6 +179,35 @@ def test_every_status_and_event_pair_moves_as_the_table_says_or_is_rejected(
         assert evolve(state, event).status == (status if expected is SAME else expected)
 
 
+PARENT_PAIRS = [(status, event_type) for status in (None, *OrderStatus)
+                for event_type in PARENT_EVENTS]
+
+
+@pytest.mark.parametrize(("status", "event_type"), PARENT_PAIRS,
+                         ids=[f"{s}-{e.__name__}" for s, e in PARENT_PAIRS])
+def test_a_parents_event_never_folds_into_a_single_swap_order(
+    status: OrderStatus | None, event_type: type[Any]
+) -> None:
+    """Only a ParentAccepted on nothing yet is legal: it makes a parent, not a swap."""
+    state = state_in(status)
+    meta: dict[str, Any] = dict(event_id="e", order_id=ORDER, seq=state.seq + 1, occurred_at=T0,
+                                correlation_id="c", causation_id="k")
+    twap = TwapTerms(**{f: getattr(TERMS, f) for f in ("token_in", "token_out",
+                        "token_in_symbol", "token_out_symbol", "token_in_decimals",
+                        "token_out_decimals", "amount_in", "slippage_bps")},
+                     slices=2, interval_s=1)
+    values: dict[str, Any] = {"terms": twap, "slice_amounts": (1, 1), "slice_index": 0,
+                              "child_id": "c", "amount_in": 1, "reason": "r",
+                              "child_seq": 1, "child_status": S.ROUTING, "amount_out": 0}
+    names = event_type.__dataclass_fields__.keys() - meta.keys()
+    event = event_type(**meta, **{name: values[name] for name in names if name in values})
+    if status is None and event_type is PARENT_EVENTS[0]:
+        assert evolve(state, event).status is S.WAITING
+        return
+    with pytest.raises(InvalidStateTransition):
+        evolve(state, event)
+
+
 def test_the_table_is_the_lifecycle_of_the_spec() -> None:
     assert dict(TRANSITIONS) == EXPECTED
 
@@ -185,7 +218,7 @@ def test_terminal_statuses_have_no_way_out() -> None:
 
 def test_the_terminal_events_are_the_ones_leading_to_a_terminal_status() -> None:
     ending = {event_type for (_, event_type), target in TRANSITIONS.items() if target in TERMINAL}
-    assert ending == set(TERMINAL_EVENTS)
+    assert ending == set(TERMINAL_EVENTS) - set(PARENT_EVENTS)
 
 
 def test_an_event_out_of_sequence_is_a_sequence_gap() -> None:

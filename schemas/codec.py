@@ -83,6 +83,8 @@ _CORRUPT: Final = (EOFError, ValueError, IndexError, OverflowError)
 # What building a domain value raises on a decoded value it rejects (enum, Decimal).
 _REJECTED: Final = (ValueError, ArithmeticError)
 _UNENCODABLE: Final = (ValueError, TypeError, OverflowError)
+# An envelope's status by its value: a dict lookup, not an enum call, on every decode.
+_STATUSES: Final = {status.value: status for status in OrderStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,10 +225,10 @@ class Codec:
         mapping, payload = self._events.payload_of(record)
         if record["type"] != mapping.cls.__name__:
             raise UndecodableRecord(f"type {record['type']!r} but payload {mapping.fullname}")
-        try:
-            status = None if record["status"] is None else OrderStatus(record["status"])
-        except ValueError as error:
-            raise UndecodableRecord(f"{self._events.name}: {error}") from error
+        raw = record["status"]
+        status = None if raw is None else _STATUSES.get(raw)
+        if status is None and raw is not None:
+            raise UndecodableRecord(f"{self._events.name}: {raw!r} is not a valid OrderStatus")
         event = cast(
             Event,
             self._events.build(
@@ -372,6 +374,7 @@ class _Contract:
         self._parsed = {version: cast(Schema, parse_schema(schema))
                         for version, schema in history.versions.items()}
         self._upcasts = {v: f for v, f in (upcasts or {}).items() if v < self.version}
+        self._stops = {version: self._stop(version) for version in history.versions}
         self._readers = {version: self._reader(version) for version in history.versions}
         fields = {field["name"]: field["type"] for field in self.schema["fields"]}
         if set(fields) != {camel(name) for name in envelope}:
@@ -390,7 +393,7 @@ class _Contract:
         return min((v for v in self._upcasts if v >= version), default=self.version)
 
     def _reader(self, version: int) -> Callable[[BytesIO], Any]:
-        writer, target = self._parsed[version], self._parsed[self._stop(version)]
+        writer, target = self._parsed[version], self._parsed[self._stops[version]]
         # Resolving schemas costs time on every read: skip it when nothing changed.
         reader_schema = None if writer == target else target
 
@@ -401,7 +404,7 @@ class _Contract:
 
     def _upcast(self, version: int, record: dict[str, Any]) -> dict[str, Any]:
         """`record`, read up to `_stop(version)`, in the shape of the current version."""
-        at = self._stop(version)
+        at = self._stops[version]
         while at < self.version:
             record = self._upcasts[at](record)
             at += 1

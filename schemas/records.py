@@ -119,7 +119,7 @@ def _converters(
         to, back = _converters(item, avro["items"], named, attr, owner)
         if to is _identity and back is _identity:
             return list, tuple
-        return (lambda v: [to(x) for x in v]), (lambda v: tuple(back(x) for x in v))
+        return (lambda v: [to(x) for x in v]), (lambda v: tuple([back(x) for x in v]))
     if dataclasses.is_dataclass(hint):
         nested = record_mapping(hint, avro, named)  # type: ignore[arg-type]
         make = nested.cls
@@ -130,8 +130,21 @@ def _converters(
     if hint is Decimal:
         return str, Decimal
     if isinstance(hint, type) and issubclass(hint, StrEnum):
-        return str, hint
+        return str, _enum_reader(hint)
     return _identity, _identity
+
+
+def _enum_reader(enum: type[StrEnum]) -> Convert:
+    """`enum(value)` by a dict lookup: calling an enum class costs a microsecond in Python
+    (EnumType.__call__), and every event carries one or two. An unknown value still fails
+    in `enum(value)`, with its ValueError."""
+    members = {member.value: member for member in enum}
+
+    def back(value: Any) -> Any:
+        member = members.get(value)
+        return enum(value) if member is None else member
+
+    return back
 
 
 _PRIMITIVES: Final[Mapping[Any, tuple[str, ...]]] = {

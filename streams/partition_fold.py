@@ -6,9 +6,10 @@ never sits in memory whole), optionally on top of a snapshot's states; produces 
 state. No I/O.
 
 The writer keeps the full state (and the events, for the next snapshot) of orders not ended
-only; an order that ends leaves only its id (`TerminalIds`), which is what a late duplicate
-command needs to decide nothing. Memory therefore follows the orders in flight, not the
-history. `fold_partition` (tests, tools) keeps ended orders' states too.
+only; an order that ends leaves only its id and chain head (`TerminalIds`), which is what a
+late duplicate command needs to decide nothing and a chain checkpoint to pin it. Memory
+therefore follows the orders in flight, not the history. `fold_partition` (tests, tools)
+keeps ended orders' states too.
 
 A record that cannot be decoded or folded is quarantined, never fatal to the partition: only
 the order it belongs to (its key, or the event's order id) is set aside with the reason. A seq
@@ -66,8 +67,8 @@ class PartitionStates:
     snapshot_offset: int | None = None  # the latest snapshot known to cover [0, this)
     # The hash chain (schemas.chain): order id -> the hash of its last event, which the
     # writer chains its next event to; absent while the last event has none (before v5).
-    # Kept for ended orders too: a chain checkpoint pins every order's head. (A snapshot
-    # carries the heads of the orders in flight only, as their events.)
+    # Kept for ended orders too: a chain checkpoint pins every order's head (and so does a
+    # snapshot: `TerminalIds` keeps the ended ones' beside their ids).
     heads: dict[str, bytes] = field(default_factory=dict)
 
     def ended(self, order_id: str) -> bool:
@@ -76,11 +77,12 @@ class PartitionStates:
     def record(self, state: OrderState, events: Sequence[Event],
                statuses: Sequence[OrderStatus]) -> None:
         """The order's state after `events` (its own statuses after each): kept whole while
-        the order is in flight, as its id alone once it ended."""
+        the order is in flight, as its id and head alone once it ended. Told after `heads`
+        moved past `events`."""
         if is_terminal(state) and not self.keep_terminal:
             self.orders.pop(state.order_id, None)
             self.histories.pop(state.order_id, None)
-            self.terminal.add(state.order_id)
+            self.terminal.add(state.order_id, self.heads.get(state.order_id))
             return
         self.orders[state.order_id] = state
         self.histories.setdefault(state.order_id, []).extend(zip(events, statuses, strict=True))
@@ -175,8 +177,8 @@ class PartitionFold:
                              f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
             return
         assert state.status is not None  # evolve never leaves an accepted order without one
-        states.record(state, (event,), (state.status,))
         advance(states.heads, event.order_id, head)
+        states.record(state, (event,), (state.status,))
 
     def _quarantine(self, order_id: str | None, offset: int, why: str) -> None:
         problem = f"{self.where}@{offset}: {why}"

@@ -8,8 +8,10 @@ state. No I/O.
 The writer keeps the full state (and the events, for the next snapshot) of orders not ended
 only; an order that ends leaves only its id and chain head (`TerminalIds`), which is what a
 late duplicate command needs to decide nothing and a chain checkpoint to pin it. Memory
-therefore follows the orders in flight, not the history. `fold_partition` (tests, tools)
-keeps ended orders' states too.
+therefore follows the orders in flight, not the history; and the events kept of an order
+leave out what a later one supersedes (`domain.orders.elision`: of a waiting order's run of
+`PriceObserved`, the last), so they follow its state, not how long it has waited.
+`fold_partition` (tests, tools) keeps ended orders' states too.
 
 A record that cannot be decoded or folded is quarantined, never fatal to the partition: only
 the order it belongs to (its key, or the event's order id) is set aside with the reason. A seq
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from domain.orders.elision import superseded
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
@@ -85,7 +88,12 @@ class PartitionStates:
             self.terminal.add(state.order_id, self.heads.get(state.order_id))
             return
         self.orders[state.order_id] = state
-        self.histories.setdefault(state.order_id, []).extend(zip(events, statuses, strict=True))
+        history = self.histories.setdefault(state.order_id, [])
+        for event, status in zip(events, statuses, strict=True):
+            if history and superseded(history[-1][0], event):
+                history[-1] = (event, status)  # a run of PriceObserved keeps its last
+            else:
+                history.append((event, status))
 
     def durable(self) -> bool:
         """Are these states exactly the fold of `[0, end)`: every own append confirmed, and

@@ -32,8 +32,8 @@ from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from domain.orders.elision import evolve_over_elided
 from domain.orders.events import Event
-from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from schemas.snapshots import SnapshotCodec, SnapshotRecord, SnapshotUnreadable
@@ -54,8 +54,8 @@ READ_TIMEOUT_S: Final = 30.0
 
 
 def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> PartitionStates:
-    """The states a snapshot holds, each order folded again from its events (seq 1..n), every
-    order's head as stored. SnapshotMismatch if it is not a snapshot of `partition`, carries
+    """The states a snapshot holds, each order folded again from its events (seq 1..n, less
+    what a later event superseded: `domain.orders.elision`), every order's head as stored. SnapshotMismatch if it is not a snapshot of `partition`, carries
     no heads (v1), or an order's events do not fold."""
     if snapshot.partition != partition:
         raise SnapshotMismatch(f"a snapshot of partition {snapshot.partition} found in the "
@@ -77,9 +77,9 @@ def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> Partiti
         for value in values:
             try:
                 event, _ = event_and_head(decode(value))  # stored unchained: the head is below
-                if event.order_id != order_id or event.seq != state.seq + 1:
+                if event.order_id != order_id or event.seq <= state.seq:
                     raise ValueError(f"seq {event.seq} of {event.order_id} after {state.seq}")
-                state = evolve(state, event)
+                state = evolve_over_elided(state, event)  # a gap: superseded events left out
             except Exception as exc:
                 raise SnapshotMismatch(f"order {order_id}: {type(exc).__name__}: {exc}") from exc
             assert state.status is not None
@@ -122,19 +122,50 @@ def capture(partition: int, states: PartitionStates) -> Captured | None:
                     tuple(terminal.other_heads()))
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An order's events as the last snapshot encoded them (the event objects, their values)."""
+
+    events: tuple[Event, ...]
+    values: tuple[bytes, ...]
+
+
 async def encode(captured: Captured, encode_event: EncodeEvent, writer: str,
-                 taken_at_ms: int) -> SnapshotRecord:
-    """The snapshot record of what was captured, a slice of orders at a time."""
+                 taken_at_ms: int, known: dict[str, Encoded] | None = None) -> SnapshotRecord:
+    """The snapshot record of what was captured, a slice of orders at a time. `known`: the
+    partition's orders as its last snapshot encoded them; an event encoded then (the very
+    same object: a partition folded again has new ones) is not encoded again. Updated to
+    this snapshot's orders."""
     orders: list[tuple[str, tuple[bytes, ...], bytes | None]] = []
+    fresh: dict[str, Encoded] = {}
     for at in range(0, len(captured.histories), ENCODE_SLICE):
         for order_id, history, head in captured.histories[at:at + ENCODE_SLICE]:
-            orders.append((order_id, tuple(encode_event(e, s) for e, s in history), head))
+            encoded = _encoded(history, (known or {}).get(order_id), encode_event)
+            fresh[order_id] = encoded
+            orders.append((order_id, encoded.values, head))
         await asyncio.sleep(0)
+    if known is not None:
+        known.clear()
+        known.update(fresh)
     return SnapshotRecord(captured.partition, captured.offset, captured.fence_epoch, writer,
                           taken_at_ms, captured.events, tuple(orders), captured.quarantined,
                           captured.terminal_uuids, captured.terminal_other,
                           captured.terminal_heads, captured.terminal_other_heads,
                           heads_complete=True)
+
+
+def _encoded(history: tuple[tuple[Event, OrderStatus], ...], known: Encoded | None,
+             encode_event: EncodeEvent) -> Encoded:
+    """The history's values, reusing those of `known`'s events that are still its first."""
+    reused = 0
+    if known is not None:
+        for (event, _), was in zip(history, known.events):
+            if event is not was:
+                break
+            reused += 1
+    values = (known.values[:reused] if known is not None else ()) + tuple(
+        encode_event(event, status) for event, status in history[reused:])
+    return Encoded(tuple(event for event, _ in history), values)
 
 
 class SnapshotStore:
@@ -228,6 +259,8 @@ class SnapshotWriter:
     check_every_s: float = 1.0
     written: dict[int, _Written] = field(default_factory=dict)
     sizes: dict[int, int] = field(default_factory=dict)  # the last snapshot's bytes
+    # Per partition, its orders as the last snapshot encoded them (`encode`'s `known`).
+    encoded: dict[int, dict[str, Encoded]] = field(default_factory=dict)
 
     async def run(self) -> None:
         if self.every_events <= 0:
@@ -239,7 +272,10 @@ class SnapshotWriter:
     async def write_due(self) -> int:
         """Write the snapshots due now; returns how many were written."""
         count = 0
-        for partition, states in sorted(self.loaded().items()):
+        loaded = self.loaded()
+        for gone in set(self.encoded) - set(loaded):
+            del self.encoded[gone]
+        for partition, states in sorted(loaded.items()):
             if not self._due(partition, states):
                 continue
             captured = capture(partition, states)
@@ -255,7 +291,8 @@ class SnapshotWriter:
 
     async def write(self, captured: Captured) -> None:
         started = time.monotonic()
-        record = await encode(captured, self.encode_event, self.writer, self.clock_ms())
+        record = await encode(captured, self.encode_event, self.writer, self.clock_ms(),
+                              self.encoded.setdefault(captured.partition, {}))
         size = await self.store.write(record)
         self.written[captured.partition] = _Written(captured.offset, time.monotonic())
         self.sizes[captured.partition] = size

@@ -14,6 +14,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
+from decimal import Decimal
 
 import fastavro
 import pytest
@@ -21,9 +22,11 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from bench.order_histories import HistoryMaker, interleaved
-from domain.orders.commands import CancelOrder
+from domain.orders.commands import CancelOrder, Command, ObservePrice
+from domain.orders.events import Event
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import is_terminal
+from domain.orders.status import OrderStatus
 from oee.settings import Topics
 from schemas.chain import GENESIS, ChainCheck, merkle_root
 from schemas.snapshots import SnapshotCodec, SnapshotRecord, SnapshotUnreadable
@@ -34,10 +37,12 @@ from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
 from streams.outbox import KafkaOutbox
 from streams.partition_fold import Decode, PartitionFold, PartitionStates, SnapshotMismatch
-from streams.snapshots import SnapshotWriter, capture, encode, restore
+from streams.snapshots import Encoded, SnapshotWriter, capture, encode, restore
 from streams.terminal_ids import SEAL_AT, TerminalIds
 from tests.orders_support import WriterStatuses
 from tests.unit.stream_fakes import T0, FakeClock, FakeOutbox, FakeStates, execute_order
+from tests.unit.test_history_elision import ORDER, limit_order
+from tests.unit.test_history_elision import history as order_history
 from tests.unit.test_partition_fold import CODEC
 
 SNAPSHOTS = SnapshotCodec(schema_id=42)
@@ -439,3 +444,59 @@ async def test_a_corrupt_snapshot_falls_back_to_the_whole_partition() -> None:
 
     assert store.read_from == [None]
     same(states, fold(list(store.records)))
+
+
+# --- what a snapshot costs: a waiting order's history, events encoded once ---------------------
+
+def waiting_with_observations(observations: int) -> list[StoredRecord]:
+    """A claim, then a limit order that waits and sees `observations` new best prices."""
+    at = (T0 + timedelta(seconds=n) for n in range(10 * observations + 10))
+    commands: list[Command] = [limit_order()]
+    commands += [ObservePrice(command_id=f"o{n}", order_id=ORDER, issued_at=next(at),
+                              best_price=Decimal(150) + Decimal(n % 7) / 4 + n)
+                 for n in range(observations)]
+    events, _ = order_history(commands)
+    statuses, heads = WriterStatuses(), {}
+    records = [StoredRecord(0, None, b"w", tuple(claim_headers("w")))]
+    for event in events:
+        value, heads[ORDER] = CODEC.encode_chained_event(
+            event, status=statuses.after(event), prev_hash=heads.get(ORDER, GENESIS))
+        records.append(StoredRecord(len(records), ORDER.encode(), value,
+                                    tuple(epoch_headers(0))))
+    return records
+
+
+def test_a_waiting_order_s_snapshot_does_not_grow_with_its_price_observations() -> None:
+    few, many = fold(waiting_with_observations(3)), fold(waiting_with_observations(600))
+
+    value = asyncio.run(snapshot_of(many))
+    restored = restore(SNAPSHOTS.decode(value), CODEC.decode_envelope, 0)
+
+    assert [len(s.histories[ORDER]) for s in (few, many)] == [3, 3]  # accepted, waiting, last
+    assert many.orders[ORDER].seq == 602 and restored.orders == many.orders
+    assert restored.heads == many.heads
+    assert len(value) < len(asyncio.run(snapshot_of(few))) + 100
+    tail = fold(waiting_with_observations(601)[-1:], restored, strict=True)  # it goes on
+    assert tail.orders[ORDER].seq == 603 and len(tail.histories[ORDER]) == 3
+
+
+async def test_a_snapshot_encodes_only_the_events_the_last_one_did_not() -> None:
+    states = fold(history(60, in_flight=0.6))
+    encoded: list[Event] = []
+
+    def encode_event(event: Event, status: OrderStatus) -> bytes:
+        encoded.append(event)
+        return CODEC.encode_event(event, status=status)
+
+    known: dict[str, Encoded] = {}
+    captured = capture(0, states)
+    assert captured is not None
+    first = await encode(captured, encode_event, "w", 0, known)
+    in_flight = sum(len(h) for h in states.histories.values())
+    again = await encode(captured, encode_event, "w", 0, known)
+    refolded = capture(0, fold(history(60, in_flight=0.6)))  # new event objects
+    assert refolded is not None
+    third = await encode(refolded, encode_event, "w", 0, known)
+
+    assert len(encoded) == 2 * in_flight > 0  # the first and the third, not the second
+    assert first == again == third

@@ -29,7 +29,7 @@ from schemas.claims import claim_subject, claim_value, load_claim_schema
 from schemas.codec import Codec, load_histories
 from schemas.registry import RegistryClient, RegistryError, register_histories, subject
 
-from schemas.snapshots import SnapshotCodec, load_snapshot_schema
+from schemas.snapshots import SnapshotCodec, load_snapshot_history
 from schemas.versions import SchemaHistory
 
 _MARKER = "infra.registry_server"
@@ -88,10 +88,19 @@ def registered_checkpoint_writer(settings: Settings) -> Callable[[Checkpoint], b
 
 
 def registered_snapshot_codec(settings: Settings) -> SnapshotCodec:
-    """The codec of the order writer's snapshots (schemas.snapshots), its schema registered
-    under `<snapshots topic>-value`."""
-    schema = load_snapshot_schema()
-    return SnapshotCodec(_register(settings, subject(settings.topics.snapshots), schema), schema)
+    """The codec of the order writer's snapshots (schemas.snapshots): every committed version
+    registered under `<snapshots topic>-value`, oldest first, so that a snapshot an older
+    worker wrote is still read (and the current version written)."""
+    history = load_snapshot_history()
+    client = RegistryClient(registry_url(settings))
+    try:
+        ids = register_histories(client, [(history, (settings.topics.snapshots,))])
+    except RegistryError as error:
+        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
+                                "SCHEMA_REGISTRY_URL") from error
+    finally:
+        client.close()
+    return SnapshotCodec.of_history(ids[history.name], history)
 
 
 def _register(settings: Settings, subject_name: str, schema: dict[str, Any]) -> int:

@@ -296,15 +296,14 @@ class Settings(BaseSettings):
 
     # --- recovery: snapshots of the order writer's states (issue 10, bounded recovery) ----
     snapshot_every_events: int = Field(
-        0, ge=0, description="The order writer snapshots a partition's states to "
-        "orders.snapshots once this many records were appended to it since the last "
+        10_000, ge=0, description="The order writer snapshots a partition's states to "
+        "orders.snapshots (order_snapshot v2: the orders in flight, the ended ids, every "
+        "order's chain head) once this many records were appended to it since the last "
         "snapshot, so a worker taking the partition folds only what came after; 0: never "
-        "(the default until its cost under load is measured: snapshots are still read). Not "
-        "yet with the hash chain: a snapshot keeps no chain heads, so an order in flight at a "
-        "restore starts its chain again and `oee replay --verify` reports it."
+        "(snapshots are still read)."
     )
     snapshot_interval_s: float = Field(
-        30.0, gt=0, description="... or this long after the last snapshot, if anything was "
+        60.0, gt=0, description="... or this long after the last snapshot, if anything was "
         "appended since."
     )
     snapshot_max_bytes: int = Field(

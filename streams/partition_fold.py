@@ -6,9 +6,12 @@ never sits in memory whole), optionally on top of a snapshot's states; produces 
 state. No I/O.
 
 The writer keeps the full state (and the events, for the next snapshot) of orders not ended
-only; an order that ends leaves only its id (`TerminalIds`), which is what a late duplicate
-command needs to decide nothing. Memory therefore follows the orders in flight, not the
-history. `fold_partition` (tests, tools) keeps ended orders' states too.
+only; an order that ends leaves only its id and chain head (`TerminalIds`), which is what a
+late duplicate command needs to decide nothing and a chain checkpoint to pin it. Memory
+therefore follows the orders in flight, not the history; and the events kept of an order
+leave out what a later one supersedes (`domain.orders.elision`: of a waiting order's run of
+`PriceObserved`, the last), so they follow its state, not how long it has waited.
+`fold_partition` (tests, tools) keeps ended orders' states too.
 
 A record that cannot be decoded or folded is quarantined, never fatal to the partition: only
 the order it belongs to (its key, or the event's order id) is set aside with the reason. A seq
@@ -22,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from domain.orders.elision import superseded
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
@@ -66,8 +70,8 @@ class PartitionStates:
     snapshot_offset: int | None = None  # the latest snapshot known to cover [0, this)
     # The hash chain (schemas.chain): order id -> the hash of its last event, which the
     # writer chains its next event to; absent while the last event has none (before v5).
-    # Kept for ended orders too: a chain checkpoint pins every order's head. (A snapshot
-    # carries the heads of the orders in flight only, as their events.)
+    # Kept for ended orders too: a chain checkpoint pins every order's head (and so does a
+    # snapshot: `TerminalIds` keeps the ended ones' beside their ids).
     heads: dict[str, bytes] = field(default_factory=dict)
 
     def ended(self, order_id: str) -> bool:
@@ -76,14 +80,20 @@ class PartitionStates:
     def record(self, state: OrderState, events: Sequence[Event],
                statuses: Sequence[OrderStatus]) -> None:
         """The order's state after `events` (its own statuses after each): kept whole while
-        the order is in flight, as its id alone once it ended."""
+        the order is in flight, as its id and head alone once it ended. Told after `heads`
+        moved past `events`."""
         if is_terminal(state) and not self.keep_terminal:
             self.orders.pop(state.order_id, None)
             self.histories.pop(state.order_id, None)
-            self.terminal.add(state.order_id)
+            self.terminal.add(state.order_id, self.heads.get(state.order_id))
             return
         self.orders[state.order_id] = state
-        self.histories.setdefault(state.order_id, []).extend(zip(events, statuses, strict=True))
+        history = self.histories.setdefault(state.order_id, [])
+        for event, status in zip(events, statuses, strict=True):
+            if history and superseded(history[-1][0], event):
+                history[-1] = (event, status)  # a run of PriceObserved keeps its last
+            else:
+                history.append((event, status))
 
     def durable(self) -> bool:
         """Are these states exactly the fold of `[0, end)`: every own append confirmed, and
@@ -175,8 +185,8 @@ class PartitionFold:
                              f"cannot fold seq {event.seq} ({type(exc).__name__}: {exc})")
             return
         assert state.status is not None  # evolve never leaves an accepted order without one
-        states.record(state, (event,), (state.status,))
         advance(states.heads, event.order_id, head)
+        states.record(state, (event,), (state.status,))
 
     def _quarantine(self, order_id: str | None, offset: int, why: str) -> None:
         problem = f"{self.where}@{offset}: {why}"

@@ -2,9 +2,16 @@
 
 Consumes the writer's loaded partitions (`OrderStates.loaded`) and produces, per partition,
 records in `orders.snapshots` (compacted, key = the partition number, written to the partition
-of the same number): the orders in flight as their events, the ended ones as ids, the
-`orders.events` offset the snapshot covers and the fence's epoch there (`schemas.snapshots`).
-Reads the latest one back for `OrderStates`, which folds only the events after it.
+of the same number): the orders in flight as their events, the ended ones as ids, every
+order's chain head (the hash of its last event), the `orders.events` offset the snapshot
+covers and the fence's epoch there (`schemas.snapshots`). Reads the latest one back for
+`OrderStates`, which folds only the events after it.
+
+The heads are stored, not recomputed from the stored events: those are encoded again by this
+writer (hashes null, the current schema version), so their bytes need not be the bytes the
+hashes were taken over. A restored partition holds exactly the heads the fold of `[0, offset)`
+holds, ended orders' included (the next chain checkpoint pins them all). A snapshot without
+heads (v1) is not restored: the partition is folded whole rather than an order's chain broken.
 
 A snapshot is written only of states that are exactly the fold of `[0, offset)`: every event
 the writer appended is confirmed and nothing but its own records landed since it folded
@@ -25,8 +32,8 @@ from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from domain.orders.elision import evolve_over_elided
 from domain.orders.events import Event
-from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from schemas.snapshots import SnapshotCodec, SnapshotRecord, SnapshotUnreadable
@@ -35,7 +42,6 @@ from streams.partition_fold import (
     History,
     PartitionStates,
     SnapshotMismatch,
-    advance,
     event_and_head,
 )
 from streams.terminal_ids import TerminalIds
@@ -48,31 +54,40 @@ READ_TIMEOUT_S: Final = 30.0
 
 
 def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> PartitionStates:
-    """The states a snapshot holds, each order folded again from its events (seq 1..n).
-    SnapshotMismatch if it is not a snapshot of `partition` or an order's events do not fold."""
+    """The states a snapshot holds, each order folded again from its events (seq 1..n, less
+    what a later event superseded: `domain.orders.elision`), every order's head as stored. SnapshotMismatch if it is not a snapshot of `partition`, carries
+    no heads (v1), or an order's events do not fold."""
     if snapshot.partition != partition:
         raise SnapshotMismatch(f"a snapshot of partition {snapshot.partition} found in the "
                                f"place of {partition}'s")
-    states = PartitionStates(terminal=TerminalIds(snapshot.terminal_uuids,
-                                                  snapshot.terminal_other),
-                             quarantined=dict(snapshot.quarantined),
+    if not snapshot.heads_complete:
+        raise SnapshotMismatch("the snapshot carries no chain heads (order_snapshot v1): "
+                               "its orders in flight would start their chains again")
+    try:
+        terminal = TerminalIds(snapshot.terminal_uuids, snapshot.terminal_other,
+                               snapshot.terminal_heads, snapshot.terminal_other_heads)
+    except ValueError as exc:
+        raise SnapshotMismatch(f"its ended orders: {exc}") from exc
+    states = PartitionStates(terminal=terminal, quarantined=dict(snapshot.quarantined),
                              fence_epoch=snapshot.fence_epoch, events=snapshot.events,
                              snapshot_offset=snapshot.offset)
-    for order_id, values in snapshot.orders:
+    states.heads.update(terminal.with_heads())
+    for order_id, values, head in snapshot.orders:
         state, history = initial_state(order_id), []
         for value in values:
             try:
-                event, head = event_and_head(decode(value))
-                if event.order_id != order_id or event.seq != state.seq + 1:
+                event, _ = event_and_head(decode(value))  # stored unchained: the head is below
+                if event.order_id != order_id or event.seq <= state.seq:
                     raise ValueError(f"seq {event.seq} of {event.order_id} after {state.seq}")
-                state = evolve(state, event)
+                state = evolve_over_elided(state, event)  # a gap: superseded events left out
             except Exception as exc:
                 raise SnapshotMismatch(f"order {order_id}: {type(exc).__name__}: {exc}") from exc
             assert state.status is not None
             history.append((event, state.status))
-            advance(states.heads, order_id, head)
         states.orders[order_id] = state
         states.histories[order_id] = history
+        if head is not None:
+            states.heads[order_id] = head
     return states
 
 
@@ -84,10 +99,13 @@ class Captured:
     offset: int
     fence_epoch: int
     events: int
-    histories: tuple[tuple[str, tuple[tuple[Event, OrderStatus], ...]], ...]
+    # (order id, its events with the status after each, its head)
+    histories: tuple[tuple[str, tuple[tuple[Event, OrderStatus], ...], bytes | None], ...]
     quarantined: tuple[tuple[str, str], ...]
     terminal_uuids: tuple[bytes, ...]
     terminal_other: tuple[str, ...]
+    terminal_heads: tuple[bytes, ...]
+    terminal_other_heads: tuple[bytes, ...]
 
 
 def capture(partition: int, states: PartitionStates) -> Captured | None:
@@ -96,23 +114,58 @@ def capture(partition: int, states: PartitionStates) -> Captured | None:
     if not states.durable() or states.end is None:
         return None
     histories: dict[str, History] = states.histories
+    heads, terminal = states.heads, states.terminal
     return Captured(partition, states.end, states.fence_epoch, states.events,
-                    tuple((o, tuple(h)) for o, h in histories.items()),
-                    tuple(states.quarantined.items()), tuple(states.terminal.runs()),
-                    tuple(states.terminal.others()))
+                    tuple((o, tuple(h), heads.get(o)) for o, h in histories.items()),
+                    tuple(states.quarantined.items()), tuple(terminal.runs()),
+                    tuple(terminal.others()), tuple(terminal.heads()),
+                    tuple(terminal.other_heads()))
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An order's events as the last snapshot encoded them (the event objects, their values)."""
+
+    events: tuple[Event, ...]
+    values: tuple[bytes, ...]
 
 
 async def encode(captured: Captured, encode_event: EncodeEvent, writer: str,
-                 taken_at_ms: int) -> SnapshotRecord:
-    """The snapshot record of what was captured, a slice of orders at a time."""
-    orders: list[tuple[str, tuple[bytes, ...]]] = []
+                 taken_at_ms: int, known: dict[str, Encoded] | None = None) -> SnapshotRecord:
+    """The snapshot record of what was captured, a slice of orders at a time. `known`: the
+    partition's orders as its last snapshot encoded them; an event encoded then (the very
+    same object: a partition folded again has new ones) is not encoded again. Updated to
+    this snapshot's orders."""
+    orders: list[tuple[str, tuple[bytes, ...], bytes | None]] = []
+    fresh: dict[str, Encoded] = {}
     for at in range(0, len(captured.histories), ENCODE_SLICE):
-        for order_id, history in captured.histories[at:at + ENCODE_SLICE]:
-            orders.append((order_id, tuple(encode_event(e, s) for e, s in history)))
+        for order_id, history, head in captured.histories[at:at + ENCODE_SLICE]:
+            encoded = _encoded(history, (known or {}).get(order_id), encode_event)
+            fresh[order_id] = encoded
+            orders.append((order_id, encoded.values, head))
         await asyncio.sleep(0)
+    if known is not None:
+        known.clear()
+        known.update(fresh)
     return SnapshotRecord(captured.partition, captured.offset, captured.fence_epoch, writer,
                           taken_at_ms, captured.events, tuple(orders), captured.quarantined,
-                          captured.terminal_uuids, captured.terminal_other)
+                          captured.terminal_uuids, captured.terminal_other,
+                          captured.terminal_heads, captured.terminal_other_heads,
+                          heads_complete=True)
+
+
+def _encoded(history: tuple[tuple[Event, OrderStatus], ...], known: Encoded | None,
+             encode_event: EncodeEvent) -> Encoded:
+    """The history's values, reusing those of `known`'s events that are still its first."""
+    reused = 0
+    if known is not None:
+        for (event, _), was in zip(history, known.events):
+            if event is not was:
+                break
+            reused += 1
+    values = (known.values[:reused] if known is not None else ()) + tuple(
+        encode_event(event, status) for event, status in history[reused:])
+    return Encoded(tuple(event for event, _ in history), values)
 
 
 class SnapshotStore:
@@ -206,6 +259,8 @@ class SnapshotWriter:
     check_every_s: float = 1.0
     written: dict[int, _Written] = field(default_factory=dict)
     sizes: dict[int, int] = field(default_factory=dict)  # the last snapshot's bytes
+    # Per partition, its orders as the last snapshot encoded them (`encode`'s `known`).
+    encoded: dict[int, dict[str, Encoded]] = field(default_factory=dict)
 
     async def run(self) -> None:
         if self.every_events <= 0:
@@ -217,7 +272,10 @@ class SnapshotWriter:
     async def write_due(self) -> int:
         """Write the snapshots due now; returns how many were written."""
         count = 0
-        for partition, states in sorted(self.loaded().items()):
+        loaded = self.loaded()
+        for gone in set(self.encoded) - set(loaded):
+            del self.encoded[gone]
+        for partition, states in sorted(loaded.items()):
             if not self._due(partition, states):
                 continue
             captured = capture(partition, states)
@@ -233,7 +291,8 @@ class SnapshotWriter:
 
     async def write(self, captured: Captured) -> None:
         started = time.monotonic()
-        record = await encode(captured, self.encode_event, self.writer, self.clock_ms())
+        record = await encode(captured, self.encode_event, self.writer, self.clock_ms(),
+                              self.encoded.setdefault(captured.partition, {}))
         size = await self.store.write(record)
         self.written[captured.partition] = _Written(captured.offset, time.monotonic())
         self.sizes[captured.partition] = size

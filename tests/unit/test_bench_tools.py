@@ -31,3 +31,33 @@ def test_the_table_puts_the_engine_next_to_its_limit_baseline() -> None:
     assert "150.0 orders/s" in lines[2] and "e2e p50/p99 40.0/90.0 ms" in lines[2]
     assert "1500.0 orders/s" in lines[3] and "engine = 10.0 % of it" in lines[3]
     assert "lowest venue share 26% over 3 seeds" in lines[4]
+
+
+def test_the_recovery_fill_copies_valid_chained_histories_under_new_ids() -> None:
+    import itertools
+    import uuid
+
+    from bench.recovery_bench import _event_id, copies, templates
+    from domain.orders.ids import event_id
+    from schemas.chain import ChainCheck
+    from schemas.codec import Codec
+    from streams.event_store import StoredRecord
+    from streams.partition_fold import fold_partition
+
+    made, header = templates(3, 40)
+    records = [StoredRecord(n, key, value) for n, (key, value) in enumerate(
+        (key, value) for key, values in itertools.islice(copies(made, header, 5), 200)
+        for value in values)]
+    codec, chain = Codec.load(), ChainCheck()
+    for record in records:
+        assert record.value is not None
+        event = codec.decode_event(record.value)
+        assert event.event_id == event_id(event.order_id, event.seq)
+        chain.add(event.order_id, event.seq, codec.chain_link(record.value), "t", 0,
+                  record.offset)
+    folded = fold_partition("t[0]", records, codec.decode_envelope)
+
+    assert chain.broken == [] and chain.unchained == 0 and len(chain.heads) == 200
+    assert folded.problems == () and folded.states.heads == chain.heads
+    some = str(uuid.uuid4())
+    assert _event_id(some.encode(), 7).decode() == event_id(some, 7)

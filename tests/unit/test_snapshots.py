@@ -1,61 +1,85 @@
 """Snapshots of the writer's states and the fold of the tail after one (issue 10, bounded
 recovery), without a broker: the snapshot plus the tail folds to what the whole partition
-folds to; a snapshot the tail does not continue, or that cannot be read, is refused so that the
-caller folds the whole partition; an ended order keeps only its id and still decides nothing.
+folds to, chain heads included (ended orders' too), so an order in flight at the restore
+chains on and the log verifies; a snapshot the tail does not continue, that cannot be read,
+or that carries no heads (v1), is refused so that the caller folds the whole partition; an
+ended order keeps only its id and head and still decides nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from datetime import timedelta
+from decimal import Decimal
 
+import fastavro
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from bench.order_histories import HistoryMaker, interleaved
+from domain.orders.commands import CancelOrder, Command, ObservePrice
 from domain.orders.events import Event
+from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import is_terminal
+from domain.orders.status import OrderStatus
+from oee.settings import Topics
+from schemas.chain import GENESIS, ChainCheck, merkle_root
 from schemas.snapshots import SnapshotCodec, SnapshotRecord, SnapshotUnreadable
+from schemas.versions import load_history
 from schemas.writer_fence import claim_headers, epoch_headers
 from streams.event_store import StoredRecord
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
-from streams.partition_fold import PartitionFold, PartitionStates, SnapshotMismatch
-from streams.snapshots import SnapshotWriter, capture, encode, restore
+from streams.outbox import KafkaOutbox
+from streams.partition_fold import Decode, PartitionFold, PartitionStates, SnapshotMismatch
+from streams.snapshots import Encoded, SnapshotWriter, capture, encode, restore
 from streams.terminal_ids import SEAL_AT, TerminalIds
 from tests.orders_support import WriterStatuses
-from tests.unit.stream_fakes import FakeClock, FakeOutbox, FakeStates, execute_order
-from domain.orders.decide import ExecutionPolicy
-from datetime import timedelta
-
+from tests.unit.stream_fakes import T0, FakeClock, FakeOutbox, FakeStates, execute_order
+from tests.unit.test_history_elision import ORDER, limit_order
+from tests.unit.test_history_elision import history as order_history
 from tests.unit.test_partition_fold import CODEC
 
 SNAPSHOTS = SnapshotCodec(schema_id=42)
+SNAPSHOT_V1 = dict(load_history("order_snapshot").versions[1])
+TOPICS = Topics()
 WHERE = "orders.events[0]"
 
 
-def history(orders: int, seed: int = 3, in_flight: float = 0.3) -> list[StoredRecord]:
-    """A claim, then the interleaved events of `orders` orders, some cut short (in flight)."""
+def history(orders: int, seed: int = 3, in_flight: float = 0.3,
+            unchained: float = 0.0) -> list[StoredRecord]:
+    """A claim, then the interleaved events of `orders` orders, some cut short (in flight),
+    chained as the writer chains them, except for the share `unchained` of the orders
+    (written before the chain: no hashes, no head)."""
     rng = random.Random(seed)
     stories = []
     for story in HistoryMaker(seed).orders(orders):
         stories.append(story[:rng.randint(1, len(story) - 1)] if rng.random() < in_flight
                        else story)
+    old = {story[0].order_id for story in stories if rng.random() < unchained}
     statuses = WriterStatuses()
+    heads: dict[str, bytes] = {}
     records = [StoredRecord(0, None, b"w", tuple(claim_headers("w")))]
     for event in interleaved(stories):
-        records.append(StoredRecord(len(records), event.order_id.encode(),
-                                    CODEC.encode_event(event, status=statuses.after(event)),
+        status = statuses.after(event)
+        if event.order_id in old:
+            value = CODEC.encode_event(event, status=status)
+        else:
+            value, heads[event.order_id] = CODEC.encode_chained_event(
+                event, status=status, prev_hash=heads.get(event.order_id, GENESIS))
+        records.append(StoredRecord(len(records), event.order_id.encode(), value,
                                     tuple(epoch_headers(0))))
     return records
 
 
 def fold(records: list[StoredRecord], states: PartitionStates | None = None,
          strict: bool = False) -> PartitionStates:
-    folding = PartitionFold(WHERE, CODEC.decode_event, states, strict=strict)
+    folding = PartitionFold(WHERE, CODEC.decode_envelope, states, strict=strict)
     folding.feed(records)
     folding.states.end = folding.states.folded_end = (records[-1].offset + 1 if records
                                                       else folding.states.end)
@@ -87,12 +111,31 @@ def test_the_snapshot_and_the_tail_fold_to_what_the_whole_partition_folds_to(
     whole = fold(records)
 
     value = asyncio.run(snapshot_of(fold(records[:cut])))
-    restored = restore(SNAPSHOTS.decode(value), CODEC.decode_event, 0)
+    restored = restore(SNAPSHOTS.decode(value), CODEC.decode_envelope, 0)
     tail = fold(records[cut:], restored, strict=True)
 
     same(tail, whole)
     assert len(tail.terminal) == len(whole.terminal) > 0
     assert all(is_terminal(s) is False for s in tail.orders.values())
+
+
+@settings(max_examples=10, deadline=None, phases=(Phase.generate,))
+@given(st.integers(1, 2000), st.integers(1, 1000))
+def test_a_restored_partition_holds_exactly_the_heads_the_whole_fold_holds(
+    cut: int, seed: int,
+) -> None:
+    records = history(60, seed, unchained=0.2)
+    cut = min(cut, len(records))
+    whole = fold(records)
+    at_cut = fold(records[:cut])
+
+    restored = restore(SNAPSHOTS.decode(asyncio.run(snapshot_of(at_cut))),
+                       CODEC.decode_envelope, 0)
+
+    assert restored.heads == at_cut.heads  # in flight and ended alike
+    tail = fold(records[cut:], restored, strict=True)
+    assert tail.heads == whole.heads == check(records).heads
+    assert merkle_root(tail.heads) == merkle_root(whole.heads)  # the next checkpoint's root
 
 
 def test_only_orders_in_flight_are_kept_whole_the_ended_as_ids() -> None:
@@ -129,13 +172,57 @@ def test_a_corrupt_or_foreign_snapshot_is_unreadable() -> None:
 
 def test_a_snapshot_whose_order_does_not_fold_is_a_mismatch() -> None:
     record = SNAPSHOTS.decode(asyncio.run(snapshot_of(fold(history(20, in_flight=1.0)))))
-    order_id, events = record.orders[0]
-    broken = SnapshotRecord(**{**_fields(record), "orders": ((order_id, events[1:]),)})
+    order_id, events, head = record.orders[0]
+    broken = SnapshotRecord(**{**_fields(record), "orders": ((order_id, events[1:], head),)})
 
     with pytest.raises(SnapshotMismatch, match=order_id):
         restore(broken, CODEC.decode_event, 0)
     with pytest.raises(SnapshotMismatch, match="partition 0"):
         restore(record, CODEC.decode_event, 3)
+
+
+def v1_value(record: SnapshotRecord, schema_id: int) -> bytes:
+    """`record` as a v1 writer wrote it: the v1 schema, no heads at all."""
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(SNAPSHOT_V1), {
+        "partition": record.partition, "offset": record.offset,
+        "fence_epoch": record.fence_epoch, "writer": record.writer,
+        "taken_at_ms": record.taken_at_ms, "events": record.events,
+        "orders": [{"order_id": o, "events": list(e)} for o, e, _ in record.orders],
+        "quarantined": [{"order_id": o, "reason": r} for o, r in record.quarantined],
+        "terminal_uuids": list(record.terminal_uuids),
+        "terminal_other": list(record.terminal_other)})
+    return b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue()
+
+
+def test_a_v1_snapshot_is_read_but_not_restored_it_has_no_chain_heads() -> None:
+    states = fold(history(30))
+    record = SNAPSHOTS.decode(asyncio.run(snapshot_of(states)))
+    reading_both = SnapshotCodec(42, older={41: SNAPSHOT_V1})
+
+    old = reading_both.decode(v1_value(record, 41))
+
+    assert (old.orders[0][:2], old.terminal_uuids) == (record.orders[0][:2],
+                                                        record.terminal_uuids)
+    assert old.heads_complete is False and old.terminal_heads == () and old.orders[0][2] is None
+    assert record.heads_complete is True
+    with pytest.raises(SnapshotMismatch, match="no chain heads"):
+        restore(old, CODEC.decode_envelope, 0)
+    with pytest.raises(SnapshotUnreadable, match="schema id 41"):
+        SNAPSHOTS.decode(v1_value(record, 41))  # a codec that does not know v1's id
+
+
+async def test_a_worker_finding_a_v1_snapshot_folds_the_whole_partition() -> None:
+    store = MemoryStore(history(40))
+    record = SNAPSHOTS.decode(await snapshot_of(fold(list(store.records))))
+    store.snapshot, store.codec = v1_value(record, 41), SnapshotCodec(42, older={41: SNAPSHOT_V1})
+
+    states = await order_states(store).ready(0)
+
+    assert store.read_from == [None]
+    whole = fold(list(store.records))
+    same(states, whole)
+    assert states.heads == whole.heads and len(states.heads) > len(states.orders)
 
 
 def _fields(record: SnapshotRecord) -> dict[str, object]:
@@ -158,7 +245,29 @@ def test_terminal_ids_answer_exactly_like_a_set(added: list[str], others: list[s
     assert len(ids) == len(set(added)) == len(restored)
 
 
-def test_terminal_ids_take_16_bytes_each_in_sorted_runs() -> None:
+@settings(max_examples=20, deadline=None, phases=(Phase.generate,))
+@given(st.integers(0, 3 * SEAL_AT), st.integers(0, 40), st.integers(0, 10_000))
+def test_terminal_ids_keep_each_ended_order_s_head_through_runs_and_a_snapshot(
+    uuids: int, others: int, seed: int,
+) -> None:
+    rng = random.Random(seed)
+    ids, expected = TerminalIds(), {}
+    for n in range(uuids + others):
+        order_id = (str(uuid.UUID(int=rng.getrandbits(128), version=4)) if n < uuids
+                    else f"order-{n}")
+        head = rng.randbytes(32) if rng.random() < 0.8 else None  # None: before the chain
+        ids.add(order_id, head)
+        ids.add(order_id, rng.randbytes(32))  # ended once: its head never changes again
+        if head is not None:
+            expected[order_id] = head
+
+    restored = TerminalIds(ids.runs(), ids.others(), ids.heads(), ids.other_heads())
+
+    assert dict(ids.with_heads()) == dict(restored.with_heads()) == expected
+    assert len(restored) == uuids + others
+
+
+def test_terminal_ids_take_16_bytes_each_and_32_for_the_head_in_sorted_runs() -> None:
     ids = TerminalIds()
     rng = random.Random(5)
     added = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(3 * SEAL_AT)]
@@ -168,7 +277,7 @@ def test_terminal_ids_take_16_bytes_each_in_sorted_runs() -> None:
 
     assert sum(len(run) for run in runs) == 16 * len(added)
     assert len(runs) <= 3 and all(order_id in ids for order_id in added)
-    assert ids.nbytes() == 16 * len(added)
+    assert ids.nbytes() == (16 + 32) * len(added)
     with pytest.raises(ValueError, match="not sorted"):
         TerminalIds([runs[0][16:32] + runs[0][:16]])
 
@@ -216,6 +325,7 @@ class MemoryStore:
     def __init__(self, records: list[StoredRecord]) -> None:
         self.records = records
         self.snapshot: bytes | None = None
+        self.codec = SNAPSHOTS
         self.read_from: list[int | None] = []
 
     async def read(self, partition: int, start: int | None,
@@ -233,30 +343,86 @@ class MemoryStore:
         return len(self.records) - 1
 
     async def latest(self, partition: int) -> SnapshotRecord | None:
-        return None if self.snapshot is None else SNAPSHOTS.decode(self.snapshot)
+        return None if self.snapshot is None else self.codec.decode(self.snapshot)
 
-    def restore(self, snapshot: SnapshotRecord,
-                decode: Callable[[bytes], Event]) -> PartitionStates:
+    def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates:
         return restore(snapshot, decode, snapshot.partition)
 
     async def write(self, snapshot: SnapshotRecord) -> int:
-        self.snapshot = SNAPSHOTS.encode(snapshot)
+        self.snapshot = self.codec.encode(snapshot)
         return len(self.snapshot)
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   partition: int | None, timestamp: float | None,
+                   headers: list[tuple[str, bytes]] | None) -> asyncio.Future[_Offset]:
+        """The writer's producer: an event lands at the end of the partition at once."""
+        done: asyncio.Future[_Offset] = asyncio.get_running_loop().create_future()
+        if topic == TOPICS.events:
+            self.records.append(StoredRecord(len(self.records), key, value,
+                                             tuple(headers or ())))
+            done.set_result(_Offset(len(self.records) - 1))
+        else:
+            done.set_result(_Offset(-1))
+        return done
 
 
 def order_states(store: MemoryStore) -> OrderStates:
-    return OrderStates(store, CODEC.decode_event, on_loaded=lambda p, s: None,
+    return OrderStates(store, CODEC.decode_envelope, on_loaded=lambda p, s: None,
                        claim=store.claim, snapshots=store)
+
+
+def snapshot_writer(states: OrderStates, store: MemoryStore) -> SnapshotWriter:
+    return SnapshotWriter(states.loaded, store,  # type: ignore[arg-type]
+                          lambda e, s: CODEC.encode_event(e, status=s), "w",
+                          every_events=1, interval_s=60)
+
+
+def check(records: list[StoredRecord]) -> ChainCheck:
+    """`oee replay --verify`'s check of the partition (claims skipped)."""
+    chain = ChainCheck()
+    for record in records:
+        if record.key is None or record.value is None:
+            continue
+        event = CODEC.decode_event(record.value)
+        chain.add(event.order_id, event.seq, CODEC.chain_link(record.value), TOPICS.events, 0,
+                  record.offset)
+    return chain
+
+
+async def test_an_order_in_flight_at_a_restore_chains_on_and_the_log_verifies() -> None:
+    store = MemoryStore(history(60, in_flight=0.5))
+    first = order_states(store)
+    await first.ready(0)
+    assert await snapshot_writer(first, store).write_due() == 1
+
+    second = order_states(store)  # another worker takes over, from the snapshot
+    restored = await second.ready(0)
+    writer = OrderWriter(second, KafkaOutbox(store, TOPICS, CODEC),
+                         WriterConfig(ExecutionPolicy(), timedelta(minutes=1)), FakeClock())
+    seqs = {order_id: state.seq for order_id, state in restored.orders.items()}
+    heads = dict(restored.heads)
+    moved = []
+    for order_id in seqs:  # each order in flight at the restore decides its next event
+        decided = await writer.handle(0, CancelOrder(command_id=f"cancel-{order_id}",
+                                                     order_id=order_id, issued_at=T0))
+        moved += [e for e in decided.events if e.seq == seqs[order_id] + 1]
+
+    assert store.read_from == [None, restored.snapshot_offset] and len(moved) > 10
+    next_events = {e.event.order_id: e for e in map(CODEC.decode_envelope, (
+        r.value for r in store.records[restored.snapshot_offset or 0:] if r.value and r.key))
+        if e.event.seq == seqs.get(e.event.order_id, -1) + 1}
+    assert {o: e.prev_hash for o, e in next_events.items()} == {o: heads[o] for o in next_events}
+    chain = check(store.records)
+    assert chain.broken == [] and chain.unchained == 0
+    # what the next checkpoint pins is what `oee replay --verify` recomputes
+    assert chain.heads == restored.heads
 
 
 async def test_a_worker_folds_only_the_tail_after_the_latest_snapshot() -> None:
     store = MemoryStore(history(60))
     first = order_states(store)
     loaded = await first.ready(0)
-    writer = SnapshotWriter(first.loaded, store,  # type: ignore[arg-type]
-                            lambda e, s: CODEC.encode_event(e, status=s), "w",
-                            every_events=1, interval_s=60)
-    assert await writer.write_due() == 1
+    assert await snapshot_writer(first, store).write_due() == 1
     covered = len(store.records)
     for record in history(10, seed=99)[1:]:  # more events by the same writer after it ...
         store.records.append(StoredRecord(len(store.records), record.key, record.value,
@@ -278,3 +444,59 @@ async def test_a_corrupt_snapshot_falls_back_to_the_whole_partition() -> None:
 
     assert store.read_from == [None]
     same(states, fold(list(store.records)))
+
+
+# --- what a snapshot costs: a waiting order's history, events encoded once ---------------------
+
+def waiting_with_observations(observations: int) -> list[StoredRecord]:
+    """A claim, then a limit order that waits and sees `observations` new best prices."""
+    at = (T0 + timedelta(seconds=n) for n in range(10 * observations + 10))
+    commands: list[Command] = [limit_order()]
+    commands += [ObservePrice(command_id=f"o{n}", order_id=ORDER, issued_at=next(at),
+                              best_price=Decimal(150) + Decimal(n % 7) / 4 + n)
+                 for n in range(observations)]
+    events, _ = order_history(commands)
+    statuses, heads = WriterStatuses(), {}
+    records = [StoredRecord(0, None, b"w", tuple(claim_headers("w")))]
+    for event in events:
+        value, heads[ORDER] = CODEC.encode_chained_event(
+            event, status=statuses.after(event), prev_hash=heads.get(ORDER, GENESIS))
+        records.append(StoredRecord(len(records), ORDER.encode(), value,
+                                    tuple(epoch_headers(0))))
+    return records
+
+
+def test_a_waiting_order_s_snapshot_does_not_grow_with_its_price_observations() -> None:
+    few, many = fold(waiting_with_observations(3)), fold(waiting_with_observations(600))
+
+    value = asyncio.run(snapshot_of(many))
+    restored = restore(SNAPSHOTS.decode(value), CODEC.decode_envelope, 0)
+
+    assert [len(s.histories[ORDER]) for s in (few, many)] == [3, 3]  # accepted, waiting, last
+    assert many.orders[ORDER].seq == 602 and restored.orders == many.orders
+    assert restored.heads == many.heads
+    assert len(value) < len(asyncio.run(snapshot_of(few))) + 100
+    tail = fold(waiting_with_observations(601)[-1:], restored, strict=True)  # it goes on
+    assert tail.orders[ORDER].seq == 603 and len(tail.histories[ORDER]) == 3
+
+
+async def test_a_snapshot_encodes_only_the_events_the_last_one_did_not() -> None:
+    states = fold(history(60, in_flight=0.6))
+    encoded: list[Event] = []
+
+    def encode_event(event: Event, status: OrderStatus) -> bytes:
+        encoded.append(event)
+        return CODEC.encode_event(event, status=status)
+
+    known: dict[str, Encoded] = {}
+    captured = capture(0, states)
+    assert captured is not None
+    first = await encode(captured, encode_event, "w", 0, known)
+    in_flight = sum(len(h) for h in states.histories.values())
+    again = await encode(captured, encode_event, "w", 0, known)
+    refolded = capture(0, fold(history(60, in_flight=0.6)))  # new event objects
+    assert refolded is not None
+    third = await encode(refolded, encode_event, "w", 0, known)
+
+    assert len(encoded) == 2 * in_flight > 0  # the first and the third, not the second
+    assert first == again == third

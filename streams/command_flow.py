@@ -39,6 +39,7 @@ from typing import Any, Final
 from domain.orders.commands import Command
 from streams.acks import AckChain
 from streams.order_agent import DeliveryFailed, OrderWriter
+from streams.order_states import PartitionRevoked
 from streams.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,12 @@ class CommandFlow:
         async with self._lock:
             if not self._admits(record):
                 return
-            outcome = await self._outcome(record, command)
+            try:
+                outcome = await self._outcome(record, command)
+            except PartitionRevoked as exc:  # not ours to decide: the new owner reads it again
+                log.info("orders.commands[%d]@%d left unacked: %s", record.partition,
+                         record.offset, exc)
+                return
             self._acks.track(record.partition, record.offset, outcome,
                              lambda: self._acked(record))
 
@@ -139,6 +145,8 @@ class CommandFlow:
             return (await self._writer.handle(record.partition, command)).settled
         except DeliveryFailed as exc:  # the partition's rewind (already reported) re-decides it
             return _failed(exc)
+        except PartitionRevoked:
+            raise
         except Exception as exc:  # undecodable, quarantined, a bug: park it with why
             try:
                 return await record.dead_letter(exc)

@@ -92,6 +92,15 @@ class SnapshotSource(Protocol):
     def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates: ...
 
 
+class PartitionRevoked(Exception):
+    """A record's partition left this worker while the record waited for its states: the
+    record is not this worker's to decide (the new owner consumes it again)."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"partition {partition} left this worker while its states loaded")
+        self.partition = partition
+
+
 class OrderStates:
     def __init__(self, reader: EventStore, decode: Decode, on_loaded: Loaded,
                  claim: Claim, on_dropped: Dropped = lambda orders: None, *,
@@ -157,11 +166,24 @@ class OrderStates:
         return dropped
 
     async def ready(self, partition: int) -> PartitionStates:
-        """The partition's states, loading them first if this is the first touch."""
+        """The partition's states, loading them first if this is the first touch.
+
+        Raises PartitionRevoked if the partition left this worker while its fold ran: the
+        fold is cancelled then, and awaiting a cancelled task raises CancelledError in the
+        awaiter — in the writer's Faust agent, which Faust takes for the agent's own death."""
         if partition not in self._states:
             self.assign([partition])
-            await asyncio.shield(self._loading[partition])
-        return self._states[partition]
+            loading = self._loading[partition]
+            try:
+                await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                if not loading.cancelled():
+                    raise  # this waiter itself was cancelled (the worker is stopping)
+                raise PartitionRevoked(partition) from None
+        states = self._states.get(partition)
+        if states is None:
+            raise PartitionRevoked(partition)
+        return states
 
     def held(self) -> set[int]:
         """The partitions whose states this worker holds or is loading."""

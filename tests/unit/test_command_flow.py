@@ -13,7 +13,7 @@ from domain.orders.events import Event
 from streams.acks import AckChain
 from streams.command_flow import CommandFlow, Inbound
 from streams.order_agent import OrderWriter, WriterConfig
-from streams.order_states import PartitionStates
+from streams.order_states import PartitionRevoked, PartitionStates
 from streams.ports import Delivery
 from tests.harness import wait_until
 from tests.unit.stream_fakes import FakeClock, FakeOutbox, FakeStates, execute_order
@@ -173,3 +173,19 @@ async def test_failed_outcomes_behind_a_stopped_partition_are_not_reported_as_un
     finally:
         loop.set_exception_handler(previous)
     assert unretrieved == []
+
+
+async def test_a_record_whose_partition_left_during_its_fold_is_neither_acked_nor_dead_lettered(
+) -> None:
+    # Its new owner consumes it again from the committed offset; dead-lettering it would lose
+    # a valid command, and letting the error escape would kill the writer's Faust agent.
+    f = Flow(FakeOutbox())
+
+    async def revoked(partition: int) -> PartitionStates:
+        raise PartitionRevoked(partition)
+
+    f.states.ready = revoked  # type: ignore[method-assign]
+    await f.flow.receive(f.record(0), execute_order("o-1"))
+    await run_pending()
+    assert f.acked == [] and f.dead == [] and f.outbox.of("events") == []
+    assert f.flow.waiting(P) == 0

@@ -12,12 +12,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
+import pytest
+
 from domain.orders.events import Event
 from domain.orders.state import OrderState
 from schemas.codec import Codec
 from schemas.writer_fence import claim_headers, epoch_headers
 from streams.event_store import StoredRecord
-from streams.order_states import OrderStates
+from streams.order_states import OrderStates, PartitionRevoked
 from streams.ports import Delivery
 from tests.orders_support import WriterStatuses
 from tests.unit.test_partition_fold import accepted
@@ -229,3 +231,48 @@ async def test_an_append_that_never_settles_makes_the_partition_fold_anew() -> N
 
 async def _claimed(store: MemoryStore, partition: int) -> int:
     return store.claim(partition)
+
+
+class GatedStore(MemoryStore):
+    """A store whose reads wait for the test: a fold still running when a rebalance comes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def read(self, partition: int, start: int | None,
+                   sink: Callable[[list[StoredRecord]], Awaitable[None]]) -> int:
+        await self.gate.wait()
+        return await super().read(partition, start, sink)
+
+
+async def test_a_record_waiting_for_a_fold_its_partition_lost_is_told_so_not_cancelled() -> None:
+    # A command of partition 2 waited for the first fold when a second worker joined and
+    # took partition 2: the cancelled fold raised CancelledError into the writer's agent,
+    # Faust logged "Crashed reason=CancelledError()", and every partition of that worker
+    # stopped for good (test_200_concurrent_orders timed out).
+    store = GatedStore()
+    worker = Worker(store)
+    worker.states.rebalance({1, 2})
+    waiting = asyncio.ensure_future(worker.states.ready(2))
+    await asyncio.sleep(0)
+
+    worker.states.rebalance({1})
+    store.gate.set()
+
+    with pytest.raises(PartitionRevoked):
+        await asyncio.wait_for(waiting, timeout=5)
+    assert set((await worker.states.ready(1)).orders) == set()
+
+
+async def test_a_waiter_cancelled_itself_is_still_cancelled() -> None:
+    store = GatedStore()
+    worker = Worker(store)
+    worker.states.rebalance({1})
+    waiting = asyncio.ensure_future(worker.states.ready(1))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    store.gate.set()
+    await settle(worker.states, 1)  # the fold itself went on

@@ -246,16 +246,24 @@ class GatedStore(MemoryStore):
         return await super().read(partition, start, sink)
 
 
+async def waiting_for_fold(held: set[int], partition: int
+                           ) -> tuple[GatedStore, Worker, asyncio.Future[object]]:
+    """A worker holding `held` whose folds have not read yet, and a record of `partition`
+    already waiting for its states."""
+    store = GatedStore()
+    worker = Worker(store)
+    worker.states.rebalance(held)
+    waiting: asyncio.Future[object] = asyncio.ensure_future(worker.states.ready(partition))
+    await asyncio.sleep(0)
+    return store, worker, waiting
+
+
 async def test_a_record_waiting_for_a_fold_its_partition_lost_is_told_so_not_cancelled() -> None:
     # A command of partition 2 waited for the first fold when a second worker joined and
     # took partition 2: the cancelled fold raised CancelledError into the writer's agent,
     # Faust logged "Crashed reason=CancelledError()", and every partition of that worker
     # stopped for good (test_200_concurrent_orders timed out).
-    store = GatedStore()
-    worker = Worker(store)
-    worker.states.rebalance({1, 2})
-    waiting = asyncio.ensure_future(worker.states.ready(2))
-    await asyncio.sleep(0)
+    store, worker, waiting = await waiting_for_fold({1, 2}, 2)
 
     worker.states.rebalance({1})
     store.gate.set()
@@ -266,11 +274,7 @@ async def test_a_record_waiting_for_a_fold_its_partition_lost_is_told_so_not_can
 
 
 async def test_a_waiter_cancelled_itself_is_still_cancelled() -> None:
-    store = GatedStore()
-    worker = Worker(store)
-    worker.states.rebalance({1})
-    waiting = asyncio.ensure_future(worker.states.ready(1))
-    await asyncio.sleep(0)
+    store, worker, waiting = await waiting_for_fold({1}, 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting

@@ -117,6 +117,7 @@ class OrderStates:
         self._settle_timeout_s = settle_timeout_s
         self._states: dict[int, PartitionStates] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
+        self._assigned_by_group = False  # once a rebalance said what is ours, nothing else is
         self.quarantined_records = 0
 
     def assign(self, partitions: Iterable[int]) -> None:
@@ -128,6 +129,7 @@ class OrderStates:
         """The partitions of orders.events this worker owns are now exactly `assigned`: forget
         those that left (their orders go to `on_dropped`, and are returned), check those
         kept, fold those new to it."""
+        self._assigned_by_group = True
         held = set(self._states) | set(self._loading)
         dropped = self.revoke(held - set(assigned))
         if dropped:
@@ -166,12 +168,15 @@ class OrderStates:
         return dropped
 
     async def ready(self, partition: int) -> PartitionStates:
-        """The partition's states, loading them first if this is the first touch.
+        """The partition's states, loading them first if this is the first touch (before any
+        rebalance: tools and tests; after one, only an assigned partition is ours).
 
         Raises PartitionRevoked if the partition left this worker while its fold ran: the
         fold is cancelled then, and awaiting a cancelled task raises CancelledError in the
         awaiter — in the writer's Faust agent, which Faust takes for the agent's own death."""
         if partition not in self._states:
+            if self._assigned_by_group and partition not in self._loading:
+                raise PartitionRevoked(partition)  # a late record of a partition that left
             self.assign([partition])
             loading = self._loading[partition]
             try:

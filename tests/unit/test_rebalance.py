@@ -280,3 +280,16 @@ async def test_a_waiter_cancelled_itself_is_still_cancelled() -> None:
         await waiting
     store.gate.set()
     await settle(worker.states, 1)  # the fold itself went on
+
+
+async def test_a_late_record_of_a_partition_that_left_claims_nothing() -> None:
+    # Faust may still hand over a buffered record of a partition the last rebalance took
+    # away; folding it "on first touch" claimed the partition and fenced its real owner.
+    store = MemoryStore()
+    worker = Worker(store)
+    worker.states.rebalance({1, 2})
+    await settle(worker.states, 1, 2)
+    worker.states.rebalance({1})
+    with pytest.raises(PartitionRevoked):
+        await worker.states.ready(2)
+    assert worker.claims == [1, 2]

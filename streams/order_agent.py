@@ -29,7 +29,7 @@ from domain.orders.decide import ExecutionPolicy, decide
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.parent_links import commands_after, commands_on_load
-from domain.orders.state import OrderState, initial_state
+from domain.orders.state import OrderState, initial_state, is_terminal
 from domain.orders.status import OrderStatus
 from domain.orders.timers import timers_after, timers_of
 from domain.work import Work, work_after
@@ -144,6 +144,8 @@ class OrderWriter:
         settled = asyncio.ensure_future(self._hand_on(deliveries, work, links))
         self._unsettled[state.order_id] = settled
         settled.add_done_callback(lambda done: self._forget_settled(command.order_id, done))
+        if links and state.parent_id is not None and is_terminal(state):
+            partition_states.report_pending(settled)
         partition_states.record(state, events, statuses)
         self.timers.arm(state.order_id, timers_after(state, events,
                                                      stall_timeout_ms=self._stall_ms))
@@ -200,7 +202,9 @@ class OrderWriter:
 
     def on_loaded(self, partition: int, states: list[OrderState]) -> None:
         """Re-arm the timers of a freshly folded partition (the watchdog and GTD expiries
-        after a crash) and show its orders to the observer (waiting orders wait on)."""
+        after a crash) and show its orders to the observer (waiting orders wait on).
+        `states`: its orders in flight, and the children (of a twap/dca) that ended in the
+        fold, whose final report is sent again."""
         for state in states:
             self.timers.arm(state.order_id, timers_of(state, stall_timeout_ms=self._stall_ms))
             self._observe(state, None)

@@ -57,6 +57,8 @@ __all__ = ["Folded", "OrderStates", "PartitionStates", "fold_partition"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A folded partition's orders in flight, and the children that ended in the fold (their
+# final report to the parent may be what a crash kept from being sent).
 Loaded = Callable[[int, list[OrderState]], None]
 Sink = Callable[[list[StoredRecord]], Awaitable[None]]
 Claim = Callable[[int], Awaitable[int]]  # append a claim to orders.events[p]; its offset
@@ -266,7 +268,7 @@ class OrderStates:
                  "records of deposed writers dropped", partition, states.events,
                  len(states.orders), len(states.terminal), len(states.quarantined), how,
                  (time.monotonic() - started) * 1000, epoch, claim_ms, states.stale)
-        self._on_loaded(partition, list(states.orders.values()))
+        self._on_loaded(partition, [*states.orders.values(), *folded.ended_children])
         if self._on_folded is not None:
             self._on_folded(partition, states, (states.end or 0) - 1)
 

@@ -68,6 +68,9 @@ class PartitionStates:
     pending: set[Delivery] = field(default_factory=set)  # own appends not yet confirmed
     failed: bool = False  # one of them was refused: the states ran ahead of the store
     snapshot_offset: int | None = None  # the latest snapshot known to cover [0, this)
+    # What ended a child, until its final report to the parent is stored too: no snapshot
+    # may cover a child's end before then (the fold after it would not report again).
+    reporting: set[Delivery] = field(default_factory=set)
     # The hash chain (schemas.chain): order id -> the hash of its last event, which the
     # writer chains its next event to; absent while the last event has none (before v5).
     # Kept for ended orders too: a chain checkpoint pins every order's head (and so does a
@@ -101,6 +104,11 @@ class PartitionStates:
         return (not self.pending and not self.failed and self.end is not None
                 and self.folded_end is not None and self.end - self.folded_end == self.own)
 
+    def report_pending(self, settled: Delivery) -> None:
+        """`settled`: all a child's last decision caused, its final report included."""
+        self.reporting.add(settled)
+        settled.add_done_callback(self.reporting.discard)
+
     def appending(self, deliveries: Iterable[Delivery]) -> None:
         """Follow the writer's own appends to the partition (their offsets move `end`)."""
         for delivery in deliveries:
@@ -124,6 +132,9 @@ class PartitionStates:
 class Folded:
     states: PartitionStates
     problems: tuple[str, ...]  # one line per quarantined record
+    # Children (of a twap/dca) whose last event the fold read: their final report to the
+    # parent may be what a crash kept from being sent (`parent_links.commands_on_load`).
+    ended_children: tuple[OrderState, ...] = ()
 
 
 class PartitionFold:
@@ -134,6 +145,7 @@ class PartitionFold:
         self.where = where
         self.states = states if states is not None else PartitionStates()
         self.problems: list[str] = []
+        self.ended_children: list[OrderState] = []
         self._decode = decode
         self._fence = Fence(self.states.fence_epoch)
         self._strict = strict
@@ -144,7 +156,7 @@ class PartitionFold:
         self.states.fence_epoch = self._fence.epoch
 
     def folded(self) -> Folded:
-        return Folded(self.states, tuple(self.problems))
+        return Folded(self.states, tuple(self.problems), tuple(self.ended_children))
 
     def _fold(self, record: StoredRecord) -> None:
         states = self.states
@@ -187,6 +199,8 @@ class PartitionFold:
         assert state.status is not None  # evolve never leaves an accepted order without one
         advance(states.heads, event.order_id, head)
         states.record(state, (event,), (state.status,))
+        if state.parent_id is not None and is_terminal(state):
+            self.ended_children.append(state)
 
     def _quarantine(self, order_id: str | None, offset: int, why: str) -> None:
         problem = f"{self.where}@{offset}: {why}"

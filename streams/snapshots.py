@@ -15,7 +15,9 @@ heads (v1) is not restored: the partition is folded whole rather than an order's
 
 A snapshot is written only of states that are exactly the fold of `[0, offset)`: every event
 the writer appended is confirmed and nothing but its own records landed since it folded
-(`PartitionStates.durable`). Then another writer's claim, if any, lies at or after `offset`,
+(`PartitionStates.durable`), and no child's end is waiting for its report to the parent
+to be stored (a fold after the snapshot would not see the end, so would not report again).
+Then another writer's claim, if any, lies at or after `offset`,
 so even a deposed writer's snapshot is true of the offsets it covers. One is due every
 `every_events` events of the partition or `interval_s` seconds after the last (if something
 happened). The encoding runs a slice at a time, yielding to the event loop in between.
@@ -111,7 +113,7 @@ class Captured:
 def capture(partition: int, states: PartitionStates) -> Captured | None:
     """The states' content now, if they are durable (else None: try later). Synchronous: no
     decision can slip in between the check and the copy."""
-    if not states.durable() or states.end is None:
+    if not states.durable() or states.end is None or states.reporting:
         return None
     histories: dict[str, History] = states.histories
     heads, terminal = states.heads, states.terminal

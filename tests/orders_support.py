@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from domain.orders.commands import BaseCommand, ExecuteOrder
+from domain.orders.commands import ExecuteOrder
 from domain.orders.errors import OrderDomainError
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
@@ -14,7 +14,7 @@ from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus, OrderType
 from domain.orders.terms import TERMS_OF_TYPE, OrderTerms
 
-_META = frozenset(field.name for field in fields(BaseCommand))
+_META = frozenset(field.name for field in fields(ExecuteOrder)) - {"terms"}  # not terms
 
 
 def terms_of(order_type: OrderType = OrderType.MARKET, **fields: Any) -> OrderTerms:

@@ -11,7 +11,7 @@ The writer sends them only once the events are durable, like stage work. Ids are
 repeat as a duplicate, so sending them again is harmless: that is what `commands_on_load`
 does for a freshly folded partition, so a crash between an event and its command loses
 nothing (a released child that never reported is released again, a cancel is repeated, a
-live child reports again).
+child reports again: a live one, and an ended one whose end the fold saw).
 """
 
 from __future__ import annotations
@@ -46,11 +46,15 @@ def commands_after(state: OrderState, events: Iterable[Event]) -> tuple[Command,
 
 
 def commands_on_load(state: OrderState) -> tuple[Command, ...]:
-    """What a freshly folded state may have left unsent (see the module docstring)."""
-    if state.status is None or is_terminal(state):
+    """What a freshly folded state may have left unsent (see the module docstring). An
+    ended child's final report counts: the command that ended it, delivered again after a
+    crash, finds only its id and decides (so sends) nothing."""
+    if state.status is None:
         return ()
     if state.parent_id is not None:
         return (_report(state, state.parent_id),)
+    if is_terminal(state):
+        return ()
     progress = state.parent
     if progress is None:
         return ()

@@ -393,3 +393,21 @@ def test_market_orders_ignore_a_parents_commands() -> None:
     due = SliceDue(command_id="d", order_id="m", issued_at=T0, slice_index=0, token_in=SOL,
                    token_out=USDC, amount_in=5)
     assert decide(state, due, now=T0, policy=POLICY) == ()
+
+
+def test_a_fold_resends_the_final_report_of_a_child_that_ended() -> None:
+    # A crash between a child's last event and its report: the redelivered command finds the
+    # child ended and decides nothing, so only the fold that sees it end can report again.
+    parent = Parent(twap())
+    (released,) = parent.due(0)
+    (child_order,) = commands_after(parent.state, (released,))
+    child = initial_state(released.child_id)
+    for event in decide(child, child_order, now=T0, policy=POLICY):
+        child = evolve(child, event)
+    cancel = CancelOrder(command_id="c-child", order_id=child.order_id, issued_at=T0)
+    for event in decide(child, cancel, now=T0, policy=POLICY):
+        child = evolve(child, event)
+    assert child.status is S.CANCELLED
+    (report,) = commands_on_load(child)
+    assert isinstance(report, ChildReport) and report.order_id == PARENT
+    assert (report.child_seq, report.child_status) == (child.seq, S.CANCELLED)

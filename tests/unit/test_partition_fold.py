@@ -13,6 +13,7 @@ from schemas.codec import Codec
 from streams.event_store import StoredRecord
 from streams.order_agent import OrderQuarantined, OrderWriter, WriterConfig
 from streams.order_states import PartitionStates, fold_partition
+from streams.partition_fold import PartitionFold
 from tests.orders_support import WriterStatuses
 from tests.unit.stream_fakes import T0, FakeClock, FakeOutbox, FakeStates, execute_order
 
@@ -76,3 +77,24 @@ async def test_a_command_to_a_quarantined_order_is_refused_with_the_reason_other
 
     assert len(decided.events) == 2
     assert {e.order_id for e in outbox.of("events")} == {"b"}
+
+
+def test_the_fold_lists_the_children_that_ended_in_it_for_their_final_report() -> None:
+    from domain.orders.commands import CancelOrder
+    from domain.orders.evolve import evolve
+
+    child = initial_state("child")
+    accepted_events = decide(child, execute_order("child", parent_id="parent"), now=T0,
+                             policy=ExecutionPolicy())
+    for event in accepted_events:
+        child = evolve(child, event)
+    cancelled = decide(child, CancelOrder(command_id="c", order_id="child", issued_at=T0),
+                       now=T0, policy=ExecutionPolicy())
+    plain = accepted("plain")
+    records = stored(*accepted_events, *plain, *cancelled)
+    fold = PartitionFold("orders.events[0]", CODEC.decode_event)
+    fold.feed(records)
+
+    (ended,) = fold.folded().ended_children
+    assert ended.order_id == "child" and ended.parent_id == "parent" and ended.seq == 3
+    assert "child" in fold.states.terminal and "plain" in fold.states.orders

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from bench.order_histories import HistoryMaker, interleaved
 from domain.orders.commands import CancelOrder, Command, ObservePrice
 from domain.orders.events import Event
-from domain.orders.decide import ExecutionPolicy
-from domain.orders.state import is_terminal
+from domain.orders.decide import ExecutionPolicy, decide
+from domain.orders.evolve import evolve
+from domain.orders.state import OrderState, initial_state, is_terminal
 from domain.orders.status import OrderStatus
 from oee.settings import Topics
 from schemas.chain import GENESIS, ChainCheck, merkle_root
@@ -500,3 +501,67 @@ async def test_a_snapshot_encodes_only_the_events_the_last_one_did_not() -> None
 
     assert len(encoded) == 2 * in_flight > 0  # the first and the third, not the second
     assert first == again == third
+
+
+async def test_no_snapshot_covers_a_child_s_end_before_its_report_to_the_parent_is_stored(
+) -> None:
+    # Else a crash after the snapshot and before the report: the fold starts past the child's
+    # last event and never learns it has a report to send again.
+    outbox, states = FakeOutbox(ack_manually=True), FakeStates()
+    writer = OrderWriter(states, outbox, WriterConfig(ExecutionPolicy(), timedelta(minutes=1)),
+                         FakeClock())
+    partition = await states.ready(0)
+    partition.end = partition.folded_end = 0  # as a fold of an empty partition leaves them
+    stored_events = 0
+
+    async def store(kinds: set[str]) -> None:
+        nonlocal stored_events
+        for _ in range(5):
+            for sent in outbox.sent:
+                if sent.kind in kinds and not sent.delivery.done():
+                    sent.delivery.set_result(_Offset(stored_events) if sent.kind == "events"
+                                             else None)
+                    stored_events += sent.kind == "events"
+            await asyncio.sleep(0)
+
+    placed = await writer.handle(0, execute_order("child", parent_id="parent"))
+    await store({"events", "work", "command"})
+    assert placed.settled is not None and placed.settled.done()
+    ended = await writer.handle(0, CancelOrder(command_id="c", order_id="child",
+                                               issued_at=T0))
+    await store({"events"})  # the child's end is stored, its report to the parent not yet
+    assert "child" in partition.terminal and partition.durable()
+    assert capture(0, partition) is None
+
+    await store({"command"})
+    assert ended.settled is not None and ended.settled.done()
+    captured = capture(0, partition)
+    assert captured is not None and captured.offset == stored_events
+
+
+async def test_a_takeover_shows_the_writer_the_children_that_ended_after_the_snapshot() -> None:
+    from tests.unit.test_partition_fold import stored
+
+    def child_history(order_id: str) -> list[Event]:
+        state, events = initial_state(order_id), []
+        for command in (execute_order(order_id, parent_id="parent"),
+                        CancelOrder(command_id=f"c-{order_id}", order_id=order_id,
+                                    issued_at=T0)):
+            for event in decide(state, command, now=T0, policy=ExecutionPolicy()):
+                state = evolve(state, event)
+                events.append(event)
+        return events
+
+    store = MemoryStore(stored(*child_history("before")))
+    first = order_states(store)
+    await first.ready(0)
+    assert await snapshot_writer(first, store).write_due() == 1
+    store.records.extend(StoredRecord(len(store.records) + i, r.key, r.value)
+                         for i, r in enumerate(stored(*child_history("after"))))
+    shown: list[OrderState] = []
+    second = OrderStates(store, CODEC.decode_envelope, claim=store.claim, snapshots=store,
+                         on_loaded=lambda p, states: shown.extend(states))
+
+    await second.ready(0)
+
+    assert [(s.order_id, s.status) for s in shown] == [("after", OrderStatus.CANCELLED)]

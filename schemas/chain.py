@@ -25,7 +25,7 @@ Definitions (what an auditor with a standard Avro library recomputes):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -64,7 +64,12 @@ def merkle_root(heads: Mapping[str, bytes]) -> bytes:
     """The root over every order's head: leaves sorted by order id, each level hashing pairs
     as SHA-256(0x01 || left || right), an odd last node carried up unchanged; the root of no
     order is SHA-256 of nothing."""
-    level = [merkle_leaf(order_id, heads[order_id]) for order_id in sorted(heads)]
+    return merkle_root_of_sorted(sorted(heads.items()))
+
+
+def merkle_root_of_sorted(heads: Iterable[tuple[str, bytes]]) -> bytes:
+    """`merkle_root` of (order id, head) pairs already sorted by order id, each id once."""
+    level = [merkle_leaf(order_id, head) for order_id, head in heads]
     if not level:
         return hashlib.sha256(b"").digest()
     while len(level) > 1:

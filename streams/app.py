@@ -157,7 +157,7 @@ class Engine:
     def _on_folded(self, partition: int, states: PartitionStates, last_offset: int) -> None:
         if self.checkpoints is not None:  # the chain's checkpoints start from the fold's heads
             self.checkpoints.seed(partition, states.heads, last_offset,
-                                  -1 if states.epoch is None else states.epoch)
+                                  -1 if states.epoch is None else states.epoch, states.terminal)
 
     def _publish_checkpoint(self, checkpoint: Checkpoint) -> None:
         task = asyncio.ensure_future(self._write_checkpoint(checkpoint))

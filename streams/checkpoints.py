@@ -12,15 +12,17 @@ is folded and seeded again.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas.chain import merkle_root
+from schemas.chain import merkle_root_of_sorted
 from schemas.checkpoints import Checkpoint
 from streams.ports import Delivery, failure_of
+from streams.terminal_ids import TerminalIds
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ Publish = Callable[[Checkpoint], None]
 class _Partition:
     generation: int
     epoch: int
-    heads: dict[str, bytes]
+    heads: dict[str, bytes]  # of orders not ended
+    ended: TerminalIds  # the ended ones, compact (their heads never change again)
     covered: int
     last_at: float
     since: int = 0  # confirmed events not in a checkpoint yet
@@ -51,20 +54,25 @@ class Checkpoints:
         self._partitions: dict[int, _Partition] = {}
         self._generation = 0
 
-    def seed(self, partition: int, heads: dict[str, bytes], covered: int, epoch: int) -> None:
-        """The partition as folded: `heads` as of offset `covered`, written under `epoch`."""
+    def seed(self, partition: int, heads: dict[str, bytes], covered: int, epoch: int,
+             ended: TerminalIds | None = None) -> None:
+        """The partition as folded: `heads` (of orders not ended) and `ended` as of offset
+        `covered`, written under `epoch`."""
         self._generation += 1
-        self._partitions[partition] = _Partition(self._generation, epoch, dict(heads), covered,
-                                                 self._clock())
+        self._partitions[partition] = _Partition(
+            self._generation, epoch, dict(heads),
+            TerminalIds() if ended is None else ended.copy(), covered, self._clock())
 
-    def track(self, partition: int, order_id: str, digest: bytes, delivery: Delivery) -> None:
-        """An appended event's hash; it counts once `delivery` confirms its offset."""
+    def track(self, partition: int, order_id: str, digest: bytes, delivery: Delivery,
+              ended: bool = False) -> None:
+        """An appended event's hash (`ended`: the order's last); it counts once `delivery`
+        confirms its offset."""
         tracked = self._partitions.get(partition)
         if tracked is None:
             return
         generation = tracked.generation
         delivery.add_done_callback(
-            lambda done: self._delivered(partition, generation, order_id, digest, done))
+            lambda done: self._delivered(partition, generation, order_id, digest, done, ended))
 
     def tick(self) -> None:
         """Write the checkpoints that are due by time."""
@@ -74,23 +82,33 @@ class Checkpoints:
                 self._write(partition, tracked)
 
     def _delivered(self, partition: int, generation: int, order_id: str, digest: bytes,
-                   done: Delivery) -> None:
+                   done: Delivery, ended: bool) -> None:
         tracked = self._partitions.get(partition)
         if tracked is None or tracked.generation != generation:
             return  # folded again meanwhile: the fold has it (or not)
         if failure_of(done) is not None:
             tracked.dirty = True
             return
-        tracked.heads[order_id] = digest
+        if ended:  # its head is final: kept in 48 bytes, not as a dict entry
+            tracked.heads.pop(order_id, None)
+            tracked.ended.add(order_id, digest)
+        else:
+            tracked.heads[order_id] = digest
         tracked.covered = max(tracked.covered, int(done.result().offset))
         tracked.since += 1
         if not tracked.dirty and tracked.since >= self._every_events:
             self._write(partition, tracked)
 
     def _write(self, partition: int, tracked: _Partition) -> None:
+        leaves = list(heapq.merge(sorted(tracked.heads.items()), tracked.ended.sorted_heads(),
+                                  key=_order_id))
         checkpoint = Checkpoint(self._topic, partition, tracked.covered, tracked.epoch,
-                                len(tracked.heads), merkle_root(tracked.heads), self._wall())
+                                len(leaves), merkle_root_of_sorted(leaves), self._wall())
         tracked.since, tracked.last_at = 0, self._clock()
         log.info("chain checkpoint %s[%d]@%d: %d orders, root %s", self._topic, partition,
                  checkpoint.covered_offset, checkpoint.orders, checkpoint.root.hex())
         self._publish(checkpoint)
+
+
+def _order_id(pair: tuple[str, bytes]) -> str:
+    return pair[0]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from domain.market_events import MarketEvent
 from domain.orders.commands import Command
 from domain.orders.events import Event
-from domain.orders.status import OrderStatus
+from domain.orders.status import TERMINAL, OrderStatus
 from domain.work import ExecuteSwap, QuoteRoute, Work
 from marketdata.topics import topic_of
 from oee.settings import Topics
@@ -68,7 +68,8 @@ class KafkaOutbox:
                     subject=event, producer=self._event_store))
                 if self._checkpoints is not None and event.order_id in advanced:
                     self._checkpoints.track(partition, event.order_id,
-                                            advanced[event.order_id], sent[-1])
+                                            advanced[event.order_id], sent[-1],
+                                            ended=status in TERMINAL)
         except Exception:
             # The caller folds the partition again: it must not read the store before the
             # part of the decision that was enqueued has landed (or failed).

@@ -73,8 +73,9 @@ class PartitionStates:
     reporting: set[Delivery] = field(default_factory=set)
     # The hash chain (schemas.chain): order id -> the hash of its last event, which the
     # writer chains its next event to; absent while the last event has none (before v5).
-    # Kept for ended orders too: a chain checkpoint pins every order's head (and so does a
-    # snapshot: `TerminalIds` keeps the ended ones' beside their ids).
+    # Of orders not ended (unless keep_terminal): an ended order's head moves to `terminal`,
+    # 48 bytes beside its id, where a chain checkpoint and a snapshot still find it
+    # (`all_heads`), so memory follows the orders in flight, not the history.
     heads: dict[str, bytes] = field(default_factory=dict)
 
     def ended(self, order_id: str) -> bool:
@@ -88,7 +89,7 @@ class PartitionStates:
         if is_terminal(state) and not self.keep_terminal:
             self.orders.pop(state.order_id, None)
             self.histories.pop(state.order_id, None)
-            self.terminal.add(state.order_id, self.heads.get(state.order_id))
+            self.terminal.add(state.order_id, self.heads.pop(state.order_id, None))
             return
         self.orders[state.order_id] = state
         history = self.histories.setdefault(state.order_id, [])
@@ -97,6 +98,10 @@ class PartitionStates:
                 history[-1] = (event, status)  # a run of PriceObserved keeps its last
             else:
                 history.append((event, status))
+
+    def all_heads(self) -> dict[str, bytes]:
+        """Every order's head, ended or not (what a chain checkpoint's root covers)."""
+        return {**dict(self.terminal.with_heads()), **self.heads}
 
     def durable(self) -> bool:
         """Are these states exactly the fold of `[0, end)`: every own append confirmed, and

@@ -10,7 +10,8 @@ covers and the fence's epoch there (`schemas.snapshots`). Reads the latest one b
 The heads are stored, not recomputed from the stored events: those are encoded again by this
 writer (hashes null, the current schema version), so their bytes need not be the bytes the
 hashes were taken over. A restored partition holds exactly the heads the fold of `[0, offset)`
-holds, ended orders' included (the next chain checkpoint pins them all). A snapshot without
+holds: the ended orders' in its `TerminalIds`, the others' by order id (the next chain
+checkpoint pins them all). A snapshot without
 heads (v1) is not restored: the partition is folded whole rather than an order's chain broken.
 
 A snapshot is written only of states that are exactly the fold of `[0, offset)`: every event
@@ -73,7 +74,6 @@ def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> Partiti
     states = PartitionStates(terminal=terminal, quarantined=dict(snapshot.quarantined),
                              fence_epoch=snapshot.fence_epoch, events=snapshot.events,
                              snapshot_offset=snapshot.offset)
-    states.heads.update(terminal.with_heads())
     for order_id, values, head in snapshot.orders:
         state, history = initial_state(order_id), []
         for value in values:

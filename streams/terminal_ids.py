@@ -157,6 +157,23 @@ class TerminalIds:
             if head:
                 yield order_id, head
 
+    def sorted_heads(self) -> Iterator[tuple[str, bytes]]:
+        """`with_heads` in order id order (a chain checkpoint's leaves): each run is sorted
+        by its 16-byte keys, which is the order of their canonical strings too."""
+        self._seal()
+        keys = heapq.merge(*(_pairs(run, heads) for run, heads in zip(self._runs, self._heads,
+                                                                      strict=True)))
+        uuids = ((str(uuid.UUID(bytes=key)), head) for key, head in keys if head != NO_HEAD)
+        others = ((order_id, head) for order_id, head in sorted(self._others.items()) if head)
+        return heapq.merge(uuids, others, key=_order_id)
+
+    def copy(self) -> TerminalIds:
+        """An independent set with the same contents (the runs' blobs are shared: immutable)."""
+        twin = TerminalIds()
+        twin._runs, twin._heads = list(self._runs), list(self._heads)
+        twin._recent, twin._others = dict(self._recent), dict(self._others)
+        return twin
+
     def nbytes(self) -> int:
         """Roughly what the set holds in memory (the runs' bytes and their heads; recent and
         other ids at their Python size)."""
@@ -183,3 +200,7 @@ class TerminalIds:
 def _pairs(run: Run, heads: bytes) -> Iterator[tuple[bytes, bytes]]:
     """(key, head) of each id of the run, in its order."""
     return ((key, heads[at * HEAD_BYTES:(at + 1) * HEAD_BYTES]) for at, key in enumerate(run))
+
+
+def _order_id(pair: tuple[str, bytes]) -> str:
+    return pair[0]

@@ -68,7 +68,7 @@ class Worker:
 
     def _folded(self, partition: int, states: PartitionStates, last_offset: int) -> None:
         self.checkpoints.seed(partition, states.heads, last_offset,
-                              -1 if states.epoch is None else states.epoch)
+                              -1 if states.epoch is None else states.epoch, states.terminal)
 
     def _publish(self, checkpoint: Checkpoint) -> None:
         async def write() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from schemas.checkpoints import (
 )
 from streams.checkpoints import Checkpoints
 from streams.ports import Delivery
+from streams.terminal_ids import TerminalIds
 
 T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
@@ -134,3 +136,27 @@ def test_the_replay_compares_each_checkpoint_once_its_offset_is_read() -> None:
     (mismatch,) = check.mismatched
     assert (mismatch["offset"], mismatch["coveredOffset"]) == (1, 7)
     assert mismatch["recomputed"] == merkle_root(heads).hex()
+
+
+async def test_an_ended_order_s_head_leaves_the_dict_and_still_counts_in_the_root() -> None:
+    written: list[Checkpoint] = []
+    checkpoints = Checkpoints("orders.events", written.append, every_events=3, every_s=60,
+                              wall=lambda: T0)
+    ended = TerminalIds()
+    ended.add(str(uuid.UUID(int=7)), digest("old ended"))
+    live = {str(uuid.UUID(int=9)): digest("live")}
+    checkpoints.seed(0, live, covered=4, epoch=1, ended=ended)
+    a, b = str(uuid.UUID(int=3)), "not-a-uuid"
+    deliveries = [delivery() for _ in range(3)]
+    checkpoints.track(0, a, digest("a1"), deliveries[0])
+    checkpoints.track(0, a, digest("a2"), deliveries[1], ended=True)
+    checkpoints.track(0, b, digest("b1"), deliveries[2], ended=True)
+    for offset, future in enumerate(deliveries, start=5):
+        confirm(future, offset)
+    await settle()
+
+    (checkpoint,) = written
+    every = {str(uuid.UUID(int=7)): digest("old ended"), **live, a: digest("a2"),
+             b: digest("b1")}
+    assert (checkpoint.orders, checkpoint.root) == (4, merkle_root(every))
+    assert a not in ended and len(ended) == 1  # the seed's set is the writer's, untouched

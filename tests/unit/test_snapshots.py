@@ -133,10 +133,18 @@ def test_a_restored_partition_holds_exactly_the_heads_the_whole_fold_holds(
     restored = restore(SNAPSHOTS.decode(asyncio.run(snapshot_of(at_cut))),
                        CODEC.decode_envelope, 0)
 
-    assert restored.heads == at_cut.heads  # in flight and ended alike
+    assert restored.all_heads() == at_cut.all_heads()  # in flight and ended alike
     tail = fold(records[cut:], restored, strict=True)
-    assert tail.heads == whole.heads == check(records).heads
-    assert merkle_root(tail.heads) == merkle_root(whole.heads)  # the next checkpoint's root
+    assert tail.all_heads() == whole.all_heads() == check(records).heads
+    assert merkle_root(tail.all_heads()) == merkle_root(whole.all_heads())  # next checkpoint
+
+
+def test_an_ended_order_s_head_is_kept_beside_its_id_not_by_order_id() -> None:
+    records = history(200, in_flight=0.1)
+    states = fold(records)
+
+    assert set(states.heads) <= set(states.orders)  # memory follows the orders in flight
+    assert states.all_heads() == check(records).heads  # a checkpoint still pins them all
 
 
 def test_only_orders_in_flight_are_kept_whole_the_ended_as_ids() -> None:
@@ -223,7 +231,8 @@ async def test_a_worker_finding_a_v1_snapshot_folds_the_whole_partition() -> Non
     assert store.read_from == [None]
     whole = fold(list(store.records))
     same(states, whole)
-    assert states.heads == whole.heads and len(states.heads) > len(states.orders)
+    assert states.all_heads() == whole.all_heads()
+    assert len(states.all_heads()) > len(states.orders)
 
 
 def _fields(record: SnapshotRecord) -> dict[str, object]:
@@ -416,7 +425,7 @@ async def test_an_order_in_flight_at_a_restore_chains_on_and_the_log_verifies() 
     chain = check(store.records)
     assert chain.broken == [] and chain.unchained == 0
     # what the next checkpoint pins is what `oee replay --verify` recomputes
-    assert chain.heads == restored.heads
+    assert chain.heads == restored.all_heads()
 
 
 async def test_a_worker_folds_only_the_tail_after_the_latest_snapshot() -> None:

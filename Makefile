@@ -5,9 +5,18 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 
-.PHONY: install run test chaos bench browser clean-data lint
+.PHONY: install run test chaos bench browser clean-data lint bytecode
 
-install: $(VENV)/.installed
+# The engine's own packages (what `make lint` checks too).
+PACKAGES = domain schemas marketdata readmodel streams projections api producers infra oee telemetry
+
+install: $(VENV)/.installed bytecode
+
+# Every process start would otherwise compile the engine's modules again when the environment
+# sets PYTHONDONTWRITEBYTECODE (≈0.4 s of a worker restart's ≈3 s); pip compiles only the
+# dependencies. Quick when nothing changed: compileall skips what is up to date.
+bytecode: $(VENV)/.installed
+	$(BIN)/python -m compileall -q $(PACKAGES) >/dev/null
 
 $(VENV)/.installed: pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 2; }
@@ -39,7 +48,7 @@ bench: install
 	$(BIN)/python -m bench all
 
 lint: install
-	$(BIN)/mypy domain schemas marketdata readmodel streams projections api producers infra oee telemetry
+	$(BIN)/mypy $(PACKAGES)
 
 clean-data:
 	rm -rf $${HOME}/.local/share/oee

@@ -1,19 +1,25 @@
-"""`python -m bench recovery [--events N]`: how long a worker takes to take over every partition
-of a long event store, and how much memory it holds, without and with snapshots (issue 10,
-bounded recovery).
+"""`python -m bench recovery [--events N] [--open N] [--tail N] [--whole]`: how long a worker
+takes to take over every partition of a long event store, and how much memory it holds, with
+snapshots and (`--whole`) without (issue 10, bounded recovery).
 
 Fills `orders.events` (12 partitions, a throwaway Kafka) with N events of a busy day's
-history (`bench.order_histories`: most orders ended, confirmed, failed or cancelled; 1 % limit
-orders still waiting; 2 % of market orders cut short, in flight), chained as the writer
-chains them; a few thousand such histories are made and encoded once, and copied under new
-ids in producer batches (`Template`), so the fill is not what limits N. Then it measures, each
-in a fresh process (so its memory is the takeover's alone), assign → every partition ready:
-1. without snapshots: claim and fold every partition from offset 0; then the snapshots are
-   written (their size and time are reported);
-2. `--tail` more events are appended (new orders, by the same writer), and a fresh process
-   takes over with snapshots: the latest snapshot and the tail only.
-Reported: seconds, peak and final RSS of the measuring process, orders in flight / ended,
-snapshot bytes. Only Kafka, PostgreSQL and the registry run (`bench.projection_bench.services`).
+history (`bench.order_histories`: ended market orders, confirmed, failed or cancelled, and
+about `--open` orders still open: two thirds limit orders waiting, one third market orders
+cut short, in flight), chained as the writer chains them. The open orders are a number, not a
+share: what a takeover must restore is the orders open now, and a history ten times longer
+does not have ten times as many. A few thousand histories are made and encoded once, and
+copied under new ids in producer batches (`Template`), so the fill is not what limits N.
+
+The fill also builds each partition's states as the writer's fold of it would leave them
+(ended orders as ids and heads, open ones folded from their records) and writes them as the
+partition's snapshot, as a worker does after a fold. With `--whole` (default up to 1 M events:
+a whole fold of 10 M takes 20 minutes) a fresh process first claims and folds every partition
+from offset 0 and must reach the same states. Then `--tail` more events are appended (new
+orders, by the same writer), and a fresh process (its memory is the takeover's alone) takes
+over with snapshots: the latest snapshot and the tail only, assign → every partition ready.
+Reported: seconds (wall and CPU), peak and final RSS of the measuring process, orders open /
+ended, snapshot bytes. Only Kafka, PostgreSQL and the registry run
+(`bench.projection_bench.services`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.order_histories import HistoryMaker
 from domain.orders import ExecutionPolicy, decide, evolve, initial_state
+from domain.orders.state import is_terminal
 from domain.orders.commands import ExecuteOrder
 from domain.orders.events import Event
 from domain.orders.ids import NAMESPACE
@@ -51,30 +58,34 @@ from oee.settings import Settings
 from schemas.chain import GENESIS, chained_body
 from schemas.codec import Codec
 from schemas.writer_fence import claim_headers
-from streams.event_store import EventStoreReader
+from streams.event_store import EventStoreReader, StoredRecord
 from streams.order_states import OrderStates
+from streams.partition_fold import PartitionFold, PartitionStates
 from streams.snapshots import SnapshotStore, SnapshotWriter
 
 PARTITIONS = 12
-WAITING_SHARE = 0.01
-IN_FLIGHT_SHARE = 0.02
-TEMPLATES = 5_000  # distinct histories the fill copies under new ids
+TEMPLATES = 5_000  # distinct ended histories the fill copies under new ids (and open ones)
+OPEN_TEMPLATES = 1_000
 BATCH_BYTES = 1024 * 1024
 
 
 def histories(seed: int) -> Iterator[list[Event]]:
-    """Order histories without end: mostly whole market orders, some cut short (in flight),
-    some limit orders waiting."""
+    """Whole market order histories, each ended."""
+    maker = HistoryMaker(seed)
+    while True:
+        yield maker.order()
+
+
+def open_histories(seed: int) -> Iterator[list[Event]]:
+    """Open orders: two thirds limit orders waiting, one third market orders cut short."""
     maker, rng = HistoryMaker(seed), random.Random(seed)
     start = datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
     while True:
-        roll = rng.random()
-        if roll < WAITING_SHARE:
+        if rng.random() < 2 / 3:
             yield _waiting(rng, start + timedelta(seconds=rng.randrange(86_400)))
-            continue
-        story = maker.order()
-        yield story[:rng.randint(1, len(story) - 1)] if roll < WAITING_SHARE + IN_FLIGHT_SHARE \
-            else story
+        else:
+            story = maker.order()
+            yield story[:rng.randint(1, len(story) - 1)]
 
 
 def _waiting(rng: random.Random, at: datetime) -> list[Event]:
@@ -98,16 +109,17 @@ class Template:
 
     order_id: bytes
     events: tuple[tuple[int, bytes, bytes], ...]  # (seq, event id, unchained body)
+    ended: bool
 
 
-def templates(seed: int, count: int) -> tuple[list[Template], bytes]:
-    """`count` histories of the day's mix (`histories`), encoded once; and the records'
-    header (the codec's framing) they go out with."""
+def templates(stories: Iterator[list[Event]], count: int) -> tuple[list[Template], bytes]:
+    """`count` of `stories`, encoded once; and the records' header (the codec's framing)
+    they go out with."""
     codec = Codec.load()
     header_size = 5 if codec.writes_schema_ids else 2
     made: list[Template] = []
     header = b""
-    for story in itertools.islice(histories(seed), count):
+    for story in itertools.islice(stories, count):
         state = initial_state(story[0].order_id)
         events = []
         for event in story:
@@ -116,16 +128,25 @@ def templates(seed: int, count: int) -> tuple[list[Template], bytes]:
             value = codec.encode_event(event, status=state.status)
             header = value[:header_size]
             events.append((event.seq, event.event_id.encode(), value[header_size:]))
-        made.append(Template(story[0].order_id.encode(), tuple(events)))
+        made.append(Template(story[0].order_id.encode(), tuple(events), is_terminal(state)))
     return made, header
 
 
-def copies(made: list[Template], header: bytes, seed: int
-           ) -> Iterator[tuple[bytes, list[bytes]]]:
-    """Endless orders (key, chained values), each a template under a new order id."""
+@dataclass(frozen=True, slots=True)
+class Copy:
+    key: bytes
+    values: list[bytes]  # chained records
+    head: bytes  # the hash of its last event
+    ended: bool
+
+
+def copies(ended: list[Template], still_open: list[Template], open_share: float, header: bytes,
+           seed: int) -> Iterator[Copy]:
+    """Endless orders, each a template under a new order id (open with `open_share`)."""
     rng = random.Random(seed)
     while True:
-        template = made[rng.randrange(len(made))]
+        pool = still_open if rng.random() < open_share else ended
+        template = pool[rng.randrange(len(pool))]
         order_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         key, head, values = order_id.encode(), GENESIS, []
         for seq, template_event_id, body in template.events:
@@ -133,7 +154,7 @@ def copies(made: list[Template], header: bytes, seed: int
                     .replace(template_event_id, _event_id(key, seq)))
             chained, head = chained_body(body, head)
             values.append(header + chained)
-        yield key, values
+        yield Copy(key, values, head, template.ended)
 
 
 def _event_id(order_id: bytes, seq: int) -> bytes:
@@ -149,14 +170,54 @@ def _event_id(order_id: bytes, seq: int) -> bytes:
 _NAMESPACE = NAMESPACE.bytes
 
 
-async def fill(settings: Settings, events: int, seed: int) -> dict[str, int]:
+class FoldedByFill:
+    """Each partition's states as a fold of what the fill appended would leave them: an ended
+    order as its id and head (what the fold keeps of it), an open one folded from its
+    records (decoded: the open orders are few). Offsets are counted, and checked against the
+    broker's end offsets before the states are used."""
+
+    def __init__(self) -> None:
+        codec = Codec.load()
+        self.folds = [PartitionFold(f"orders.events[{p}]", codec.decode_envelope)
+                      for p in range(PARTITIONS)]
+        self.next_offset = [0] * PARTITIONS
+
+    def add(self, partition: int, copy: Copy) -> None:
+        fold, first = self.folds[partition], self.next_offset[partition]
+        self.next_offset[partition] += len(copy.values)
+        if copy.ended:
+            fold.states.terminal.add(copy.key.decode(), copy.head)
+            fold.states.events += len(copy.values)
+        else:
+            fold.feed(StoredRecord(first + i, copy.key, value)
+                      for i, value in enumerate(copy.values))
+
+    def states(self, ends: dict[int, int]) -> dict[int, PartitionStates]:
+        counted = dict(enumerate(self.next_offset))
+        if ends != counted:
+            raise RuntimeError(f"the broker's end offsets {ends} are not the records counted "
+                               f"{counted} (a retried batch?): fold instead")
+        folded = {}
+        for partition, fold in enumerate(self.folds):
+            states = fold.folded().states
+            states.end = states.folded_end = ends[partition]
+            folded[partition] = states
+        return folded
+
+
+async def fill(settings: Settings, events: int, open_orders: int, seed: int,
+               folded: FoldedByFill | None = None) -> dict[str, int]:
     """Append `events` events (whole histories, each in its order's partition), a batch per
-    partition at a time: copies of `TEMPLATES` histories under new ids (see `Template`)."""
-    made, header = templates(seed, TEMPLATES)
+    partition at a time: copies of `TEMPLATES` histories under new ids (see `Template`),
+    about `open_orders` of them open; each told to `folded` too."""
+    ended, header = templates(histories(seed), TEMPLATES)
+    still_open, _ = templates(open_histories(seed), OPEN_TEMPLATES)
+    per_order = sum(len(t.events) for t in ended) / len(ended)
+    open_share = min(1.0, open_orders * per_order / max(events, 1))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks=1,
                                 max_batch_size=BATCH_BYTES, max_request_size=4 * BATCH_BYTES)
     await producer.start()
-    written = orders = 0
+    written = orders = opened = 0
     topic = settings.topics.events
     try:
         batches = [producer.create_batch() for _ in range(PARTITIONS)]
@@ -170,13 +231,17 @@ async def fill(settings: Settings, events: int, seed: int) -> dict[str, int]:
                 await asyncio.gather(*pending)
                 pending.clear()
 
-        for key, values in copies(made, header, seed):
+        for copy in copies(ended, still_open, open_share, header, seed):
+            key = copy.key
             partition = zlib.crc32(key) % PARTITIONS
-            for value in values:
+            for value in copy.values:
                 if batches[partition].append(key=key, value=value, timestamp=None) is None:
                     await flush(partition)
                     batches[partition].append(key=key, value=value, timestamp=None)
-            written, orders = written + len(values), orders + 1
+            if folded is not None:
+                folded.add(partition, copy)
+            written, orders = written + len(copy.values), orders + 1
+            opened += not copy.ended
             if written >= events:
                 break
         for partition in range(PARTITIONS):
@@ -185,7 +250,7 @@ async def fill(settings: Settings, events: int, seed: int) -> dict[str, int]:
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
-    return {"events": written, "orders": orders}
+    return {"events": written, "orders": orders, "open": opened}
 
 
 async def takeover(settings: Settings, snapshots: bool, write: bool) -> dict[str, Any]:
@@ -253,28 +318,63 @@ def _measure_in_child(settings: Settings, snapshots: bool, write: bool) -> dict[
     return result
 
 
-def run_all(events: int, tail: int, seed: int = 11) -> dict[str, Any]:
+async def write_snapshots(settings: Settings, folded: FoldedByFill) -> dict[str, Any]:
+    """Each partition's snapshot of the states the fill built, as the worker writes it."""
+    bootstrap = str(settings.kafka_bootstrap_servers)
+    reader = EventStoreReader(bootstrap, settings.topics.events)
+    states = folded.states(await reader.end_offsets(list(range(PARTITIONS))))
+    codec = Codec.load()
+    store = SnapshotStore(bootstrap, settings.topics.snapshots,
+                          registered_snapshot_codec(settings), settings.snapshot_max_bytes)
+    try:
+        writer = SnapshotWriter(lambda: states, store,
+                                lambda e, s: codec.encode_event(e, status=s), "bench",
+                                every_events=1, interval_s=3600)
+        began = time.monotonic()
+        written = await writer.write_due()
+        return {"snapshots_written": written,
+                "snapshot_write_s": round(time.monotonic() - began, 2),
+                "snapshot_bytes": sum(writer.sizes.values()),
+                "open": sum(len(s.orders) for s in states.values()),
+                "ended": sum(len(s.terminal) for s in states.values())}
+    finally:
+        await store.close()
+
+
+def run_all(events: int, tail: int, open_orders: int, whole: bool,
+            seed: int = 11) -> dict[str, Any]:
     from bench.projection_bench import fresh, services
 
     with services() as base:
         settings = fresh(base).model_copy(update={"partitions": PARTITIONS})
         asyncio.run(ensure_topics(settings, str(settings.kafka_bootstrap_servers)))
-        began = time.monotonic()
-        filled: dict[str, float] = {**asyncio.run(fill(settings, events, seed))}
+        began, folded = time.monotonic(), FoldedByFill()
+        filled: dict[str, float] = {**asyncio.run(fill(settings, events, open_orders, seed,
+                                                       folded))}
         filled["fill_s"] = round(time.monotonic() - began, 1)
         filled["fill_events_per_s"] = round(filled["events"] / max(filled["fill_s"], 0.1))
-        whole = _measure_in_child(settings, snapshots=False, write=True)
-        appended = asyncio.run(fill(settings, tail, seed + 1))
-        from_snapshot = _measure_in_child(settings, snapshots=True, write=False)
-    return {"history": filled, "tail": appended, "without_snapshots": whole,
-            "with_snapshots": from_snapshot}
+        snapshots = asyncio.run(write_snapshots(settings, folded))
+        report: dict[str, Any] = {"history": filled, "snapshots": snapshots}
+        if whole:
+            report["without_snapshots"] = fold = _measure_in_child(settings, snapshots=False,
+                                                                   write=False)
+            if (fold["in_flight"], fold["ended"]) != (snapshots["open"], snapshots["ended"]):
+                raise RuntimeError(f"the whole fold ({fold}) does not reach the states the "
+                                   f"fill built ({snapshots})")
+        report["tail"] = asyncio.run(fill(settings, tail, open_orders * tail // events, seed + 1))
+        report["with_snapshots"] = _measure_in_child(settings, snapshots=True, write=False)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench recovery")
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--open", type=int, default=10_000,
+                        help="orders open (waiting or in flight) in the history")
     parser.add_argument("--tail", type=int, default=10_000,
                         help="events appended after the snapshots")
+    parser.add_argument("--whole", action=argparse.BooleanOptionalAction, default=None,
+                        help="also fold every partition whole (default: up to 1 M events)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -283,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                                       spec["write"]))
         print(json.dumps(report))
         return 0
-    print(json.dumps(run_all(args.events, args.tail), indent=2))
+    whole = args.events <= 1_000_000 if args.whole is None else args.whole
+    print(json.dumps(run_all(args.events, args.tail, args.open, whole), indent=2))
     return 0
 
 

@@ -89,6 +89,7 @@ class KafkaBroker:
     heap: str = "1g"
     node_id: int = 1
     quorum: Quorum | None = None  # None: a single-node cluster of its own
+    c1_only: bool = True  # KAFKA_JVM_C1_ONLY (oee.settings): no C2 compile burst
 
     @property
     def bootstrap_servers(self) -> str:
@@ -234,6 +235,7 @@ class KafkaBroker:
     def _java_argv(self, main_class: str, *args: str, heap: str) -> list[str]:
         return [
             "java", f"-Xmx{heap}", "-Xms256m", *_JVM_OPTS,
+            *(("-XX:TieredStopAtLevel=1",) if self.c1_only else ()),
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "-cp", f"{self.libs_dir}/*", main_class, *args,
         ]

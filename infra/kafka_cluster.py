@@ -29,6 +29,7 @@ class KafkaCluster:
     data_dir: Path
     cache_dir: Path
     heap: str = "512m"  # per node: three JVMs share the machine
+    c1_only: bool = True  # KAFKA_JVM_C1_ONLY (oee.settings)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -39,7 +40,8 @@ class KafkaCluster:
         quorum = Quorum(tuple((i + 1, c) for i, (_, c) in enumerate(ports)), self._cluster_id())
         return tuple(
             KafkaBroker(self.version, port, controller, self.data_dir / f"node-{i + 1}",
-                        self.cache_dir, self.heap, node_id=i + 1, quorum=quorum)
+                        self.cache_dir, self.heap, node_id=i + 1, quorum=quorum,
+                        c1_only=self.c1_only)
             for i, (port, controller) in enumerate(ports)
         )
 

@@ -166,13 +166,14 @@ def local_broker(settings: Settings) -> KafkaBroker | KafkaCluster:
     if settings.kafka_brokers > 1:
         return KafkaCluster(settings.kafka_version, settings.kafka_brokers, settings.kafka_port,
                             settings.kafka_controller_port, settings.data_dir / "kafka",
-                            settings.cache_dir)
+                            settings.cache_dir, c1_only=settings.kafka_jvm_c1_only)
     return KafkaBroker(
         version=settings.kafka_version,
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         data_dir=settings.data_dir / "kafka",
         cache_dir=settings.cache_dir,
+        c1_only=settings.kafka_jvm_c1_only,
     )
 
 

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     kafka_version: str = "4.4.0"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    kafka_jvm_c1_only: bool = Field(
+        True, description="The local broker's JVM compiles with C1 only (-XX:TieredStopAtLevel=1)"
+        ": on a small machine whose brokers live minutes (tests, benchmarks, a laptop's `make "
+        "run`), C2's compile burst costs more CPU than its faster code saves (broker CPU per "
+        "order 32 -> 16 ms, `bench/`). False for a long-lived local broker."
+    )
     kafka_brokers: int = Field(
         1, ge=1, le=9, description="Local Kafka nodes (combined broker+controller); node i "
         "listens on KAFKA_PORT+2i and KAFKA_CONTROLLER_PORT+2i. 3 survives one node down."

@@ -79,6 +79,11 @@ class FeedMode(StrEnum):
     OFF = "off"  # nothing: another producer owns the market topics
 
 
+class EventLoop(StrEnum):
+    UVLOOP = "uvloop"
+    ASYNCIO = "asyncio"
+
+
 class AuthMode(StrEnum):
     """Whether the API asks for a key (see api.auth)."""
 
@@ -206,6 +211,10 @@ class Settings(BaseSettings):
     # --- stream workers ---------------------------------------------------------------
     stream_fetch_max_wait_ms: int = Field(
         5, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
+    )
+    stream_event_loop: EventLoop = Field(
+        EventLoop.UVLOOP, description="The workers' event loop (both of Faust's: the agents' and its "
+        "consumer thread's). uvloop's transports cost the worker 11-13 % less CPU per order."
     )
     stream_linger_ms: int = Field(
         1, ge=0, description="Workers' producer linger: batches many small records per request."

@@ -13,6 +13,7 @@ of adding up.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from infra.schema_registry import (
@@ -21,13 +22,14 @@ from infra.schema_registry import (
     registered_codec,
     registered_snapshot_codec,
 )
-from oee.settings import Settings
+from oee.settings import EventLoop, Settings
 from streams.timeline import Timeline, process_started_at
 from telemetry.logs import logging_config, wants_json
 
 
 def run_worker(settings: Settings) -> None:
     timeline = Timeline(process_started_at())
+    use_event_loop(settings.stream_event_loop)
     timeline.mark("interpreter started, entry point imported")
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
@@ -53,6 +55,16 @@ def run_worker(settings: Settings) -> None:
     if wants_json(settings.log_format):
         worker.spinner = None  # its cursor escapes would corrupt the JSON lines
     worker.execute_from_commandline()
+
+
+def use_event_loop(kind: EventLoop) -> None:
+    """Every loop made from now on (Faust's, and its consumer thread's) is of `kind`."""
+    if kind is EventLoop.UVLOOP:
+        import uvloop  # noqa: PLC0415 - only when chosen
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(None)  # the standard library's
 
 
 if __name__ == "__main__":

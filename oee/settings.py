@@ -214,7 +214,7 @@ class Settings(BaseSettings):
     )
     stream_event_loop: EventLoop = Field(
         EventLoop.UVLOOP, description="The workers' event loop (both of Faust's: the agents' and its "
-        "consumer thread's). uvloop's transports cost the worker 11-13 % less CPU per order."
+        "consumer thread's). uvloop's transports cost the worker 2-13 % less CPU per order."
     )
     stream_linger_ms: int = Field(
         1, ge=0, description="Workers' producer linger: batches many small records per request."

@@ -33,6 +33,7 @@ from tests.chaos.system import (
 
 pytestmark = pytest.mark.timeout(900)
 
+CRASHES = 5  # of the only worker, under load (scenario a)
 
 
 async def test_control_without_a_fault(chaos_settings: Settings, scoreboard: Scoreboard) -> None:
@@ -45,17 +46,17 @@ async def test_control_without_a_fault(chaos_settings: Settings, scoreboard: Sco
     assert verdict.accepted == 301, load.outcome_summary()  # and the warm-up order
 
 
-async def test_a_worker_sigkilled_three_times_under_load(
+async def test_a_worker_sigkilled_five_times_under_load(
     chaos_settings: Settings, scoreboard: Scoreboard,
 ) -> None:
     async with System(chaos_settings, workers=1) as system:
         (worker,) = system.workers
         # A longer, gentler load than the other scenarios: it must still be arriving when the
-        # third crash comes.
-        load = system.load(count=600, rate=20)
+        # fifth crash comes.
+        load = system.load(count=1000, rate=20)
         firing = asyncio.create_task(load.run())
         crashes: list[tuple[float, float]] = []
-        for crash in range(3):
+        for crash in range(CRASHES):
             since = crashes[-1][1] if crashes else 0.0
             await wait_until(
                 lambda: system.events_since(since) > 0
@@ -77,7 +78,8 @@ async def test_a_worker_sigkilled_three_times_under_load(
             system.phase(f"restart -> first event of every moved partition: {_s(recovery)}")
             system.worker_timeline(worker, restarted_at, end)
         verdict = await system.verdict(
-            "a: worker SIGKILL x3", "3 SIGKILLs of the only worker, restarted after 1.5 s",
+            f"a: worker SIGKILL x{CRASHES}",
+            f"{CRASHES} SIGKILLs of the only worker, restarted after 1.5 s",
             load, _slowest(recoveries))
     scoreboard.record(verdict)
     verdict.assert_clean()

@@ -98,6 +98,7 @@ class EventLog:
         # The status the writer put in each event's envelope, per order, in seq order.
         self.statuses: dict[str, list[OrderStatus | None]] = defaultdict(list)
         self.undecodable: list[tuple[int, int]] = []  # (partition, offset) of garbage records
+        self.partition_of: dict[str, int] = {}  # order id -> its partition of orders.events
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EventLog:
@@ -129,6 +130,7 @@ class EventLog:
                 continue
             self.by_order[envelope.event.order_id].append(envelope.event)
             self.statuses[envelope.event.order_id].append(envelope.status)
+            self.partition_of[envelope.event.order_id] = record.partition
 
     def types(self, order_id: str) -> list[str]:
         return [type(e).__name__ for e in self.by_order.get(order_id, [])]

@@ -37,17 +37,26 @@ def test_the_recovery_fill_copies_valid_chained_histories_under_new_ids() -> Non
     import itertools
     import uuid
 
-    from bench.recovery_bench import _event_id, copies, templates
+    from bench.recovery_bench import (
+        FoldedByFill,
+        _event_id,
+        copies,
+        histories,
+        open_histories,
+        templates,
+    )
     from domain.orders.ids import event_id
     from schemas.chain import ChainCheck
     from schemas.codec import Codec
     from streams.event_store import StoredRecord
+    from domain.orders.status import TERMINAL
     from streams.partition_fold import fold_partition
 
-    made, header = templates(3, 40)
-    records = [StoredRecord(n, key, value) for n, (key, value) in enumerate(
-        (key, value) for key, values in itertools.islice(copies(made, header, 5), 200)
-        for value in values)]
+    ended, header = templates(histories(3), 40)
+    still_open, _ = templates(open_histories(3), 10)
+    made = list(itertools.islice(copies(ended, still_open, 0.3, header, 5), 200))
+    records = [StoredRecord(n, copy.key, value) for n, (copy, value) in enumerate(
+        (copy, value) for copy in made for value in copy.values)]
     codec, chain = Codec.load(), ChainCheck()
     for record in records:
         assert record.value is not None
@@ -59,5 +68,14 @@ def test_the_recovery_fill_copies_valid_chained_histories_under_new_ids() -> Non
 
     assert chain.broken == [] and chain.unchained == 0 and len(chain.heads) == 200
     assert folded.problems == () and folded.states.heads == chain.heads
+    # The states the fill builds (one partition here) are the fold's.
+    by_fill = FoldedByFill()
+    for copy in made:
+        by_fill.add(0, copy)
+    built = by_fill.states({0: len(records), **{p: 0 for p in range(1, 12)}})[0]
+    assert 0 < len(built.orders) < 200 and set(built.orders) == {
+        o for o, s in folded.states.orders.items() if s.status not in TERMINAL}
+    assert len(built.terminal) == 200 - len(built.orders)
+    assert built.all_heads() == chain.heads
     some = str(uuid.uuid4())
     assert _event_id(some.encode(), 7).decode() == event_id(some, 7)

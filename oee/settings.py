@@ -210,7 +210,9 @@ class Settings(BaseSettings):
 
     # --- stream workers ---------------------------------------------------------------
     stream_fetch_max_wait_ms: int = Field(
-        5, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500)."
+        100, ge=0, description="Consumer long-poll wait of the workers (Faust hard-codes 1500). "
+        "The broker answers as soon as a record lands; a short wait only makes idle fetches: "
+        "5 ms cost an idle worker 21 % of a core and the broker 30 %, 100 ms 4 % and 12 %."
     )
     stream_event_loop: EventLoop = Field(
         EventLoop.UVLOOP, description="The workers' event loop (both of Faust's: the agents' and its "

@@ -12,7 +12,6 @@ is folded and seeded again.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -100,15 +99,10 @@ class Checkpoints:
             self._write(partition, tracked)
 
     def _write(self, partition: int, tracked: _Partition) -> None:
-        leaves = list(heapq.merge(sorted(tracked.heads.items()), tracked.ended.sorted_heads(),
-                                  key=_order_id))
+        leaves = list(tracked.ended.sorted_heads(also=tracked.heads))
         checkpoint = Checkpoint(self._topic, partition, tracked.covered, tracked.epoch,
                                 len(leaves), merkle_root_of_sorted(leaves), self._wall())
         tracked.since, tracked.last_at = 0, self._clock()
         log.info("chain checkpoint %s[%d]@%d: %d orders, root %s", self._topic, partition,
                  checkpoint.covered_offset, checkpoint.orders, checkpoint.root.hex())
         self._publish(checkpoint)
-
-
-def _order_id(pair: tuple[str, bytes]) -> str:
-    return pair[0]

@@ -144,7 +144,7 @@ class OrderWriter:
         settled = asyncio.ensure_future(self._hand_on(deliveries, work, links))
         self._unsettled[state.order_id] = settled
         settled.add_done_callback(lambda done: self._forget_settled(command.order_id, done))
-        if links and state.parent_id is not None and is_terminal(state):
+        if state.parent_id is not None and is_terminal(state):  # its final report is in links
             partition_states.report_pending(settled)
         partition_states.record(state, events, statuses)
         self.timers.arm(state.order_id, timers_after(state, events,

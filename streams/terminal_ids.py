@@ -22,8 +22,9 @@ from __future__ import annotations
 import bisect
 import heapq
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
+from operator import itemgetter
 from typing import Final, overload
 
 KEY_BYTES: Final = 16
@@ -157,15 +158,18 @@ class TerminalIds:
             if head:
                 yield order_id, head
 
-    def sorted_heads(self) -> Iterator[tuple[str, bytes]]:
-        """`with_heads` in order id order (a chain checkpoint's leaves): each run is sorted
-        by its 16-byte keys, which is the order of their canonical strings too."""
+    def sorted_heads(self, also: Mapping[str, bytes] | None = None
+                     ) -> Iterator[tuple[str, bytes]]:
+        """`with_heads`, and the heads of orders not ended `also`, in order id order (a chain
+        checkpoint's leaves): each run is sorted by its 16-byte keys, which is the order of
+        their canonical strings too."""
         self._seal()
         keys = heapq.merge(*(_pairs(run, heads) for run, heads in zip(self._runs, self._heads,
                                                                       strict=True)))
         uuids = ((str(uuid.UUID(bytes=key)), head) for key, head in keys if head != NO_HEAD)
         others = ((order_id, head) for order_id, head in sorted(self._others.items()) if head)
-        return heapq.merge(uuids, others, key=_order_id)
+        live = sorted((also or {}).items())
+        return heapq.merge(uuids, others, live, key=itemgetter(0))
 
     def copy(self) -> TerminalIds:
         """An independent set with the same contents (the runs' blobs are shared: immutable)."""
@@ -200,7 +204,3 @@ class TerminalIds:
 def _pairs(run: Run, heads: bytes) -> Iterator[tuple[bytes, bytes]]:
     """(key, head) of each id of the run, in its order."""
     return ((key, heads[at * HEAD_BYTES:(at + 1) * HEAD_BYTES]) for at, key in enumerate(run))
-
-
-def _order_id(pair: tuple[str, bytes]) -> str:
-    return pair[0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,12 @@ import httpx
 from infra import process
 from infra.errors import PrerequisiteError
 from oee.settings import Settings, Topics
-from schemas.checkpoints import Checkpoint, checkpoint_value, load_checkpoint_schema
+from schemas.checkpoints import (
+    Checkpoint,
+    CheckpointReader,
+    checkpoint_value,
+    load_checkpoint_history,
+)
 from schemas.claims import claim_subject, claim_value, load_claim_schema
 from schemas.codec import Codec, load_histories
 from schemas.registry import RegistryClient, RegistryError, register_histories, subject
@@ -80,11 +85,20 @@ def registered_claim_writer(settings: Settings) -> Callable[[str, int], bytes]:
 
 
 def registered_checkpoint_writer(settings: Settings) -> Callable[[Checkpoint], bytes]:
-    """How a worker writes a chain checkpoint (schemas.checkpoints): its schema registered
-    under `<orders.checkpoints>-value`, once; then a pure function of the checkpoint."""
-    schema = load_checkpoint_schema()
-    schema_id = _register(settings, subject(settings.topics.checkpoints), schema)
+    """How a worker writes a chain checkpoint (schemas.checkpoints): every committed version
+    registered under `<orders.checkpoints>-value`, once; then a pure function of the
+    checkpoint, written with the current version."""
+    history = load_checkpoint_history()
+    ids = _registered_ids(settings, history, settings.topics.checkpoints)
+    schema_id, schema = ids[history.current_version], dict(history.current)
     return lambda checkpoint: checkpoint_value(checkpoint, schema_id, schema)
+
+
+def registered_checkpoint_reader(settings: Settings) -> CheckpointReader:
+    """How `oee replay --verify` reads the checkpoints: every version's id, as registered."""
+    history = load_checkpoint_history()
+    return CheckpointReader(_registered_ids(settings, history, settings.topics.checkpoints),
+                            history)
 
 
 def registered_snapshot_codec(settings: Settings) -> SnapshotCodec:
@@ -92,26 +106,22 @@ def registered_snapshot_codec(settings: Settings) -> SnapshotCodec:
     registered under `<snapshots topic>-value`, oldest first, so that a snapshot an older
     worker wrote is still read (and the current version written)."""
     history = load_snapshot_history()
+    return SnapshotCodec.of_history(
+        _registered_ids(settings, history, settings.topics.snapshots), history)
+
+
+def _registered_ids(settings: Settings, history: SchemaHistory, topic: str
+                    ) -> Mapping[int, int]:
+    """Every version of `history` registered under `topic`'s subject: version -> id."""
     client = RegistryClient(registry_url(settings))
     try:
-        ids = register_histories(client, [(history, (settings.topics.snapshots,))])
+        ids = register_histories(client, [(history, (topic,))])
     except RegistryError as error:
         raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
                                 "SCHEMA_REGISTRY_URL") from error
     finally:
         client.close()
-    return SnapshotCodec.of_history(ids[history.name], history)
-
-
-def _register(settings: Settings, subject_name: str, schema: dict[str, Any]) -> int:
-    client = RegistryClient(registry_url(settings))
-    try:
-        return client.register(subject_name, schema)
-    except RegistryError as error:
-        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
-                                "SCHEMA_REGISTRY_URL") from error
-    finally:
-        client.close()
+    return ids[history.name]
 
 
 def reading_codec(settings: Settings) -> Codec:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import orjson
 import psycopg
 
-from infra.schema_registry import reading_codec
+from infra.schema_registry import reading_codec, registered_checkpoint_reader
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
 from projections.audit import SeqAudit
@@ -73,7 +73,7 @@ async def _verify(settings: Settings, selection: Selection, fmt: str, out: IO[st
     audit = SeqAudit(from_start=True)
     chain = ChainCheck()
     # A checkpoint's root covers every order of its partition: only a whole log checks it.
-    pins = CheckpointCheck()
+    pins = CheckpointCheck(read=registered_checkpoint_reader(settings).read)
     checkpoints = None if selection.order_id else (settings.topics.checkpoints, pins)
     meter = ReplayMeter(settings.topics.events, _Bar(sys.stderr).show)
     replayer = Replayer(bootstrap_servers(settings), settings.topics.events, codec, meter.read)

@@ -32,8 +32,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from domain.orders.events import Event
 from projections.audit import Coordinates, SeqAudit
 from projections.kafka_offsets import KafkaOffsets
-from schemas.chain import ChainCheck, merkle_root
-from schemas.checkpoints import BadCheckpoint, Checkpoint, load_checkpoint_schema, read_checkpoint
+from schemas.chain import ChainCheck, RangedHeads
+from schemas.checkpoints import BadCheckpoint, Checkpoint
 from schemas.codec import Codec, CodecError
 from schemas.writer_fence import Fence, Verdict
 
@@ -64,8 +64,11 @@ class Replayed:
 
 @dataclass(slots=True)
 class CheckpointCheck:
-    """The writer's checkpoints (`orders.checkpoints`) compared with the recomputed heads."""
+    """The writer's checkpoints (`orders.checkpoints`) compared with the recomputed heads.
+    `read`: a record's value -> its checkpoint, any committed version
+    (`infra.schema_registry.registered_checkpoint_reader`)."""
 
+    read: Callable[[bytes | None], Checkpoint] | None = None
     pending: dict[int, list[tuple[int, Checkpoint]]] = field(default_factory=dict)
     checked: int = 0
     stale: int = 0  # written by a deposed writer (its epoch is older than the fence's)
@@ -80,19 +83,21 @@ class CheckpointCheck:
         self.pending[partition] = waiting[len(ready):]
         return ready
 
-    def compare(self, at: int, checkpoint: Checkpoint, heads: dict[str, bytes],
+    def compare(self, at: int, checkpoint: Checkpoint, heads: RangedHeads,
                 epoch: int, checkpoints_topic: str) -> None:
+        """`heads`: the partition's, recomputed up to the checkpoint's offset (the root of
+        the ranges changed since the last checkpoint is all that is computed again)."""
         if checkpoint.epoch < epoch:
             self.stale += 1
             return
         self.checked += 1
-        recomputed = merkle_root(heads)
+        recomputed, orders = heads.root(checkpoint.ranges)
         if recomputed != checkpoint.root:
             self.mismatched.append({
                 "topic": checkpoints_topic, "partition": checkpoint.partition, "offset": at,
                 "coveredOffset": checkpoint.covered_offset, "root": checkpoint.root.hex(),
                 "recomputed": recomputed.hex(), "orders": checkpoint.orders,
-                "recomputedOrders": len(heads)})
+                "recomputedOrders": orders})
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +199,7 @@ class Replayer:
         low = _ms(selection.start) if selection.start is not None else None
         high = _ms(selection.end) if selection.end is not None else None
         fence = Fence()  # from mid-log it learns the epoch from the first event it reads
-        seen: set[str] = set()  # the orders of this partition (for the checkpoints' roots)
+        heads = RangedHeads()  # of this partition's orders (for the checkpoints' roots)
         while await consumer.position(tp) < selected.stop:
             batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
             fetched = batches.get(tp, [])
@@ -204,7 +209,8 @@ class Replayer:
                 if record.offset >= selected.stop:
                     break
                 if self._checkpoints is not None and record.offset > 0:
-                    self._check_checkpoints(selected.partition, record.offset - 1, fence, seen)
+                    self._check_checkpoints(selected.partition, record.offset - 1, fence,
+                                            heads)
                 # Every record goes past the fence (claims have no key): a claim, or an
                 # event a deposed writer appended after it, is not part of the history.
                 if fence.judge(record.offset, record.headers) is not Verdict.EVENT:
@@ -224,22 +230,21 @@ class Replayer:
                     continue
                 audit.add(event, at)
                 if self._chain is not None:
-                    self._check_link(event, record.value or b"", at, audit)
-                    seen.add(event.order_id)
+                    self._check_link(event, record.value or b"", at, audit, heads)
                 yield Replayed(at, record.timestamp, event)
         if self._checkpoints is not None:
-            self._check_checkpoints(selected.partition, selected.stop - 1, fence, seen)
+            self._check_checkpoints(selected.partition, selected.stop - 1, fence, heads)
             self._checkpoints[1].unchecked += len(self._checkpoints[1].pending.pop(
                 selected.partition, []))
 
 
     def _check_checkpoints(self, partition: int, offset: int, fence: Fence,
-                           seen: set[str]) -> None:
+                           heads: RangedHeads) -> None:
         """Compare the checkpoints covering up to `offset` (everything up to it is read)."""
         assert self._checkpoints is not None and self._chain is not None
         topic, check = self._checkpoints
         for at, checkpoint in check.due(partition, offset):
-            check.compare(at, checkpoint, self._chain.heads_of(seen), fence.epoch, topic)
+            check.compare(at, checkpoint, heads, fence.epoch, topic)
 
     async def _load_checkpoints(self, kafka: KafkaOffsets, topic: str,
                                 check: CheckpointCheck) -> None:
@@ -248,7 +253,6 @@ class Replayer:
         partitions = await kafka.partitions(topic)
         if not partitions:
             return
-        schema = load_checkpoint_schema()
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
                                     enable_auto_commit=False)
         await consumer.start()
@@ -260,23 +264,26 @@ class Replayer:
                 consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
                 while await consumer.position(tp) < ends[tp]:
                     for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                        self._keep_checkpoint(check, record.offset, record.value, schema)
+                        self._keep_checkpoint(check, record.offset, record.value)
         finally:
             await consumer.stop()
         for waiting in check.pending.values():
             waiting.sort(key=lambda item: item[1].covered_offset)
 
-    def _keep_checkpoint(self, check: CheckpointCheck, offset: int, value: bytes | None,
-                         schema: dict[str, Any]) -> None:
+    def _keep_checkpoint(self, check: CheckpointCheck, offset: int,
+                         value: bytes | None) -> None:
+        if check.read is None:
+            raise ValueError("a CheckpointCheck that reads records needs `read`")
         try:
-            checkpoint = read_checkpoint(value, schema)
+            checkpoint = check.read(value)
         except BadCheckpoint:
             check.unreadable += 1
             return
         # (its events topic is not compared: an auditor's copy of the log has another name)
         check.pending.setdefault(checkpoint.partition, []).append((offset, checkpoint))
 
-    def _check_link(self, event: Event, value: bytes, at: Coordinates, audit: SeqAudit) -> None:
+    def _check_link(self, event: Event, value: bytes, at: Coordinates, audit: SeqAudit,
+                    heads: RangedHeads) -> None:
         assert self._chain is not None
         try:
             link = self._codec.chain_link(value)
@@ -284,6 +291,11 @@ class Replayer:
             audit.undecodable(at, str(error))
             return
         self._chain.add(event.order_id, event.seq, link, at.topic, at.partition, at.offset)
+        head = self._chain.head_of(event.order_id)
+        if head is None:
+            heads.drop(event.order_id)  # broken (or not chained yet): not in a root
+        else:
+            heads.set(event.order_id, head)
 
     def _report(self, read_in_range: int) -> None:
         if self._on_read is not None:

@@ -24,9 +24,13 @@ Definitions (what an auditor with a standard Avro library recomputes):
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Final
 
 HASH_SIZE: Final = 32
@@ -37,6 +41,9 @@ _PRESENT: Final = b"\x02"
 _NULL_TAIL: Final = _NULL + _NULL
 _LEAF: Final = b"\x00"  # Merkle domain separation: leaves and inner nodes never collide
 _NODE: Final = b"\x01"
+# The id ranges a checkpoint's root is cut into (chain_checkpoint v2, `ranged_merkle_root`):
+# a new head changes its range's root and the 4,095 nodes above, not a tree over every order.
+RANGES: Final = 4096
 
 
 def link_hash(prev_hash: bytes, canonical: bytes) -> bytes:
@@ -69,7 +76,11 @@ def merkle_root(heads: Mapping[str, bytes]) -> bytes:
 
 def merkle_root_of_sorted(heads: Iterable[tuple[str, bytes]]) -> bytes:
     """`merkle_root` of (order id, head) pairs already sorted by order id, each id once."""
-    level = [merkle_leaf(order_id, head) for order_id, head in heads]
+    return _merkle_up([merkle_leaf(order_id, head) for order_id, head in heads])
+
+
+def _merkle_up(level: list[bytes]) -> bytes:
+    """Pair the nodes of `level` up to one root (none: SHA-256 of nothing)."""
     if not level:
         return hashlib.sha256(b"").digest()
     while len(level) > 1:
@@ -77,6 +88,136 @@ def merkle_root_of_sorted(heads: Iterable[tuple[str, bytes]]) -> bytes:
                   for i in range(0, len(level) - 1, 2)]
         level = paired + ([level[-1]] if len(level) % 2 else [])
     return level[0]
+
+
+def range_bounds(ranges: int) -> tuple[str, ...]:
+    """Where ranges 1 … ranges-1 of order ids start: the hexadecimal prefixes of one width
+    (ranges a power of 16: 4096 -> "001" … "fff"). An id belongs to the last range whose
+    start sorts at or before it, so the ranges cut the sorted ids into consecutive pieces
+    (an id sorting before "00…" is in range 0, one after "ff…" in the last)."""
+    return _bounds(ranges)
+
+
+@functools.cache
+def _bounds(ranges: int) -> tuple[str, ...]:
+    width = 0
+    while 16 ** width < ranges:
+        width += 1
+    if ranges < 1 or 16 ** width != ranges:
+        raise ValueError(f"a checkpoint is cut into a power of 16 ranges, not {ranges}")
+    return tuple(format(start, f"0{width}x") for start in range(1, ranges))
+
+
+def range_of(order_id: str, ranges: int = RANGES) -> int:
+    """The range of `order_id` among `ranges` (`range_bounds`)."""
+    return bisect.bisect_right(_bounds(ranges), order_id)
+
+
+def root_of_ranges(range_roots: Sequence[bytes]) -> bytes:
+    """A checkpoint's root from the `merkle_root_of_sorted` of each id range, in range order,
+    paired up as the leaves are. With one range it is that range's root: `merkle_root`."""
+    return _merkle_up(list(range_roots))
+
+
+def ranged_merkle_root(heads: Mapping[str, bytes], ranges: int = RANGES) -> bytes:
+    """The root over every order's head, the sorted leaves cut into `ranges` id ranges
+    (1: `merkle_root`, the order_checkpoint v1 root)."""
+    pieces: list[list[tuple[str, bytes]]] = [[] for _ in range(ranges)]
+    for order_id, head in sorted(heads.items()):
+        pieces[range_of(order_id, ranges)].append((order_id, head))
+    return root_of_ranges([merkle_root_of_sorted(piece) for piece in pieces])
+
+
+Leaves = Callable[[int], Sequence[tuple[str, bytes]]]  # a range's (order id, head), sorted
+
+
+@dataclass(slots=True)
+class RangeRoots:
+    """`ranged_merkle_root` kept up to date: a changed head marks its range (`touch`), and
+    `refresh` recomputes the marked ranges from their leaves, which the owner hands over
+    (it keeps the heads; this keeps one root and one count per range). Starts all marked."""
+
+    ranges: int = RANGES
+    roots: list[bytes] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    marked: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        range_bounds(self.ranges)  # a valid number of ranges
+        self.roots = [b""] * self.ranges
+        self.counts = [0] * self.ranges
+        self.marked = set(range(self.ranges))
+
+    def touch(self, order_id: str) -> None:
+        self.marked.add(range_of(order_id, self.ranges))
+
+    def refresh(self, leaves: Leaves, budget: int | None = None) -> bool:
+        """Recompute marked ranges until `budget` (None: no end) is spent, a range costing
+        one plus its leaves; True when none is left marked."""
+        spent = 0
+        for index in sorted(self.marked):
+            if budget is not None and spent >= budget:
+                break
+            pairs = leaves(index)
+            self.roots[index] = merkle_root_of_sorted(pairs)
+            self.counts[index] = len(pairs)
+            self.marked.discard(index)
+            spent += 1 + len(pairs)
+        return not self.marked
+
+    def root(self) -> bytes:
+        if self.marked:
+            raise ValueError(f"{len(self.marked)} ranges changed since the last refresh")
+        return root_of_ranges(self.roots)
+
+    def orders(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(slots=True)
+class RangedHeads:
+    """Order heads kept by id range, with each range's root (`RangeRoots`): the root over all
+    of them costs the ranges changed since the last one. `more`: further leaves of a range
+    kept elsewhere (the writer's ended orders, `streams.terminal_ids`), merged in by id; who
+    changes those calls `touch`."""
+
+    more: Leaves | None = None
+    roots: RangeRoots = field(default_factory=RangeRoots)
+    by_range: dict[int, dict[str, bytes]] = field(default_factory=dict)
+
+    def set(self, order_id: str, head: bytes) -> None:
+        index = range_of(order_id, self.roots.ranges)
+        self.by_range.setdefault(index, {})[order_id] = head
+        self.roots.marked.add(index)
+
+    def drop(self, order_id: str) -> None:
+        index = range_of(order_id, self.roots.ranges)
+        self.by_range.get(index, {}).pop(order_id, None)
+        self.roots.marked.add(index)
+
+    def touch(self, order_id: str) -> None:
+        self.roots.touch(order_id)
+
+    def leaves(self, index: int) -> Sequence[tuple[str, bytes]]:
+        own = sorted(self.by_range.get(index, {}).items())
+        more = self.more(index) if self.more is not None else ()
+        if not more:
+            return own
+        return list(heapq.merge(own, more, key=itemgetter(0))) if own else more
+
+    def refresh(self, budget: int | None = None) -> bool:
+        """`RangeRoots.refresh` of the changed ranges; True when none is left."""
+        return self.roots.refresh(self.leaves, budget)
+
+    def root(self, ranges: int = RANGES) -> tuple[bytes, int]:
+        """The root over every head (and `more`) cut into `ranges`, and how many leaves:
+        the kept roots for `RANGES`, any other number recomputed over them all."""
+        if ranges == self.roots.ranges:
+            self.refresh()
+            return self.roots.root(), self.roots.orders()
+        every = {order_id: head for index in range(self.roots.ranges)
+                 for order_id, head in self.leaves(index)}
+        return ranged_merkle_root(every, ranges), len(every)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +271,12 @@ class ChainCheck:
     duplicates: int = 0  # re-decided copies of a seq already taken (skipped, as by the fold)
     _broken_orders: set[str] = field(default_factory=set)
 
-    def heads_of(self, order_ids: set[str]) -> dict[str, bytes]:
-        """The latest hash of each of `order_ids` whose chain started and holds."""
-        heads = self.heads
-        return {order_id: heads[order_id] for order_id in order_ids if order_id in heads}
+    def head_of(self, order_id: str) -> bytes | None:
+        """The order's latest hash (None: its chain has not started, or broke)."""
+        order = self.orders.get(order_id)
+        if order is None or order_id in self._broken_orders:
+            return None
+        return order.head
 
     @property
     def heads(self) -> dict[str, bytes]:
@@ -191,4 +334,3 @@ class ChainCheck:
             return (f"hash {link.hash.hex()} is not SHA-256(prevHash || canonical bytes) = "
                     f"{recomputed.hex()}: the event was changed")
         return None
-

@@ -11,15 +11,15 @@ the heads at that offset and compares.
 from __future__ import annotations
 
 import io
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 import fastavro
 
-CHECKPOINT_SCHEMA_FILE: Final = Path(__file__).parent / "chain_checkpoint.avsc"
+from schemas.versions import SchemaHistory, load_history
+
 _HEADER: Final = 5
 
 
@@ -36,11 +36,16 @@ class Checkpoint:
     orders: int
     root: bytes
     written_at: datetime
+    ranges: int = 1  # the id ranges the root is cut into (schemas.chain.ranged_merkle_root)
 
 
 def load_checkpoint_schema() -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(CHECKPOINT_SCHEMA_FILE.read_text(encoding="utf-8"))
-    return parsed
+    """The current version (its history in schemas/history must end with it)."""
+    return dict(load_checkpoint_history().current)
+
+
+def load_checkpoint_history() -> SchemaHistory:
+    return load_history("chain_checkpoint")
 
 
 def checkpoint_value(checkpoint: Checkpoint, schema_id: int, schema: dict[str, Any]) -> bytes:
@@ -49,19 +54,32 @@ def checkpoint_value(checkpoint: Checkpoint, schema_id: int, schema: dict[str, A
         "eventsTopic": checkpoint.events_topic, "partition": checkpoint.partition,
         "coveredOffset": checkpoint.covered_offset, "epoch": checkpoint.epoch,
         "orders": checkpoint.orders, "root": checkpoint.root,
-        "writtenAt": checkpoint.written_at})
+        "writtenAt": checkpoint.written_at, "ranges": checkpoint.ranges})
     return b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue()
 
 
-def read_checkpoint(value: bytes | None, schema: dict[str, Any]) -> Checkpoint:
-    """A checkpoint record's value (written with this schema: there is one version)."""
-    if not value or value[0] != 0 or len(value) <= _HEADER:
-        raise BadCheckpoint("not a checkpoint record in the Confluent wire format")
-    try:
-        record: Any = fastavro.schemaless_reader(io.BytesIO(value[_HEADER:]),
-                                                 fastavro.parse_schema(schema), None)
-    except (EOFError, ValueError, IndexError) as error:
-        raise BadCheckpoint(f"corrupt checkpoint: {error!r}") from error
-    return Checkpoint(record["eventsTopic"], record["partition"], record["coveredOffset"],
-                      record["epoch"], record["orders"], bytes(record["root"]),
-                      record["writtenAt"])
+class CheckpointReader:
+    """Reads a checkpoint record of any version whose schema id it was given."""
+
+    def __init__(self, ids: Mapping[int, int], history: SchemaHistory | None = None) -> None:
+        """`ids`: version -> the schema id the registry gave it."""
+        history = history or load_checkpoint_history()
+        self._reader = fastavro.parse_schema(dict(history.current))
+        self._writers = {ids[version]: fastavro.parse_schema(dict(schema))
+                         for version, schema in history.versions.items() if version in ids}
+
+    def read(self, value: bytes | None) -> Checkpoint:
+        if not value or value[0] != 0 or len(value) <= _HEADER:
+            raise BadCheckpoint("not a checkpoint record in the Confluent wire format")
+        writer = self._writers.get(int.from_bytes(value[1:_HEADER], "big"))
+        if writer is None:
+            raise BadCheckpoint(f"written with schema id {int.from_bytes(value[1:_HEADER])}, "
+                                f"not one of {sorted(self._writers)}")
+        try:
+            record: Any = fastavro.schemaless_reader(io.BytesIO(value[_HEADER:]), writer,
+                                                     self._reader)
+        except (EOFError, ValueError, IndexError) as error:
+            raise BadCheckpoint(f"corrupt checkpoint: {error!r}") from error
+        return Checkpoint(record["eventsTopic"], record["partition"], record["coveredOffset"],
+                          record["epoch"], record["orders"], bytes(record["root"]),
+                          record["writtenAt"], record["ranges"])

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import uuid
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from operator import itemgetter
 from typing import Final, overload
+
+from schemas.chain import range_bounds, range_of
 
 KEY_BYTES: Final = 16
 HEAD_BYTES: Final = 32
@@ -36,12 +40,26 @@ SEAL_AT: Final = 4096  # ids added one by one before they are sorted into a run
 class Run(Sequence[bytes]):
     """A sorted run of 16-byte keys stored back to back in one bytes object."""
 
-    __slots__ = ("blob",)
+    __slots__ = ("blob", "_starts")
 
     def __init__(self, blob: bytes) -> None:
         if len(blob) % KEY_BYTES:
             raise ValueError(f"a run of {KEY_BYTES}-byte keys cannot be {len(blob)} bytes long")
         self.blob = blob
+        self._starts: array[int] | None = None
+
+    def starts(self, ranges: int) -> array[int]:
+        """Where each of `ranges` id ranges (`schemas.chain.range_bounds`: a range is a
+        prefix of the key's leading bits) starts in the run, and the run's length last.
+        Counted in one pass when first asked (a run never changes)."""
+        if self._starts is None or len(self._starts) != ranges + 1:
+            shift = 16 - (len(range_bounds(ranges)[0]) * 4 if ranges > 1 else 0)
+            counts = [0] * (ranges + 1)
+            blob = self.blob
+            for at in range(0, len(blob), KEY_BYTES):
+                counts[((blob[at] << 8 | blob[at + 1]) >> shift) + 1] += 1
+            self._starts = array("L", itertools.accumulate(counts))
+        return self._starts
 
     def __len__(self) -> int:
         return len(self.blob) // KEY_BYTES
@@ -171,6 +189,23 @@ class TerminalIds:
         live = sorted((also or {}).items())
         return heapq.merge(uuids, others, live, key=itemgetter(0))
 
+    def range_heads(self, index: int, ranges: int) -> list[tuple[str, bytes]]:
+        """`sorted_heads` of the ended orders in id range `index` of `ranges`
+        (`schemas.chain.range_bounds`): a slice of each run (`Run.starts`)."""
+        self._seal()
+        pieces = []
+        for run, heads in zip(self._runs, self._heads, strict=True):
+            starts = run.starts(ranges)
+            start, stop = starts[index], starts[index + 1]
+            if start < stop:
+                pieces.append(_pairs(Run(run.blob[start * KEY_BYTES:stop * KEY_BYTES]),
+                                     heads[start * HEAD_BYTES:stop * HEAD_BYTES]))
+        uuids = ((str(uuid.UUID(bytes=key)), head) for key, head in heapq.merge(*pieces)
+                 if head != NO_HEAD)
+        others = ((order_id, head) for order_id, head in sorted(self._others.items())
+                  if head and range_of(order_id, ranges) == index)
+        return list(heapq.merge(uuids, others, key=itemgetter(0)))
+
     def copy(self) -> TerminalIds:
         """An independent set with the same contents (the runs' blobs are shared: immutable)."""
         twin = TerminalIds()
@@ -204,3 +239,4 @@ class TerminalIds:
 def _pairs(run: Run, heads: bytes) -> Iterator[tuple[bytes, bytes]]:
     """(key, head) of each id of the run, in its order."""
     return ((key, heads[at * HEAD_BYTES:(at + 1) * HEAD_BYTES]) for at, key in enumerate(run))
+

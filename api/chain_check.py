@@ -53,8 +53,8 @@ class KafkaChains:
                                     max_partition_fetch_bytes=FETCH_BYTES)
         await consumer.start()
         try:
-            consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
+            consumer.assign([tp])  # and sought at once (streams.event_store says why)
             consumer.seek(tp, first_offset)
             fence, key = Fence(), order_id.encode()
             while await consumer.position(tp) < end and not chain.broken:

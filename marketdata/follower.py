@@ -158,9 +158,9 @@ class MarketFollower:
     async def _start_recent(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """Assign every partition at `end - catch_up_records`; return the ends to reach."""
         partitions = await self._partitions()
-        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         firsts = await consumer.beginning_offsets(partitions)
+        consumer.assign(partitions)  # and sought at once (streams.event_store says why)
         for tp in partitions:
             consumer.seek(tp, max(firsts[tp], ends[tp] - self._catch_up_records))
         pending = {tp: end for tp, end in ends.items() if end > firsts[tp]}

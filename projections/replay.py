@@ -258,10 +258,11 @@ class Replayer:
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in partitions]
-            consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
+            firsts = await consumer.beginning_offsets(tps)
+            consumer.assign(tps)  # and sought at once (streams.event_store says why)
             for tp in tps:
-                consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+                consumer.seek(tp, firsts[tp])
                 while await consumer.position(tp) < ends[tp]:
                     for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
                         self._keep_checkpoint(check, record.offset, record.value)

@@ -60,14 +60,17 @@ class EventStoreReader:
         )
         await consumer.start()
         try:
-            consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             beginning = (await consumer.beginning_offsets([tp]))[tp]
             if start is not None and not beginning <= start <= end:
                 raise OutOfRange(f"{self.topic}[{partition}] holds offsets {beginning} to "
                                  f"{end}, not {start}")
-            # An explicit seek: with aiokafka 0.14, seek_to_beginning() after end_offsets()
-            # leaves the position at the end, and the fold would silently see nothing.
+            # Assigned and sought in one step, with nothing awaited in between: once assigned,
+            # the fetcher would fetch from the reset position (the end), the broker would park
+            # that fetch for fetch_max_wait_ms (no records there), and the seek would wait for
+            # it: half a second of every takeover. An explicit seek, too: with aiokafka 0.14,
+            # seek_to_beginning() after end_offsets() leaves the position at the end.
+            consumer.assign([tp])
             consumer.seek(tp, beginning if start is None else start)
             await self._read_until(consumer, tp, end, sink)
             return int(end)

@@ -221,11 +221,13 @@ class SnapshotStore:
                                     fetch_max_bytes=self._max_bytes)
         await consumer.start()
         try:
-            consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             beginning = (await consumer.beginning_offsets([tp]))[tp]
             if end <= beginning:
                 return None
+            # Assigned and sought in one step (see streams.event_store: a fetch from the reset
+            # position would be parked by the broker, and the seek would wait for it).
+            consumer.assign([tp])
             consumer.seek(tp, end - 1)
             deadline = time.monotonic() + READ_TIMEOUT_S
             while time.monotonic() < deadline:

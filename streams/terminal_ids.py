@@ -22,6 +22,8 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import operator
+import sys
 import uuid
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -88,6 +90,15 @@ class Run(Sequence[bytes]):
         return at < len(self) and self[at] == key
 
     def is_sorted(self) -> bool:
+        """Strictly ascending? Checked on the keys' first 8 bytes as integers, in C (a
+        takeover checks every run of a snapshot: 1.4 M keys at 10 M events); a tie there
+        (rare: random ids) is settled on the whole keys."""
+        words = array("Q", self.blob)
+        if sys.byteorder == "little":
+            words.byteswap()  # big-endian: the integers order as the bytes do
+        high = words[0::2]
+        if all(map(operator.lt, high, itertools.islice(high, 1, None))):
+            return True
         return all(a < b for a, b in pairwise(self))
 
 

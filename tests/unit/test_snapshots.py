@@ -39,7 +39,7 @@ from streams.order_states import OrderStates
 from streams.outbox import KafkaOutbox
 from streams.partition_fold import Decode, PartitionFold, PartitionStates, SnapshotMismatch
 from streams.snapshots import Encoded, SnapshotWriter, capture, encode, restore
-from streams.terminal_ids import SEAL_AT, TerminalIds
+from streams.terminal_ids import SEAL_AT, Run, TerminalIds
 from tests.orders_support import WriterStatuses
 from tests.unit.stream_fakes import T0, FakeClock, FakeOutbox, FakeStates, execute_order
 from tests.unit.test_history_elision import ORDER, limit_order
@@ -290,6 +290,17 @@ def test_terminal_ids_take_16_bytes_each_and_32_for_the_head_in_sorted_runs() ->
     assert ids.nbytes() == (16 + 32) * len(added)
     with pytest.raises(ValueError, match="not sorted"):
         TerminalIds([runs[0][16:32] + runs[0][:16]])
+
+
+def test_a_run_is_sorted_only_if_its_whole_keys_strictly_ascend() -> None:
+    low, high = bytes(8) + bytes(7) + b"\x01", bytes(8) + bytes(7) + b"\x02"  # tie: 8 bytes
+    rng = random.Random(3)
+    ascending = b"".join(sorted(rng.randbytes(16) for _ in range(1000)))
+
+    assert Run(ascending).is_sorted() and Run(low + high).is_sorted()
+    assert not Run(high + low).is_sorted() and not Run(low + low).is_sorted()
+    assert not Run(ascending[16:32] + ascending[:16] + ascending[32:]).is_sorted()
+    assert Run(b"").is_sorted() and Run(low).is_sorted()
 
 
 # --- the writer and the store ---------------------------------------------------------------

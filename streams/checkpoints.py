@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[Checkpoint], None]
 # What a step of recomputing id ranges may cost (a range counts one, plus one per order in
-# it): a fold marks all 4,096, which a partition of a few thousand orders recomputes in one
-# step, and one of 10 M events' history (~115 k orders) in five of ~50 ms of the event loop.
-REFRESH_BUDGET = 25_000
+# it; ~7 µs each): a fold marks all 4,096, which a partition of a few thousand orders
+# recomputes in one step, and one of 10 M events' history (~115 k orders) in 15 steps of
+# ~55 ms of the event loop, one a second or on each due check.
+REFRESH_BUDGET = 8_000
 
 
 @dataclass(slots=True)

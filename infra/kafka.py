@@ -303,6 +303,13 @@ def server_properties(broker: KafkaBroker) -> str:
         "num.network.threads": "2",
         "num.io.threads": "4",
     }
+    if quorum.size > 1:
+        # A node that dies without a controlled shutdown (SIGKILL, power) keeps leading its
+        # partitions until the controller stops hearing from it: 9 s by default, during which
+        # every acks=all write to those partitions waits. Heartbeats every 0.5 s and 3 s of
+        # silence move leadership within ~3 s (chaos scenario i: 9-13 s before).
+        settings["broker.heartbeat.interval.ms"] = "500"
+        settings["broker.session.timeout.ms"] = "3000"
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 

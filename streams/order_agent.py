@@ -113,10 +113,10 @@ class OrderWriter:
         waiting for them if they are still on their way): its state ran ahead of the store."""
         await self._settled_before(command.order_id)
         partition_states = await self._states.ready(partition)
+        state = partition_states.state_of(command.order_id)  # (restored on first touch)
         quarantined = partition_states.quarantined.get(command.order_id)
         if quarantined is not None:
             raise OrderQuarantined(f"order {command.order_id} is quarantined: {quarantined}")
-        state = partition_states.orders.get(command.order_id)
         if state is None:
             if partition_states.ended(command.order_id):
                 return Decided()  # an ended order decides nothing, ever (only its id is kept)

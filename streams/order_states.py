@@ -18,7 +18,10 @@ claim's offset as the epoch every event the writer appends is stamped with. Reco
 writer appended after a later claim are dropped by the fold, as by every other reader.
 
 Bounded recovery: with a snapshot store (`streams.snapshots`), the fold starts from the latest
-snapshot of the partition and reads only the events after it; a snapshot that cannot be read,
+snapshot of the partition and reads only the events after it. The snapshot's orders in flight
+are not folded before the partition is ready: each is folded on its first touch (a command, an
+event of the tail), and the rest behind the takeover, a slice at a time, each announced to
+`on_loaded` as it is restored (so timers, trigger book and parent links follow); a snapshot that cannot be read,
 or that the events after it do not continue (`SnapshotMismatch`), is logged and the whole
 partition is folded instead. Either way the records are read and folded in chunks, yielding to
 the event loop between them (`streams.partition_fold`).
@@ -71,6 +74,7 @@ OnFolded = Callable[[int, PartitionStates, int], None]
 # folds the partition again (its outcome unknown, the states may have run ahead of the store).
 SETTLE_TIMEOUT_S = 5.0
 FOLD_SLICE = 1000  # records folded between two yields to the event loop
+RESTORE_SLICE = 50  # a snapshot's orders restored between two yields (~15 ms)
 
 
 class EventStore(Protocol):
@@ -119,6 +123,7 @@ class OrderStates:
         self._settle_timeout_s = settle_timeout_s
         self._states: dict[int, PartitionStates] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
+        self._restoring: dict[int, asyncio.Task[None]] = {}  # a snapshot's orders, behind
         self._assigned_by_group = False  # once a rebalance said what is ours, nothing else is
         self.quarantined_records = 0
 
@@ -150,10 +155,11 @@ class OrderStates:
         """Forget the partitions; returns the ids of the orders forgotten."""
         dropped: set[str] = set()
         for partition in partitions:
-            task = self._loading.pop(partition, None)
-            if task is not None:
-                task.cancel()
-            dropped.update(self._states.pop(partition, PartitionStates()).orders)
+            for tasks in (self._loading, self._restoring):
+                task = tasks.pop(partition, None)
+                if task is not None:
+                    task.cancel()
+            dropped.update(self._states.pop(partition, PartitionStates()).order_ids())
         return dropped
 
     def reload(self, partition: int, after: Sequence[Delivery]) -> set[str]:
@@ -197,14 +203,19 @@ class OrderStates:
         return set(self._states) | set(self._loading)
 
     async def settled(self) -> None:
-        """Until every partition being loaded now is loaded (or was revoked meanwhile)."""
+        """Until every partition being loaded now is loaded and its snapshot's orders are
+        restored (or it was revoked meanwhile)."""
         pending = [task for task in self._loading.values() if not task.done()]
         if pending:
             await asyncio.wait(pending)
+        restoring = [task for task in self._restoring.values() if not task.done()]
+        if restoring:
+            await asyncio.wait(restoring)
 
     def in_flight(self) -> int:
         return sum(1 for by_id in self._states.values() for s in by_id.orders.values()
-                   if s.status is not None and not is_terminal(s))
+                   if s.status is not None and not is_terminal(s)) + sum(
+            len(by_id.unrestored) for by_id in self._states.values())
 
     async def _ends_after(self, kept: dict[int, PartitionStates]) -> dict[int, int]:
         """The store's end of each kept partition, once the writer's own appends settled."""
@@ -234,7 +245,10 @@ class OrderStates:
                  "writer's %s, %d unsettled, failed %s, %d own records since its fold at %s): "
                  "claiming and folding it again", partition, end, held.end, len(held.pending),
                  held.failed, held.own, held.folded_end)
-        self._on_dropped(set(held.orders) | set(held.quarantined))
+        restoring = self._restoring.pop(partition, None)
+        if restoring is not None:
+            restoring.cancel()  # of the stale states
+        self._on_dropped(held.order_ids() | set(held.quarantined))
         await self._load(partition)
 
     async def _load(self, partition: int, after: Sequence[Delivery] = (),
@@ -263,14 +277,44 @@ class OrderStates:
         states = folded.states
         states.epoch = epoch
         self._states[partition] = states
-        log.info("partition %d: folded %d events into %d orders in flight, %d ended "
-                 "(%d quarantined), %s, in %.0f ms; claimed at epoch %d in %.1f ms, %d "
-                 "records of deposed writers dropped", partition, states.events,
-                 len(states.orders), len(states.terminal), len(states.quarantined), how,
+        log.info("partition %d: folded %d events into %d orders in flight (%d of them to "
+                 "restore behind), %d ended (%d quarantined), %s, in %.0f ms; claimed at "
+                 "epoch %d in %.1f ms, %d records of deposed writers dropped", partition,
+                 states.events, len(states.order_ids()), len(states.unrestored),
+                 len(states.terminal), len(states.quarantined), how,
                  (time.monotonic() - started) * 1000, epoch, claim_ms, states.stale)
         self._on_loaded(partition, [*states.orders.values(), *folded.ended_children])
+        states.restored.clear()
+        if states.unrestored:
+            self._restoring[partition] = asyncio.create_task(self._restore(partition, states))
         if self._on_folded is not None:
             self._on_folded(partition, states, (states.end or 0) - 1)
+
+    async def _restore(self, partition: int, states: PartitionStates) -> None:
+        """Fold the snapshot's orders nothing touched yet, a slice at a time, and announce
+        every order restored (by this or by a first touch) to `on_loaded` as it stands now:
+        its timers, the trigger book and the parent links then follow, as after a fold."""
+        loading = [task for task in self._loading.values() if not task.done()]
+        if loading:  # the partitions still being taken come first: one event loop for all
+            await asyncio.wait(loading)
+        started = time.monotonic()
+        count = len(states.unrestored)
+        while states.unrestored or states.restored:
+            await asyncio.sleep(0)  # the takeover's waiting commands first, then each slice
+            quarantined = len(states.quarantined)
+            states.restore_some(RESTORE_SLICE)
+            if len(states.quarantined) > quarantined:
+                for order_id in list(states.quarantined)[quarantined:]:
+                    log.error("quarantined %s[%d]: order %s: %s", self._reader.topic,
+                              partition, order_id, states.quarantined[order_id])
+                self.quarantined_records += len(states.quarantined) - quarantined
+            restored = [states.orders[o] for o in states.restored if o in states.orders]
+            states.restored.clear()
+            if restored:
+                self._on_loaded(partition, restored)
+        self._restoring.pop(partition, None)
+        log.info("partition %d: restored the snapshot's %d orders in flight behind the "
+                 "takeover in %.0f ms", partition, count, (time.monotonic() - started) * 1000)
 
     def loaded(self) -> dict[int, PartitionStates]:
         """The partitions whose states are loaded (the snapshot writer's view)."""

@@ -22,10 +22,11 @@ caller folds the whole partition instead.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from domain.orders.elision import superseded
+from domain.orders.elision import evolve_over_elided, superseded
 from domain.orders.events import Event
 from domain.orders.evolve import evolve
 from domain.orders.state import OrderState, initial_state, is_terminal
@@ -77,9 +78,55 @@ class PartitionStates:
     # 48 bytes beside its id, where a chain checkpoint and a snapshot still find it
     # (`all_heads`), so memory follows the orders in flight, not the history.
     heads: dict[str, bytes] = field(default_factory=dict)
+    # Orders in flight a snapshot holds that nothing touched since the partition was taken:
+    # their events' values, folded on first touch (`state_of`) or by the loader in the
+    # background (`restore_some`), with `decode`. A takeover waits for none of them.
+    unrestored: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    decode: Decode | None = None
+    restored: list[str] = field(default_factory=list)  # folded since the loader last looked
 
     def ended(self, order_id: str) -> bool:
         return order_id in self.terminal
+
+    def state_of(self, order_id: str, *, strict: bool = False) -> OrderState | None:
+        """The state of the order if it is in flight here, folded from the snapshot first if
+        nothing touched it yet. Its snapshot events not folding is a SnapshotMismatch if
+        `strict`; else the order is quarantined (None)."""
+        state = self.orders.get(order_id)
+        if state is None and order_id in self.unrestored:
+            state = self._restore(order_id, strict)
+        return state
+
+    def restore_some(self, count: int) -> None:
+        """Fold `count` of the orders not restored yet (quarantining those that do not)."""
+        for order_id in list(itertools.islice(self.unrestored, count)):
+            self._restore(order_id, strict=False)
+
+    def restore_all(self) -> None:
+        """Fold every order not restored yet; SnapshotMismatch if one does not fold."""
+        for order_id in list(self.unrestored):
+            self._restore(order_id, strict=True)
+
+    def order_ids(self) -> set[str]:
+        """The orders in flight here, restored or not."""
+        return set(self.orders) | set(self.unrestored)
+
+    def _restore(self, order_id: str, strict: bool) -> OrderState | None:
+        values = self.unrestored.pop(order_id)
+        assert self.decode is not None, "unrestored orders come with their decode"
+        try:
+            state, history = fold_stored(order_id, values, self.decode)
+        except SnapshotMismatch as exc:
+            if strict:
+                raise
+            self.heads.pop(order_id, None)
+            self.quarantined[order_id] = (f"its events in the snapshot at offset "
+                                          f"{self.snapshot_offset} do not fold: {exc}")
+            return None
+        self.orders[order_id] = state
+        self.histories[order_id] = history
+        self.restored.append(order_id)
+        return state
 
     def record(self, state: OrderState, events: Sequence[Event],
                statuses: Sequence[OrderStatus]) -> None:
@@ -181,7 +228,9 @@ class PartitionFold:
         event, head = event_and_head(decoded)
         if event.order_id in states.quarantined:
             return
-        current = states.orders.get(event.order_id)
+        current = states.state_of(event.order_id, strict=self._strict)
+        if event.order_id in states.quarantined:
+            return  # its snapshot events did not fold
         if current is None:  # new, or ended (the id set is only searched then: it costs more)
             if states.ended(event.order_id):
                 return  # nothing counts after an order ended (a re-decided duplicate at most)
@@ -212,6 +261,7 @@ class PartitionFold:
         self.problems.append(problem)
         if order_id is not None and order_id not in self.states.quarantined:
             self.states.orders.pop(order_id, None)
+            self.states.unrestored.pop(order_id, None)
             self.states.histories.pop(order_id, None)
             self.states.heads.pop(order_id, None)
             self.states.quarantined[order_id] = problem
@@ -223,6 +273,25 @@ def fold_partition(where: str, records: Sequence[StoredRecord], decode: Decode) 
     fold = PartitionFold(where, decode, PartitionStates(keep_terminal=True))
     fold.feed(records)
     return fold.folded()
+
+
+def fold_stored(order_id: str, values: Iterable[bytes], decode: Decode
+                ) -> tuple[OrderState, History]:
+    """An order's state from the events a snapshot stored for it (seq 1..n, less what a
+    later event superseded: `domain.orders.elision`), with its history. SnapshotMismatch if
+    they do not fold."""
+    state, history = initial_state(order_id), []
+    for value in values:
+        try:
+            event, _ = event_and_head(decode(value))  # stored unchained: the head is apart
+            if event.order_id != order_id or event.seq <= state.seq:
+                raise ValueError(f"seq {event.seq} of {event.order_id} after {state.seq}")
+            state = evolve_over_elided(state, event)  # a gap: superseded events left out
+        except Exception as exc:
+            raise SnapshotMismatch(f"order {order_id}: {type(exc).__name__}: {exc}") from exc
+        assert state.status is not None
+        history.append((event, state.status))
+    return state, history
 
 
 def event_and_head(decoded: Event | EventEnvelope) -> tuple[Event, bytes | None]:

@@ -35,9 +35,7 @@ from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from domain.orders.elision import evolve_over_elided
 from domain.orders.events import Event
-from domain.orders.state import OrderState, initial_state
 from domain.orders.status import OrderStatus
 from schemas.snapshots import SnapshotCodec, SnapshotRecord, SnapshotUnreadable
 from streams.partition_fold import (
@@ -45,7 +43,6 @@ from streams.partition_fold import (
     History,
     PartitionStates,
     SnapshotMismatch,
-    event_and_head,
 )
 from streams.terminal_ids import TerminalIds
 
@@ -56,10 +53,13 @@ ENCODE_SLICE: Final = 25  # orders encoded between two yields to the event loop 
 READ_TIMEOUT_S: Final = 30.0
 
 
-def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> PartitionStates:
-    """The states a snapshot holds, each order folded again from its events (seq 1..n, less
-    what a later event superseded: `domain.orders.elision`), every order's head as stored. SnapshotMismatch if it is not a snapshot of `partition`, carries
-    no heads (v1), or an order's events do not fold."""
+def restore(snapshot: SnapshotRecord, decode: Decode, partition: int, *,
+            lazy: bool = False) -> PartitionStates:
+    """The states a snapshot holds, each order folded again from its events
+    (`partition_fold.fold_stored`), every order's head as stored. `lazy`: the orders are
+    left for their first touch or the loader's background pass (`PartitionStates.state_of`),
+    so a takeover does not wait for them. SnapshotMismatch if it is not a snapshot of
+    `partition`, carries no heads (v1), or (not `lazy`) an order's events do not fold."""
     if snapshot.partition != partition:
         raise SnapshotMismatch(f"a snapshot of partition {snapshot.partition} found in the "
                                f"place of {partition}'s")
@@ -73,23 +73,14 @@ def restore(snapshot: SnapshotRecord, decode: Decode, partition: int) -> Partiti
         raise SnapshotMismatch(f"its ended orders: {exc}") from exc
     states = PartitionStates(terminal=terminal, quarantined=dict(snapshot.quarantined),
                              fence_epoch=snapshot.fence_epoch, events=snapshot.events,
-                             snapshot_offset=snapshot.offset)
+                             snapshot_offset=snapshot.offset, decode=decode)
     for order_id, values, head in snapshot.orders:
-        state, history = initial_state(order_id), []
-        for value in values:
-            try:
-                event, _ = event_and_head(decode(value))  # stored unchained: the head is below
-                if event.order_id != order_id or event.seq <= state.seq:
-                    raise ValueError(f"seq {event.seq} of {event.order_id} after {state.seq}")
-                state = evolve_over_elided(state, event)  # a gap: superseded events left out
-            except Exception as exc:
-                raise SnapshotMismatch(f"order {order_id}: {type(exc).__name__}: {exc}") from exc
-            assert state.status is not None
-            history.append((event, state.status))
-        states.orders[order_id] = state
-        states.histories[order_id] = history
+        states.unrestored[order_id] = values
         if head is not None:
             states.heads[order_id] = head
+    if not lazy:
+        states.restore_all()
+        states.restored.clear()
     return states
 
 
@@ -113,7 +104,7 @@ class Captured:
 def capture(partition: int, states: PartitionStates) -> Captured | None:
     """The states' content now, if they are durable (else None: try later). Synchronous: no
     decision can slip in between the check and the copy."""
-    if not states.durable() or states.end is None or states.reporting:
+    if not states.durable() or states.end is None or states.reporting or states.unrestored:
         return None
     histories: dict[str, History] = states.histories
     heads, terminal = states.heads, states.terminal
@@ -182,7 +173,7 @@ class SnapshotStore:
         self._producer: AIOKafkaProducer | None = None
 
     def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates:
-        return restore(snapshot, decode, snapshot.partition)
+        return restore(snapshot, decode, snapshot.partition, lazy=True)
 
     async def latest(self, partition: int) -> SnapshotRecord | None:
         """The last record of the partition of `partition`'s number, decoded (None: none yet).

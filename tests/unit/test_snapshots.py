@@ -38,7 +38,7 @@ from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
 from streams.outbox import KafkaOutbox
 from streams.partition_fold import Decode, PartitionFold, PartitionStates, SnapshotMismatch
-from streams.snapshots import Encoded, SnapshotWriter, capture, encode, restore
+from streams.snapshots import Captured, Encoded, SnapshotWriter, capture, encode, restore
 from streams.terminal_ids import SEAL_AT, Run, TerminalIds
 from tests.orders_support import WriterStatuses
 from tests.unit.stream_fakes import T0, FakeClock, FakeOutbox, FakeStates, execute_order
@@ -348,6 +348,7 @@ class MemoryStore:
         self.snapshot: bytes | None = None
         self.codec = SNAPSHOTS
         self.read_from: list[int | None] = []
+        self.lazy = False  # restore as the worker's store does: the orders on first touch
 
     async def read(self, partition: int, start: int | None,
                    sink: Callable[[list[StoredRecord]], Awaitable[None]]) -> int:
@@ -367,7 +368,7 @@ class MemoryStore:
         return None if self.snapshot is None else self.codec.decode(self.snapshot)
 
     def restore(self, snapshot: SnapshotRecord, decode: Decode) -> PartitionStates:
-        return restore(snapshot, decode, snapshot.partition)
+        return restore(snapshot, decode, snapshot.partition, lazy=self.lazy)
 
     async def write(self, snapshot: SnapshotRecord) -> int:
         self.snapshot = self.codec.encode(snapshot)
@@ -585,3 +586,53 @@ async def test_a_takeover_shows_the_writer_the_children_that_ended_after_the_sna
     await second.ready(0)
 
     assert [(s.order_id, s.status) for s in shown] == [("after", OrderStatus.CANCELLED)]
+
+
+async def test_a_takeover_from_a_snapshot_is_ready_before_its_orders_in_flight_are_restored(
+) -> None:
+    """The snapshot's orders in flight are folded on first touch or behind the takeover;
+    each is announced to on_loaded once, and no snapshot is taken until all are restored."""
+    store = MemoryStore(history(60, in_flight=0.5))
+    first = order_states(store)
+    whole = await first.ready(0)
+    assert await snapshot_writer(first, store).write_due() == 1
+    store.lazy = True
+    announced: list[str] = []
+    at_ready: list[tuple[int, set[str], Captured | None]] = []
+    second = OrderStates(store, CODEC.decode_envelope,
+                         on_loaded=lambda p, states: announced.extend(s.order_id for s in states),
+                         claim=store.claim, snapshots=store,
+                         on_folded=lambda p, states, last: at_ready.append(
+                             (len(states.orders), set(states.unrestored), capture(p, states))))
+
+    restored = await second.ready(0)
+
+    # When the partition became ready (its commands may flow), none was restored yet, and
+    # no snapshot could be taken before all are.
+    assert at_ready == [(0, set(whole.orders), None)]
+    touched = next(iter(whole.orders))
+    writer = OrderWriter(second, KafkaOutbox(store, TOPICS, CODEC),
+                         WriterConfig(ExecutionPolicy(), timedelta(minutes=1)), FakeClock())
+    decided = await writer.handle(0, CancelOrder(command_id="c", order_id=touched,
+                                                 issued_at=T0))
+    assert decided.events[0].seq == whole.orders[touched].seq + 1  # its restored state
+    await second.settled()
+    assert restored.unrestored == {} and sorted(announced) == sorted(whole.orders)
+    assert {o: s for o, s in restored.orders.items() if o != touched} == {
+        o: s for o, s in whole.orders.items() if o != touched}
+    await asyncio.sleep(0)  # the cancellation's delivery callbacks
+    assert capture(0, restored) is not None
+
+
+def test_a_snapshot_order_that_does_not_fold_on_first_touch_is_quarantined_alone() -> None:
+    record = SNAPSHOTS.decode(asyncio.run(snapshot_of(fold(history(20, in_flight=1.0)))))
+    (order_id, events, head), *others = record.orders
+    broken = SnapshotRecord(**{**_fields(record),
+                               "orders": ((order_id, events[1:], head), *others)})
+
+    states = restore(broken, CODEC.decode_event, 0, lazy=True)
+
+    assert states.state_of(order_id) is None and "do not fold" in states.quarantined[order_id]
+    assert order_id not in states.heads
+    states.restore_some(len(others))
+    assert set(states.orders) == {o for o, _, _ in others} and not states.unrestored

@@ -79,3 +79,15 @@ def test_the_recovery_fill_copies_valid_chained_histories_under_new_ids() -> Non
     assert built.all_heads() == chain.heads
     some = str(uuid.uuid4())
     assert _event_id(some.encode(), 7).decode() == event_id(some, 7)
+
+
+def test_a_cpu_variant_names_settings_that_are_validated_and_typed() -> None:
+    import pytest
+
+    from bench.cpu_per_order import parse_variant
+
+    assert parse_variant("long-poll:STREAM_FETCH_MAX_WAIT_MS=5,STREAM_EVENT_LOOP=asyncio") == (
+        "long-poll", {"stream_fetch_max_wait_ms": 5, "stream_event_loop": "asyncio"})
+    assert parse_variant("defaults") == ("defaults", {})
+    with pytest.raises(ValueError):
+        parse_variant("bad:STREAM_FETCH_MAX_WAIT_MS=soon")

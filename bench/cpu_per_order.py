@@ -1,0 +1,87 @@
+"""CPU per order of every process, variants side by side: where an order's cost goes.
+
+Each run starts a fresh throwaway `Stack` (zero venue latency) with one variant's settings,
+warms it up (200 orders: group joins, first folds), then runs the closed loop of `python -m
+bench orders` (`--clients` concurrent clients, `--orders` orders) and reads utime+stime of
+every process of the tree before and after it (`bench.proc_cpu`: broker JVM, worker,
+projector, API, PostgreSQL with its backends, registry, this process as the load client).
+Variants are interleaved (A, B, A, B, ...) so that a drift of the machine hits all of them;
+reported per run and as medians: orders/s, POST p99 and CPU milliseconds per order by role.
+
+`python -m bench.cpu_per_order --rounds 2 --orders 800 [--variant NAME:SETTING=VALUE,...]`
+(no --variant: the defaults alone). Runs several minutes; JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+from typing import Any
+
+from bench.orders_bench import ZERO_LATENCY, one_run
+from bench.proc_cpu import by_role, tree
+from bench.stack import Stack
+from oee.settings import Settings
+
+WARM_UP = 200
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME:SETTING=VALUE,...` -> (NAME, settings overrides, validated and typed)."""
+    name, _, assignments = text.partition(":")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, assignments.split(",")):
+        key, _, value = item.partition("=")
+        key = key.strip().lower()
+        overrides[key] = getattr(Settings(**{key: value}), key)
+    return name, overrides
+
+
+def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[str, Any]:
+    root = os.getpid()
+    with Stack({**ZERO_LATENCY, "log_level": "WARNING", **overrides}) as stack:
+        asyncio.run(one_run(stack, "closed", WARM_UP, 16, 0, 120))
+        before = tree(root)
+        result = asyncio.run(one_run(stack, "closed", orders, clients, 0, 300))
+        spent = by_role(before, tree(root), root)
+    finished = max(result["finished"], 1)
+    per_order = {role: round(1000 * seconds / finished, 2) for role, seconds in spent.items()}
+    per_order["total"] = round(sum(per_order.values()), 2)
+    return {"orders_per_s": result["orders_per_s"], "finished": result["finished"],
+            "post_p99_ms": result["post_p99_ms"], "cpu_ms_per_order": per_order}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu_per_order")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--orders", type=int, default=800)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--variant", action="append", default=[],
+                        metavar="NAME:SETTING=VALUE,...")
+    args = parser.parse_args(argv)
+    variants = [parse_variant(text) for text in args.variant] or [("defaults", {})]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    for round_ in range(args.rounds):
+        for name, overrides in variants:
+            result = one_variant(overrides, args.orders, args.clients)
+            runs[name].append(result)
+            print(json.dumps({"variant": name, "round": round_, **result}), file=sys.stderr,
+                  flush=True)  # each run as it comes: a crash later loses none
+    report = {name: {"median_orders_per_s": statistics.median(r["orders_per_s"] for r in rs),
+                     "median_cpu_ms_per_order": {
+                         role: statistics.median(r["cpu_ms_per_order"].get(role, 0.0)
+                                                 for r in rs)
+                         for role in rs[0]["cpu_ms_per_order"]},
+                     "runs": rs}
+              for name, rs in runs.items()}
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,10 +18,12 @@ claim's offset as the epoch every event the writer appends is stamped with. Reco
 writer appended after a later claim are dropped by the fold, as by every other reader.
 
 Bounded recovery: with a snapshot store (`streams.snapshots`), the fold starts from the latest
-snapshot of the partition and reads only the events after it. The snapshot's orders in flight
-are not folded before the partition is ready: each is folded on its first touch (a command, an
-event of the tail), and the rest behind the takeover, a slice at a time, each announced to
-`on_loaded` as it is restored (so timers, trigger book and parent links follow); a snapshot that cannot be read,
+snapshot of the partition and reads only the events after it. Neither the snapshot's orders in
+flight nor the records after it are decoded before the partition is ready: the tail's records
+are set aside by order (their key, past the fence), and each order is folded on its first
+touch (a command, a keyless record), the rest behind the takeover, a slice at a time, each
+announced to `on_loaded` as it is restored (so timers, trigger book and parent links follow).
+The chain checkpoints are seeded then, at a moment the states are durable; a snapshot that cannot be read,
 or that the events after it do not continue (`SnapshotMismatch`), is logged and the whole
 partition is folded instead. Either way the records are read and folded in chunks, yielding to
 the event loop between them (`streams.partition_fold`).
@@ -74,7 +76,8 @@ OnFolded = Callable[[int, PartitionStates, int], None]
 # folds the partition again (its outcome unknown, the states may have run ahead of the store).
 SETTLE_TIMEOUT_S = 5.0
 FOLD_SLICE = 1000  # records folded between two yields to the event loop
-RESTORE_SLICE = 50  # a snapshot's orders restored between two yields (~15 ms)
+RESTORE_SLICE = 50  # orders restored between two yields (~15 ms)
+SEED_POLL_S = 0.05  # how often a restored partition looks for a durable moment
 
 
 class EventStore(Protocol):
@@ -280,26 +283,30 @@ class OrderStates:
         log.info("partition %d: folded %d events into %d orders in flight (%d of them to "
                  "restore behind), %d ended (%d quarantined), %s, in %.0f ms; claimed at "
                  "epoch %d in %.1f ms, %d records of deposed writers dropped", partition,
-                 states.events, len(states.order_ids()), len(states.unrestored),
+                 states.events, len(states.order_ids()),
+                 len(states.unrestored) + len(states.tail),
                  len(states.terminal), len(states.quarantined), how,
                  (time.monotonic() - started) * 1000, epoch, claim_ms, states.stale)
         self._on_loaded(partition, [*states.orders.values(), *folded.ended_children])
         states.restored.clear()
-        if states.unrestored:
+        if states.lazy():
             self._restoring[partition] = asyncio.create_task(self._restore(partition, states))
-        if self._on_folded is not None:
+        elif self._on_folded is not None:
             self._on_folded(partition, states, (states.end or 0) - 1)
 
     async def _restore(self, partition: int, states: PartitionStates) -> None:
-        """Fold the snapshot's orders nothing touched yet, a slice at a time, and announce
-        every order restored (by this or by a first touch) to `on_loaded` as it stands now:
-        its timers, the trigger book and the parent links then follow, as after a fold."""
+        """Fold the orders nothing touched yet (the snapshot's, the tail's), a slice at a
+        time, and announce every order restored (by this or by a first touch) to
+        `on_loaded` as it stands now, with the children the tail ended: its timers, the
+        trigger book and the parent links then follow, as after a fold. Then seed the chain
+        checkpoints (`on_folded`), once the states are durable: their heads are the fold's
+        and the writer's confirmed appends, exactly the partition up to its end."""
         loading = [task for task in self._loading.values() if not task.done()]
         if loading:  # the partitions still being taken come first: one event loop for all
             await asyncio.wait(loading)
         started = time.monotonic()
-        count = len(states.unrestored)
-        while states.unrestored or states.restored:
+        count = len(states.unrestored) + len(states.tail)
+        while states.lazy() or states.restored or states.children:
             await asyncio.sleep(0)  # the takeover's waiting commands first, then each slice
             quarantined = len(states.quarantined)
             states.restore_some(RESTORE_SLICE)
@@ -309,12 +316,19 @@ class OrderStates:
                               partition, order_id, states.quarantined[order_id])
                 self.quarantined_records += len(states.quarantined) - quarantined
             restored = [states.orders[o] for o in states.restored if o in states.orders]
+            restored += states.children
             states.restored.clear()
+            states.children.clear()
             if restored:
                 self._on_loaded(partition, restored)
+        log.info("partition %d: restored its %d orders of the snapshot and the tail behind "
+                 "the takeover in %.0f ms", partition, count,
+                 (time.monotonic() - started) * 1000)
+        if self._on_folded is not None:
+            while not states.durable() or states.end is None:
+                await asyncio.sleep(SEED_POLL_S)  # appends on their way: their heads moved
+            self._on_folded(partition, states, states.end - 1)
         self._restoring.pop(partition, None)
-        log.info("partition %d: restored the snapshot's %d orders in flight behind the "
-                 "takeover in %.0f ms", partition, count, (time.monotonic() - started) * 1000)
 
     def loaded(self) -> dict[int, PartitionStates]:
         """The partitions whose states are loaded (the snapshot writer's view)."""
@@ -356,7 +370,7 @@ class OrderStates:
         """Fold the records after `states.snapshot_offset` (all, if None) on top of `states`,
         a slice at a time, yielding to the event loop in between."""
         fold = PartitionFold(f"{self._reader.topic}[{partition}]", self._decode, states,
-                             strict=strict)
+                             strict=strict, lazy=strict)  # after a snapshot: orders on touch
 
         async def sink(records: list[StoredRecord]) -> None:
             for at in range(0, len(records), FOLD_SLICE):

@@ -83,24 +83,42 @@ class PartitionStates:
     # background (`restore_some`), with `decode`. A takeover waits for none of them.
     unrestored: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
     decode: Decode | None = None
-    restored: list[str] = field(default_factory=list)  # folded since the loader last looked
+    # Likewise the records after the snapshot (the tail), by order (their key), past the
+    # fence but not decoded, folded on first touch by `refold` (`PartitionFold(lazy=True)`).
+    tail: dict[str, list[StoredRecord]] = field(default_factory=dict)
+    refold: Callable[[str, list[StoredRecord]], None] | None = None
+    restored: dict[str, None] = field(default_factory=dict)  # folded since the loader looked
+    children: list[OrderState] = field(default_factory=list)  # ended in what `refold` read
 
     def ended(self, order_id: str) -> bool:
         return order_id in self.terminal
 
     def state_of(self, order_id: str, *, strict: bool = False) -> OrderState | None:
-        """The state of the order if it is in flight here, folded from the snapshot first if
-        nothing touched it yet. Its snapshot events not folding is a SnapshotMismatch if
-        `strict`; else the order is quarantined (None)."""
+        """The state of the order if it is in flight here, folded from the snapshot and its
+        tail records first if nothing touched it yet (None: new, ended or quarantined). Its
+        snapshot events not folding is a SnapshotMismatch if `strict`; else the order is
+        quarantined."""
         state = self.orders.get(order_id)
         if state is None and order_id in self.unrestored:
             state = self._restore(order_id, strict)
+        records = self.tail.pop(order_id, None) if self.tail else None
+        if records is not None:
+            assert self.refold is not None, "a lazy tail comes with its fold"
+            self.refold(order_id, records)
+            state = self.orders.get(order_id)
+            if state is not None:
+                self.restored[order_id] = None
         return state
 
     def restore_some(self, count: int) -> None:
         """Fold `count` of the orders not restored yet (quarantining those that do not)."""
-        for order_id in list(itertools.islice(self.unrestored, count)):
-            self._restore(order_id, strict=False)
+        for order_id in list(itertools.islice(itertools.chain(self.unrestored, self.tail),
+                                              count)):
+            self.state_of(order_id)
+
+    def lazy(self) -> bool:
+        """Are some orders still to be restored (from the snapshot or the tail)?"""
+        return bool(self.unrestored or self.tail)
 
     def restore_all(self) -> None:
         """Fold every order not restored yet; SnapshotMismatch if one does not fold."""
@@ -108,8 +126,8 @@ class PartitionStates:
             self._restore(order_id, strict=True)
 
     def order_ids(self) -> set[str]:
-        """The orders in flight here, restored or not."""
-        return set(self.orders) | set(self.unrestored)
+        """The orders in flight here, restored or not (and those the tail ends, until then)."""
+        return set(self.orders) | set(self.unrestored) | set(self.tail)
 
     def _restore(self, order_id: str, strict: bool) -> OrderState | None:
         values = self.unrestored.pop(order_id)
@@ -125,7 +143,7 @@ class PartitionStates:
             return None
         self.orders[order_id] = state
         self.histories[order_id] = history
-        self.restored.append(order_id)
+        self.restored[order_id] = None
         return state
 
     def record(self, state: OrderState, events: Sequence[Event],
@@ -193,7 +211,9 @@ class PartitionFold:
     """Folds the records of `where` (e.g. "orders.events[7]") fed to it in offset order."""
 
     def __init__(self, where: str, decode: Decode, states: PartitionStates | None = None,
-                 *, strict: bool = False) -> None:
+                 *, strict: bool = False, lazy: bool = False) -> None:
+        """`lazy`: the records of an order are only set aside (`PartitionStates.tail`), past
+        the fence, and folded on the order's first touch, non-strict (a gap quarantines)."""
         self.where = where
         self.states = states if states is not None else PartitionStates()
         self.problems: list[str] = []
@@ -201,6 +221,9 @@ class PartitionFold:
         self._decode = decode
         self._fence = Fence(self.states.fence_epoch)
         self._strict = strict
+        self._lazy = lazy
+        if lazy:
+            self.states.refold = self._refold
 
     def feed(self, records: Iterable[StoredRecord]) -> None:
         for record in records:
@@ -217,6 +240,26 @@ class PartitionFold:
             states.stale += verdict is Verdict.STALE
             return
         states.events += 1
+        order_id = _order_of(record.key) if self._lazy and record.value is not None else None
+        if order_id is None:  # folded now: a tombstone or a keyless record, and every record
+            self._fold_event(record)  # when not lazy
+        elif order_id not in states.quarantined:  # (nothing counts for one quarantined)
+            states.tail.setdefault(order_id, []).append(record)
+
+    def _refold(self, order_id: str, records: list[StoredRecord]) -> None:
+        """Fold the tail records of `order_id`, now (its first touch)."""
+        children = len(self.ended_children)
+        strict, self._strict = self._strict, False
+        try:
+            for record in records:
+                self._fold_event(record, order_id)
+        finally:
+            self._strict = strict
+        self.states.children.extend(self.ended_children[children:])
+
+    def _fold_event(self, record: StoredRecord, key: str | None = None) -> None:
+        """`key`: the order the record was set aside for (its record key)."""
+        states = self.states
         try:
             if record.value is None:
                 raise ValueError("a record without a value (tombstone) is not an event")
@@ -226,6 +269,10 @@ class PartitionFold:
                              f"unreadable event ({type(exc).__name__}: {exc})")
             return
         event, head = event_and_head(decoded)
+        if key is not None and event.order_id != key:  # set aside under another order
+            self._quarantine(key, record.offset, f"the record keyed {key} holds an event of "
+                             f"order {event.order_id}")
+            return
         if event.order_id in states.quarantined:
             return
         current = states.state_of(event.order_id, strict=self._strict)
@@ -262,6 +309,7 @@ class PartitionFold:
         if order_id is not None and order_id not in self.states.quarantined:
             self.states.orders.pop(order_id, None)
             self.states.unrestored.pop(order_id, None)
+            self.states.tail.pop(order_id, None)
             self.states.histories.pop(order_id, None)
             self.states.heads.pop(order_id, None)
             self.states.quarantined[order_id] = problem

@@ -104,7 +104,7 @@ class Captured:
 def capture(partition: int, states: PartitionStates) -> Captured | None:
     """The states' content now, if they are durable (else None: try later). Synchronous: no
     decision can slip in between the check and the copy."""
-    if not states.durable() or states.end is None or states.reporting or states.unrestored:
+    if not states.durable() or states.end is None or states.reporting or states.lazy():
         return None
     histories: dict[str, History] = states.histories
     heads, terminal = states.heads, states.terminal

@@ -98,3 +98,8 @@ def test_the_fold_lists_the_children_that_ended_in_it_for_their_final_report() -
     (ended,) = fold.folded().ended_children
     assert ended.order_id == "child" and ended.parent_id == "parent" and ended.seq == 3
     assert "child" in fold.states.terminal and "plain" in fold.states.orders
+
+    lazy = PartitionFold("orders.events[0]", CODEC.decode_event, lazy=True)
+    lazy.feed(records)  # a tail: set aside by order, folded on first touch
+    assert lazy.states.children == [] and lazy.states.state_of("child") is None
+    assert lazy.states.children == [ended] and "child" in lazy.states.terminal

@@ -37,6 +37,7 @@ from streams.event_store import StoredRecord
 from streams.order_agent import OrderWriter, WriterConfig
 from streams.order_states import OrderStates
 from streams.outbox import KafkaOutbox
+from schemas.codec import EventEnvelope
 from streams.partition_fold import Decode, PartitionFold, PartitionStates, SnapshotMismatch
 from streams.snapshots import Captured, Encoded, SnapshotWriter, capture, encode, restore
 from streams.terminal_ids import SEAL_AT, Run, TerminalIds
@@ -118,6 +119,48 @@ def test_the_snapshot_and_the_tail_fold_to_what_the_whole_partition_folds_to(
     same(tail, whole)
     assert len(tail.terminal) == len(whole.terminal) > 0
     assert all(is_terminal(s) is False for s in tail.orders.values())
+
+
+@settings(max_examples=10, deadline=None, phases=(Phase.generate,))
+@given(st.integers(1, 2000), st.integers(1, 1000))
+def test_a_lazy_restore_and_tail_reach_the_whole_fold_once_every_order_is_touched(
+    cut: int, seed: int,
+) -> None:
+    """The snapshot's orders and the tail's records set aside undecoded, then folded order
+    by order: the same states and heads as the whole partition's fold, a re-decided
+    duplicate in the tail (same seq, another hash) moving no head."""
+    records = history(60, seed, unchained=0.2)
+    cut = min(cut, len(records) - 1)
+    event = CODEC.decode_event(records[-1].value or b"")
+    again, _ = CODEC.encode_chained_event(event, status=WriterStatuses().after(event),
+                                          prev_hash=bytes([7]) * 32)
+    records.append(StoredRecord(len(records), records[-1].key, again, records[-1].headers))
+    whole = fold(records)
+
+    restored = restore(SNAPSHOTS.decode(asyncio.run(snapshot_of(fold(records[:cut])))),
+                       CODEC.decode_envelope, 0, lazy=True)
+    PartitionFold(WHERE, CODEC.decode_envelope, restored, strict=True,
+                  lazy=True).feed(records[cut:])
+    assert restored.orders == {} and restored.lazy()
+    while restored.lazy():
+        restored.restore_some(7)
+
+    same(restored, whole)
+    assert restored.all_heads() == whole.all_heads()
+    assert len(restored.terminal) == len(whole.terminal)
+
+
+def test_a_tail_record_keyed_for_another_order_quarantines_that_order() -> None:
+    records = history(10, in_flight=1.0)
+    victim = records[1].key or b""
+    other = next(r for r in records if r.key not in (None, victim))
+    forged = StoredRecord(len(records), victim, other.value, other.headers)
+    states = PartitionStates(decode=CODEC.decode_envelope)
+    PartitionFold(WHERE, CODEC.decode_envelope, states, lazy=True).feed([*records, forged])
+
+    assert states.state_of(victim.decode()) is None
+    assert "holds an event of order" in states.quarantined[victim.decode()]
+    assert states.state_of((other.key or b"").decode()) is not None  # the others flow
 
 
 @settings(max_examples=10, deadline=None, phases=(Phase.generate,))
@@ -599,16 +642,22 @@ async def test_a_takeover_from_a_snapshot_is_ready_before_its_orders_in_flight_a
     store.lazy = True
     announced: list[str] = []
     at_ready: list[tuple[int, set[str], Captured | None]] = []
-    second = OrderStates(store, CODEC.decode_envelope,
-                         on_loaded=lambda p, states: announced.extend(s.order_id for s in states),
+    seeded: list[tuple[dict[str, bytes], int]] = []
+
+    def on_loaded(partition: int, states: list[OrderState]) -> None:
+        if not at_ready:  # the first call: the partition is ready, its commands may flow
+            ready = second.loaded()[partition]
+            at_ready.append((len(ready.orders), ready.order_ids(), capture(partition, ready)))
+        announced.extend(state.order_id for state in states)
+
+    second = OrderStates(store, CODEC.decode_envelope, on_loaded=on_loaded,
                          claim=store.claim, snapshots=store,
-                         on_folded=lambda p, states, last: at_ready.append(
-                             (len(states.orders), set(states.unrestored), capture(p, states))))
+                         on_folded=lambda p, states, last: seeded.append(
+                             (states.all_heads(), last)))
 
     restored = await second.ready(0)
 
-    # When the partition became ready (its commands may flow), none was restored yet, and
-    # no snapshot could be taken before all are.
+    # None was restored yet, and no snapshot could be taken before all are.
     assert at_ready == [(0, set(whole.orders), None)]
     touched = next(iter(whole.orders))
     writer = OrderWriter(second, KafkaOutbox(store, TOPICS, CODEC),
@@ -618,6 +667,11 @@ async def test_a_takeover_from_a_snapshot_is_ready_before_its_orders_in_flight_a
     assert decided.events[0].seq == whole.orders[touched].seq + 1  # its restored state
     await second.settled()
     assert restored.unrestored == {} and sorted(announced) == sorted(whole.orders)
+    # The checkpoints are seeded once all is restored and durable: exactly the heads of the
+    # partition up to the offset they say (a fold of it).
+    ((heads, last),) = seeded
+    assert heads == fold(store.records[:last + 1]).all_heads()
+    assert last >= restored.folded_end - 1
     assert {o: s for o, s in restored.orders.items() if o != touched} == {
         o: s for o, s in whole.orders.items() if o != touched}
     await asyncio.sleep(0)  # the cancellation's delivery callbacks
@@ -636,3 +690,28 @@ def test_a_snapshot_order_that_does_not_fold_on_first_touch_is_quarantined_alone
     assert order_id not in states.heads
     states.restore_some(len(others))
     assert set(states.orders) == {o for o, _, _ in others} and not states.unrestored
+
+
+async def test_a_takeover_decodes_nothing_before_the_partition_is_ready() -> None:
+    """Neither the snapshot's orders nor the tail's records are decoded before the partition
+    is ready; once all is restored, the states are the whole partition's fold."""
+    records = history(80, in_flight=0.4)
+    store = MemoryStore(records)
+    store.snapshot = await snapshot_of(fold(records[:len(records) // 2]))
+    store.lazy = True
+    decoded: list[bytes] = []
+
+    def counting(value: bytes) -> Event | EventEnvelope:
+        decoded.append(value)
+        return CODEC.decode_envelope(value)
+
+    at_ready: list[int] = []
+    taking = OrderStates(store, counting, claim=store.claim, snapshots=store,
+                         on_loaded=lambda p, s: at_ready.append(len(decoded)))
+    states = await taking.ready(0)
+    await taking.settled()
+
+    assert at_ready[0] == 0 and len(decoded) > len(records) // 2
+    whole = fold(store.records)
+    same(states, whole)
+    assert states.all_heads() == whole.all_heads()

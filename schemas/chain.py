@@ -4,7 +4,8 @@ Consumes an order's events as the codec reads them (`ChainLink`: the stored `pre
 `hash`, and the event's canonical bytes recomputed from the record); produces hashes, Merkle
 roots, and `BrokenLink`s. Pure: no I/O, no clock. The writer (`streams.outbox`) chains what it
 appends with `link_hash`; `oee replay --verify`, the API's `?verify=true` and the tests check
-with `ChainCheck`; the checkpoints (`schemas.checkpoints`) pin `merkle_root`s of the heads.
+with `ChainCheck`; the checkpoints (`schemas.checkpoints`) pin `ranged_merkle_root`s of the
+heads (v1 checkpoints: `merkle_root`, the same with one range).
 
 Definitions (what an auditor with a standard Avro library recomputes):
 - **canonical bytes** of an event: the Avro binary encoding of its `OrderEvent` record under
@@ -42,7 +43,8 @@ _NULL_TAIL: Final = _NULL + _NULL
 _LEAF: Final = b"\x00"  # Merkle domain separation: leaves and inner nodes never collide
 _NODE: Final = b"\x01"
 # The id ranges a checkpoint's root is cut into (chain_checkpoint v2, `ranged_merkle_root`):
-# a new head changes its range's root and the 4,095 nodes above, not a tree over every order.
+# a new head changes its range's root and the small tree over the ranges' roots, not a tree
+# over every order of the partition.
 RANGES: Final = 4096
 
 
@@ -135,7 +137,8 @@ Leaves = Callable[[int], Sequence[tuple[str, bytes]]]  # a range's (order id, he
 class RangeRoots:
     """`ranged_merkle_root` kept up to date: a changed head marks its range (`touch`), and
     `refresh` recomputes the marked ranges from their leaves, which the owner hands over
-    (it keeps the heads; this keeps one root and one count per range). Starts all marked."""
+    (it keeps the heads and marks `marked`; this keeps one root and one count per range).
+    Starts all marked."""
 
     ranges: int = RANGES
     roots: list[bytes] = field(default_factory=list)
@@ -147,9 +150,6 @@ class RangeRoots:
         self.roots = [b""] * self.ranges
         self.counts = [0] * self.ranges
         self.marked = set(range(self.ranges))
-
-    def touch(self, order_id: str) -> None:
-        self.marked.add(range_of(order_id, self.ranges))
 
     def refresh(self, leaves: Leaves, budget: int | None = None) -> bool:
         """Recompute marked ranges until `budget` (None: no end) is spent, a range costing
@@ -178,8 +178,8 @@ class RangeRoots:
 class RangedHeads:
     """Order heads kept by id range, with each range's root (`RangeRoots`): the root over all
     of them costs the ranges changed since the last one. `more`: further leaves of a range
-    kept elsewhere (the writer's ended orders, `streams.terminal_ids`), merged in by id; who
-    changes those calls `touch`."""
+    kept elsewhere (the writer's ended orders, `streams.terminal_ids`), merged in by id; an
+    order moves there with a `drop` here, which marks its range."""
 
     more: Leaves | None = None
     roots: RangeRoots = field(default_factory=RangeRoots)
@@ -194,9 +194,6 @@ class RangedHeads:
         index = range_of(order_id, self.roots.ranges)
         self.by_range.get(index, {}).pop(order_id, None)
         self.roots.marked.add(index)
-
-    def touch(self, order_id: str) -> None:
-        self.roots.touch(order_id)
 
     def leaves(self, index: int) -> Sequence[tuple[str, bytes]]:
         own = sorted(self.by_range.get(index, {}).items())

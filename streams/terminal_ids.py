@@ -26,7 +26,7 @@ import operator
 import sys
 import uuid
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from operator import itemgetter
 from typing import Final, overload
@@ -187,22 +187,11 @@ class TerminalIds:
             if head:
                 yield order_id, head
 
-    def sorted_heads(self, also: Mapping[str, bytes] | None = None
-                     ) -> Iterator[tuple[str, bytes]]:
-        """`with_heads`, and the heads of orders not ended `also`, in order id order (a chain
-        checkpoint's leaves): each run is sorted by its 16-byte keys, which is the order of
-        their canonical strings too."""
-        self._seal()
-        keys = heapq.merge(*(_pairs(run, heads) for run, heads in zip(self._runs, self._heads,
-                                                                      strict=True)))
-        uuids = ((str(uuid.UUID(bytes=key)), head) for key, head in keys if head != NO_HEAD)
-        others = ((order_id, head) for order_id, head in sorted(self._others.items()) if head)
-        live = sorted((also or {}).items())
-        return heapq.merge(uuids, others, live, key=itemgetter(0))
-
     def range_heads(self, index: int, ranges: int) -> list[tuple[str, bytes]]:
-        """`sorted_heads` of the ended orders in id range `index` of `ranges`
-        (`schemas.chain.range_bounds`): a slice of each run (`Run.starts`)."""
+        """The ended orders with a head in id range `index` of `ranges`
+        (`schemas.chain.range_bounds`), with it, in id order (a checkpoint's leaves there; each
+        run is sorted by its 16-byte keys, the order of their canonical strings too): a slice
+        of each run (`Run.starts`)."""
         self._seal()
         pieces = []
         for run, heads in zip(self._runs, self._heads, strict=True):

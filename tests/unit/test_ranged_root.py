@@ -77,7 +77,7 @@ def test_the_ended_orders_of_a_range_are_a_slice_of_every_run(
     terminal = TerminalIds()
     for order_id, head in ended.items():
         terminal.add(order_id, head)
-    every = list(terminal.sorted_heads())
+    every = sorted(terminal.with_heads())
     for index in range(ranges):
         assert terminal.range_heads(index, ranges) == [
             (order_id, head) for order_id, head in every if range_of(order_id, ranges) == index]

@@ -1,9 +1,10 @@
 """Acks the records of each source partition in offset order, once what each caused is durable.
 
-Consumes, per record of `orders.commands`, the future of everything the record caused (its
-`Decided.settled`, or a dead letter's delivery) and the record's ack; calls the acks strictly in
-offset order per partition, each only when its own outcome and every earlier one's are
-confirmed. At the first outcome that failed it stops acking that partition and reports the
+Consumes, per record, the future of everything the record caused and the record's ack: for
+`orders.commands` its `Decided.settled`, for a stage's work item the task it started (a
+stage's records are keyed by (topic, partition)), or a dead letter's delivery. Calls the acks
+strictly in offset order per partition, each only when its own outcome and every earlier
+one's are confirmed. At the first outcome that failed it stops acking that partition and reports the
 failed record's offset once (`on_failure`); `reset` starts the partition afresh after a rewind
 or a revocation.
 
@@ -18,14 +19,16 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from streams.ports import Delivery, failure_of
 
 log = logging.getLogger(__name__)
 
-OnFailure = Callable[[int, int, BaseException], None]
+P = TypeVar("P", bound=Hashable)  # a source partition: its number, or (topic, number)
+OnFailure = Callable[[P, int, BaseException], None]
 
 
 @dataclass(slots=True)
@@ -35,13 +38,13 @@ class _Pending:
     ack: Callable[[], object]
 
 
-class AckChain:
-    def __init__(self, on_failure: OnFailure) -> None:
+class AckChain(Generic[P]):
+    def __init__(self, on_failure: OnFailure[P]) -> None:
         self._on_failure = on_failure
-        self._pending: dict[int, deque[_Pending]] = {}
-        self._stopped: set[int] = set()
+        self._pending: dict[P, deque[_Pending]] = {}
+        self._stopped: set[P] = set()
 
-    def track(self, partition: int, offset: int, outcome: Delivery | None,
+    def track(self, partition: P, offset: int, outcome: Delivery | None,
               ack: Callable[[], object]) -> None:
         """Ack `offset` of `partition` once `outcome` (None: nothing produced) succeeded."""
         self._pending.setdefault(partition, deque()).append(_Pending(offset, outcome, ack))
@@ -52,17 +55,17 @@ class AckChain:
         else:
             outcome.add_done_callback(lambda _: self._advance(partition))
 
-    def reset(self, partition: int) -> list[Delivery]:
+    def reset(self, partition: P) -> list[Delivery]:
         """Forget the partition's records (they will be consumed again); returns the
         outcomes still on their way."""
         self._stopped.discard(partition)
         pending = self._pending.pop(partition, deque())
         return [p.outcome for p in pending if p.outcome is not None and not p.outcome.done()]
 
-    def waiting(self, partition: int) -> int:
+    def waiting(self, partition: P) -> int:
         return len(self._pending.get(partition, ()))
 
-    def _advance(self, partition: int) -> None:
+    def _advance(self, partition: P) -> None:
         queue = self._pending.get(partition)
         while queue and partition not in self._stopped:
             head = queue[0]

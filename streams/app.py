@@ -56,6 +56,7 @@ from streams.in_flight import InFlight
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
+from streams.acks import AckChain
 from streams.checkpoints import Checkpoints
 from streams.order_states import OrderStates, PartitionStates
 from streams.outbox import KafkaOutbox
@@ -150,6 +151,8 @@ class Engine:
         self.execution = ExecutionStage(chain, self.market, self.outbox,
                                         InFlight(s.stage_max_in_flight), utc_now, self.outbox)
         self.flow = CommandFlow(self.writer, self._rewind, self.triggers.forget)
+        # The stages' records, by (topic, partition): each acked once its task ended.
+        self.stage_acks: AckChain[tuple[str, int]] = AckChain(self._stage_unacked)
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
         self.writer.on_loaded(partition, states)
@@ -299,31 +302,43 @@ class Engine:
         # (docs/pitfalls.md 15).
         await self.app.consumer.seek_wait({TP(self.settings.topics.commands, partition): offset})
 
-    async def route(self, message: Message) -> None:
+    async def route(self, message: Message) -> Delivery:
         work = self.codec.decode_work(_value(message))
         if not isinstance(work, QuoteRoute):
             raise TypeError(f"routing stage got {type(work).__name__}")
-        await self.routing.accept(work)
+        return await self.routing.accept(work)
 
-    async def execute(self, message: Message) -> None:
+    async def execute(self, message: Message) -> Delivery:
         work = self.codec.decode_work(_value(message))
         if not isinstance(work, ExecuteSwap):
             raise TypeError(f"execution stage got {type(work).__name__}")
-        await self.execution.accept(work)
+        return await self.execution.accept(work)
 
-    async def consume(self, stream: Any, handle: Callable[[Message], Awaitable[None]]) -> None:
-        """Run `handle` per record; dead-letter whatever it cannot process."""
+    async def consume(self, stream: Any, handle: Callable[[Message], Awaitable[Delivery]]
+                      ) -> None:
+        """Run `handle` per record of a stage (it starts the record's task and returns it);
+        ack the record once that task ended, in offset order (`stage_acks`), so a worker
+        that dies mid-task leaves the record to be consumed again, not to the stall
+        watchdog. Dead-letter whatever `handle` cannot process."""
         await self.ready.wait()
         async for event in stream.events():
-            self._received(event.message)
+            msg = event.message
+            self._received(msg)
             try:
-                with self.tracer.span("stage", topic=event.message.topic):
-                    await handle(event.message)
+                with self.tracer.span("stage", topic=msg.topic):
+                    outcome = await handle(msg)
             except Exception as exc:  # the outermost loop: record it, never drop it silently
-                msg = event.message
                 self.metrics.dead_letters.labels(msg.topic).inc()
-                await self.outbox.dead_letter(msg.topic, msg.partition, msg.offset, msg.key,
-                                              msg.value, exc)
+                outcome = await self.outbox.dead_letter(msg.topic, msg.partition, msg.offset,
+                                                        msg.key, msg.value, exc)
+            self.stage_acks.track((msg.topic, msg.partition), msg.offset, outcome, event.ack)
+
+    def _stage_unacked(self, source: tuple[str, int], offset: int,
+                       error: BaseException) -> None:
+        topic, partition = source
+        log.warning("%s[%d]@%d: its task did not end (%r); it and what follows stay unacked "
+                    "until the partition is assigned again (consumed again then)", topic,
+                    partition, offset, error)
 
 
 def _as_appended(command: Command, message: Message) -> Command:
@@ -440,11 +455,11 @@ def _wire(app: faust.App, engine: Engine) -> None:
 
     @app.agent(topic(topics.routing), name="routing-stage")
     async def routing_stage(stream: faust.StreamT[bytes]) -> None:
-        await engine.consume(stream, engine.route)
+        await engine.consume(cast(Any, stream).noack(), engine.route)
 
     @app.agent(topic(topics.execution), name="execution-stage")
     async def execution_stage(stream: faust.StreamT[bytes]) -> None:
-        await engine.consume(stream, engine.execute)
+        await engine.consume(cast(Any, stream).noack(), engine.execute)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_engine(sender: Any, **_: Any) -> None:
@@ -470,3 +485,6 @@ def _wire(app: faust.App, engine: Engine) -> None:
         # Records not acked yet are consumed again from the committed offset: re-deciding
         # them on the kept states decides nothing twice.
         engine.flow.revoke(tp.partition for tp in revoked if tp.topic == topics.commands)
+        for tp in revoked:  # a stage's unacked records go to whoever is assigned them
+            if tp.topic in (topics.routing, topics.execution):
+                engine.stage_acks.reset((tp.topic, tp.partition))

@@ -43,25 +43,28 @@ class ExecutionStage:
         self._market_out = market_out
         self.in_flight = in_flight
         self._clock = clock
-        self._running: set[tuple[str, int]] = set()
+        self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
 
-    async def accept(self, work: ExecuteSwap) -> None:
+    async def accept(self, work: ExecuteSwap) -> asyncio.Task[None]:
+        """Start executing `work`; returns the task (its record is acked once it ended), or
+        the one already executing the same attempt (a re-drive waits for it, not twice)."""
         key = (work.order_id, work.attempt)
-        if key in self._running:
+        running = self._running.get(key)
+        if running is not None:
             log.info("%s attempt %d is still executing; re-drive ignored", *key)
-            return
-        self._running.add(key)
-        try:
-            await self.in_flight.spawn(self._execute(work))
-        except BaseException:
-            self._running.discard(key)
-            raise
+            return running
+        # One record at a time reaches a stage (its agent awaits each): no second accept of
+        # the key can slip in while this one waits for a slot; the task runs only after it
+        # is registered here (no await between its creation and this line).
+        task = await self.in_flight.spawn(self._execute(work))
+        self._running[key] = task
+        return task
 
     async def _execute(self, work: ExecuteSwap) -> None:
         try:
             await self._follow(work)
         finally:
-            self._running.discard((work.order_id, work.attempt))
+            self._running.pop((work.order_id, work.attempt), None)
 
     async def _follow(self, work: ExecuteSwap) -> None:
         try:

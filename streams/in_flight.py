@@ -14,13 +14,15 @@ class InFlight:
         self._tasks: set[asyncio.Task[None]] = set()
         self.peak = 0
 
-    async def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Start `work` in the background; waits only when `limit` tasks already run."""
+    async def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start `work` in the background and return its task; waits only when `limit` tasks
+        already run."""
         await self._slots.acquire()
         task = asyncio.create_task(work)
         self._tasks.add(task)
         self.peak = max(self.peak, len(self._tasks))
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -47,8 +47,9 @@ class RoutingStage:
         self.in_flight = in_flight
         self._clock = clock
 
-    async def accept(self, work: QuoteRoute) -> None:
-        await self.in_flight.spawn(self._route(work))
+    async def accept(self, work: QuoteRoute) -> asyncio.Task[None]:
+        """Start routing `work`; returns the task (its record is acked once it ended)."""
+        return await self.in_flight.spawn(self._route(work))
 
     async def _route(self, work: QuoteRoute) -> None:
         try:

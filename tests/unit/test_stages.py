@@ -178,3 +178,18 @@ async def test_a_re_drive_of_a_swap_still_executing_is_a_no_op() -> None:
 
     assert chain.submits == 1
     assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]
+
+
+async def test_a_stage_hands_back_the_task_its_record_is_acked_after() -> None:
+    """A work item's record is acked once its task ended (streams.app `consume`): accept
+    returns that task, and a re-drive of an attempt still executing returns the same one."""
+    chain, outbox = FakeChain(), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    task = await stage.accept(swap())
+    again = await stage.accept(swap())
+
+    assert again is task and not task.done() and outbox.of("command") == []
+    await task
+    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]
+    assert (await stage.accept(swap())) is not task  # ended: a later re-drive runs anew

@@ -64,23 +64,16 @@ def registered_codec(settings: Settings) -> Codec:
         ids = register_histories(client, topics_by_schema(histories, settings.topics))
     except RegistryError as error:
         client.close()
-        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
-                                "SCHEMA_REGISTRY_URL") from error
-    return Codec(*histories, ids=ids, source=client)
+        raise _unreachable(error) from error
+    return Codec(*histories, ids=ids, source=client)  # kept open: it answers unknown ids
 
 
 def registered_claim_writer(settings: Settings) -> Callable[[str, int], bytes]:
     """How a worker writes the value of a claim record (schemas.claims): its schema registered
     under its own subject, once; then a pure function of the claimant and the partition."""
-    client = RegistryClient(registry_url(settings))
     schema = load_claim_schema()
-    try:
+    with _registry(settings) as client:
         schema_id = client.register(claim_subject(settings.topics.events), schema)
-    except RegistryError as error:
-        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
-                                "SCHEMA_REGISTRY_URL") from error
-    finally:
-        client.close()
     return lambda claimant, partition: claim_value(claimant, partition, schema_id, schema)
 
 
@@ -113,15 +106,25 @@ def registered_snapshot_codec(settings: Settings) -> SnapshotCodec:
 def _registered_ids(settings: Settings, history: SchemaHistory, topic: str
                     ) -> Mapping[int, int]:
     """Every version of `history` registered under `topic`'s subject: version -> id."""
+    with _registry(settings) as client:
+        return register_histories(client, [(history, (topic,))])[history.name]
+
+
+@contextmanager
+def _registry(settings: Settings) -> Iterator[RegistryClient]:
+    """A client for a few registrations, closed after; an unreachable registry says how to
+    start one (PrerequisiteError)."""
     client = RegistryClient(registry_url(settings))
     try:
-        ids = register_histories(client, [(history, (topic,))])
+        yield client
     except RegistryError as error:
-        raise PrerequisiteError(f"{error}: start it with `oee infra up` or set "
-                                "SCHEMA_REGISTRY_URL") from error
+        raise _unreachable(error) from error
     finally:
         client.close()
-    return ids[history.name]
+
+
+def _unreachable(error: RegistryError) -> PrerequisiteError:
+    return PrerequisiteError(f"{error}: start it with `oee infra up` or set SCHEMA_REGISTRY_URL")
 
 
 def reading_codec(settings: Settings) -> Codec:

@@ -71,10 +71,11 @@ class CheckpointReader:
     def read(self, value: bytes | None) -> Checkpoint:
         if not value or value[0] != 0 or len(value) <= _HEADER:
             raise BadCheckpoint("not a checkpoint record in the Confluent wire format")
-        writer = self._writers.get(int.from_bytes(value[1:_HEADER], "big"))
+        schema_id = int.from_bytes(value[1:_HEADER], "big")
+        writer = self._writers.get(schema_id)
         if writer is None:
-            raise BadCheckpoint(f"written with schema id {int.from_bytes(value[1:_HEADER])}, "
-                                f"not one of {sorted(self._writers)}")
+            raise BadCheckpoint(f"written with schema id {schema_id}, not one of "
+                                f"{sorted(self._writers)}")
         try:
             record: Any = fastavro.schemaless_reader(io.BytesIO(value[_HEADER:]), writer,
                                                      self._reader)

@@ -23,8 +23,8 @@ flight nor the records after it are decoded before the partition is ready: the t
 are set aside by order (their key, past the fence), and each order is folded on its first
 touch (a command, a keyless record), the rest behind the takeover, a slice at a time, each
 announced to `on_loaded` as it is restored (so timers, trigger book and parent links follow).
-The chain checkpoints are seeded then, at a moment the states are durable; a snapshot that cannot be read,
-or that the events after it do not continue (`SnapshotMismatch`), is logged and the whole
+The chain checkpoints are seeded then, at a moment the states are durable. A snapshot that
+cannot be read, or that does not fit the store (`SnapshotMismatch`), is logged and the whole
 partition is folded instead. Either way the records are read and folded in chunks, yielding to
 the event loop between them (`streams.partition_fold`).
 

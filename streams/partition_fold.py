@@ -273,11 +273,9 @@ class PartitionFold:
             self._quarantine(key, record.offset, f"the record keyed {key} holds an event of "
                              f"order {event.order_id}")
             return
-        if event.order_id in states.quarantined:
-            return
         current = states.state_of(event.order_id, strict=self._strict)
         if event.order_id in states.quarantined:
-            return  # its snapshot events did not fold
+            return  # (or its snapshot events did not fold just now)
         if current is None:  # new, or ended (the id set is only searched then: it costs more)
             if states.ended(event.order_id):
                 return  # nothing counts after an order ended (a re-decided duplicate at most)

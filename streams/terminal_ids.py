@@ -56,6 +56,8 @@ class Run(Sequence[bytes]):
         Counted in one pass when first asked (a run never changes)."""
         if self._starts is None or len(self._starts) != ranges + 1:
             shift = 16 - (len(range_bounds(ranges)[0]) * 4 if ranges > 1 else 0)
+            if shift < 0:
+                raise ValueError(f"{ranges} ranges: a range's prefix is longer than 2 bytes")
             counts = [0] * (ranges + 1)
             blob = self.blob
             for at in range(0, len(blob), KEY_BYTES):

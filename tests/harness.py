@@ -67,6 +67,15 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def settled_on(self, partitions: int) -> bool:
+        """Is the worker's last start-up or rebalance line the readiness of `partitions`?
+        (Its timeline logs at INFO.)"""
+        if not self.log_path.exists():
+            return False
+        lines = [line for line in self.log_path.read_bytes().splitlines()
+                 if b'"streams.timeline"' in line]
+        return bool(lines) and f"states of {partitions} partitions ready".encode() in lines[-1]
+
 
 async def wait_until(condition: Callable[[], bool], timeout: float, what: str,
                      interval: float = 0.05) -> None:

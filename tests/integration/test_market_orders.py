@@ -150,10 +150,15 @@ async def test_a_worker_killed_mid_load_loses_no_order_and_submits_no_swap_twice
                                           "session_timeout_s": 6.0, "log_level": "INFO"})
     async with workers(slow, count=2) as (doomed, survivor), EventLog(slow) as log, \
             edge(slow) as client:
+        # Both own their share first: on a loaded machine one may start so late that the
+        # other runs every partition, and killing it would take over nothing.
+        share = slow.partitions // 2
+        await wait_until(lambda: doomed.settled_on(share) and survivor.settled_on(share), 90,
+                         "both workers to own their share of the partitions")
         ids = await asyncio.gather(*(submit(client, {**ORDER, "amountIn": f"0.{i + 1:03d}"})
                                      for i in range(150)))
-        # Swaps in flight on every partition, so on the doomed worker's too (the two may
-        # start unevenly on a loaded machine): the survivor must take over a live history.
+        # Swaps in flight on every partition, so on the doomed worker's too: the survivor
+        # must take over a live history.
         def submitted(partition: int) -> int:
             return sum("TransactionSubmitted" in log.types(o) for o in ids
                        if log.partition_of.get(o) == partition)

@@ -73,13 +73,6 @@ def static_workers(settings: Settings, *ids: str) -> Iterator[list[WorkerProcess
             worker.stop()
 
 
-def timeline_settled_on(worker: WorkerProcess, partitions: int) -> bool:
-    """Is the worker's last start-up or rebalance line the readiness of `partitions`?"""
-    lines = [line for line in worker.log_path.read_bytes().splitlines()
-             if b'"streams.timeline"' in line]
-    return bool(lines) and f"states of {partitions} partitions ready".encode() in lines[-1]
-
-
 def pid(worker: WorkerProcess) -> int:
     assert worker.proc is not None
     return worker.proc.pid
@@ -100,7 +93,7 @@ async def test_a_restarted_worker_takes_its_own_partitions_back_and_the_other_ke
             mine, theirs = claims.owned_by(pid(a)), claims.owned_by(pid(b))
             # The claims land before b has logged the rebalance that brought a in: only its
             # own later lines may count against it.
-            await wait_until(lambda: timeline_settled_on(b, len(theirs)), START_S,
+            await wait_until(lambda: b.settled_on(len(theirs)), START_S,
                              "the other worker to log its share ready")
             claims_of_b = claims.claims_by(pid(b))
             b_logged = b.log_path.stat().st_size

@@ -20,27 +20,22 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import psycopg
-from aiokafka.errors import KafkaConnectionError
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from infra.errors import PrerequisiteError
-from infra.schema_registry import registry_url
-from infra.services import (
-    LocalServices,
-    ServiceStatus,
-    bootstrap_servers,
-    database_url,
-    kafka_reachable,
-    local_broker,
-)
-from infra.topics import ensure_topics
-from oee.settings import Settings
-from projections.migrate import migrate
+from oee import startup
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from infra.services import ServiceStatus
+    from oee.settings import Settings
+
+# Each command imports what it needs when it runs: a worker's whole start-up (its imports
+# included) then runs without the garbage collector (`oee.startup`), and `oee --help` is quick.
 
 EXIT_PREREQUISITE = 2
-Handler = Callable[[argparse.Namespace, Settings], int]
+Handler = Callable[[argparse.Namespace, "Settings"], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +46,9 @@ class Command:
     help: str
     handler: Handler
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    # The handler turns the garbage collector back on itself, once its process is built
+    # (`oee.startup`); every other handler runs with it on.
+    resumes_collection: bool = False
 
 
 # --- infrastructure ----------------------------------------------------------------------
@@ -65,6 +63,8 @@ def _infra_arguments(parser: argparse.ArgumentParser) -> None:
 def _infra(args: argparse.Namespace, settings: Settings) -> int:
     if args.json and args.action != "status":
         args.parser.error("--json goes with status only")
+    from infra.services import LocalServices
+
     services = LocalServices.from_settings(settings)
     if args.action == "up":
         services.up()
@@ -92,6 +92,11 @@ def _topics_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaConnectionError
+
+    from infra.services import bootstrap_servers, kafka_reachable
+    from infra.topics import ensure_topics
+
     bootstrap = bootstrap_servers(settings)
     unreachable = PrerequisiteError(
         f"Kafka is not reachable at {bootstrap}: start it with `oee infra up` "
@@ -113,6 +118,11 @@ def _db_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+
+    from infra.services import database_url
+    from projections.migrate import migrate
+
     dsn = database_url(settings)
     # Probe first, so only a failure to connect reads as "not reachable", not a bad migration.
     try:
@@ -139,6 +149,7 @@ def _kafka_arguments(parser: argparse.ArgumentParser) -> None:
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
     """Replace this process with the tool (so Ctrl-C and exit codes are the tool's own)."""
     from infra.kafka_tools import needs_cluster, require_java, tool_argv
+    from infra.services import bootstrap_servers, kafka_reachable, local_broker
 
     require_java()
     bootstrap = bootstrap_servers(settings)
@@ -166,7 +177,8 @@ def commands() -> list[Command]:
                 "...) against the configured cluster", _kafka, _kafka_arguments),
         # --- application entrypoints -----------------------------------------------------
         Command("run", "run the whole system in the foreground (Ctrl-C stops it all)", _run),
-        Command("worker", "run a stream worker (order writer, routing, execution)", _worker),
+        Command("worker", "run a stream worker (order writer, routing, execution)", _worker,
+                resumes_collection=True),
         Command("api", "run the HTTP/WebSocket edge and the dashboard", _api),
         Command("projector", "run the read-model projector", _projector),
         Command("replay", "print events straight from Kafka for audits (checks seq; --verify: "
@@ -186,7 +198,9 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.services import database_url
     from oee.keys import run
+    from projections.migrate import migrate
 
     ready = _with_services(settings)
     migrate(database_url(ready), ready.db_schema)  # the api_keys table, on a fresh database
@@ -226,7 +240,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker import run_worker
 
-    run_worker(_with_services(settings))
+    run_worker(_with_services(settings))  # resumes the garbage collector once built
     return 0
 
 
@@ -248,6 +262,9 @@ def _projector(args: argparse.Namespace, settings: Settings) -> int:
 
 def _with_services(settings: Settings) -> Settings:
     """Point a single process at the configured or local services explicitly."""
+    from infra.schema_registry import registry_url
+    from infra.services import bootstrap_servers, database_url
+
     return settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers(settings),
                                        "database_url": database_url(settings),
                                        "schema_registry_url": registry_url(settings)})
@@ -268,14 +285,28 @@ def build_parser(available: Sequence[Command]) -> argparse.ArgumentParser:
     for command in available:
         command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(command_parser)
-        command_parser.set_defaults(handler=command.handler, parser=command_parser)
+        command_parser.set_defaults(handler=command.handler, parser=command_parser,
+                                    resumes_collection=command.resumes_collection)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser(commands()).parse_args(argv)
+    startup.pause()
+    try:
+        return _dispatch(build_parser(commands()).parse_args(argv))
+    finally:
+        startup.resume()  # (for a command that returns, or fails)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from oee.settings import Settings
+
     try:
         settings = Settings()
+        if not args.resumes_collection:
+            startup.resume()
         handler: Handler = args.handler
         return handler(args, settings)
     except ValidationError as exc:

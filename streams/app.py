@@ -17,13 +17,15 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
+import faust.utils.venusian
 from faust.types import TP, Message
 
 from domain.market import Market
@@ -407,8 +409,23 @@ def create_app(settings: Settings, database_url: str, wire: Wire | None = None,
     )
     engine = Engine(app, settings, database_url, wire or Wire.registered(settings),
                     timeline or Timeline(time.time()))
-    _wire(app, engine)
+    with _untagged():
+        _wire(app, engine)
     return app
+
+
+@contextmanager
+def _untagged() -> Iterator[None]:
+    """Faust tags each agent and task it is given for venusian's scanner (`app.discover`),
+    which this app never runs. A tag reads its caller's source, and the first one maps the real
+    path of every module loaded: 0.1 s of each worker's start (0.2 s under load) for nothing."""
+    tags = faust.utils.venusian
+    attach = tags.attach
+    tags.attach = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        tags.attach = attach
 
 
 def _wire(app: faust.App, engine: Engine) -> None:

@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-from infra.schema_registry import (
-    registered_checkpoint_writer,
-    registered_claim_writer,
-    registered_codec,
-    registered_snapshot_codec,
-)
-from oee.settings import EventLoop, Settings
+from oee import startup
 from streams.timeline import Timeline, process_started_at
-from telemetry.logs import logging_config, wants_json
+
+if TYPE_CHECKING:
+    from oee.settings import EventLoop, Settings
 
 
 def run_worker(settings: Settings) -> None:
+    """Runs until stopped. Called with the garbage collector paused (`oee worker`, or run as
+    a module), it turns it back on once the Faust app is built (`oee.startup`)."""
+    # (imported here, like everything else a start-up needs: while collection is paused)
+    from infra.schema_registry import (  # noqa: PLC0415
+        registered_checkpoint_writer,
+        registered_claim_writer,
+        registered_codec,
+        registered_snapshot_codec,
+    )
+    from telemetry.logs import logging_config, wants_json  # noqa: PLC0415
+
     timeline = Timeline(process_started_at())
     use_event_loop(settings.stream_event_loop)
     timeline.mark("interpreter started, entry point imported")
@@ -46,6 +54,7 @@ def run_worker(settings: Settings) -> None:
         wire = Wire(codec.result(), claim.result(), checkpoint.result(), snapshot.result())
     timeline.mark("schemas registered")
     app = create_app(settings, settings.database_url, wire, timeline)
+    startup.resume()  # (paused by `oee worker`: see oee.startup)
     timeline.mark("Faust app built")
     # Faust creates only the last level of its data directory (settings.data_dir/faust/<id>).
     app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +68,8 @@ def run_worker(settings: Settings) -> None:
 
 def use_event_loop(kind: EventLoop) -> None:
     """Every loop made from now on (Faust's, and its consumer thread's) is of `kind`."""
+    from oee.settings import EventLoop  # noqa: PLC0415 - see run_worker
+
     if kind is EventLoop.UVLOOP:
         import uvloop  # noqa: PLC0415 - only when chosen
 
@@ -68,4 +79,7 @@ def use_event_loop(kind: EventLoop) -> None:
 
 
 if __name__ == "__main__":
+    startup.pause()
+    from oee.settings import Settings  # noqa: PLC0415 - imported with collection paused
+
     run_worker(Settings())

@@ -42,7 +42,8 @@ def market_order(key: str, index: int) -> dict[str, object]:
 
 
 class OpenLoopLoad:
-    """`count` orders at `rate` per second against `base_url`; `run()` returns when all ended."""
+    """`count` orders at `rate` per second against `base_url` (fewer if stopped); `run()`
+    returns when every order fired has its verdict."""
 
     def __init__(self, base_url: str, tag: str, count: int, rate: float,
                  give_up_after_s: float = 120.0, request_timeout_s: float = 15.0) -> None:
@@ -56,6 +57,7 @@ class OpenLoopLoad:
                             for i in range(count)]
         self.started_at: float | None = None
         self.fired = 0
+        self._stopped = False
 
     @property
     def accepted(self) -> dict[str, Submission]:
@@ -76,9 +78,15 @@ class OpenLoopLoad:
             for index, submission in enumerate(self.submissions):
                 due = self.started_at + index / self.rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))  # the arrival schedule
+                if self._stopped:
+                    break
                 self.fired += 1
                 tasks.append(asyncio.create_task(self._submit(client, submission)))
             await asyncio.gather(*tasks)
+
+    def stop(self) -> None:
+        """Fire no more orders; those fired still run to their verdict (`run` awaits them)."""
+        self._stopped = True
 
     async def _submit(self, client: httpx.AsyncClient, submission: Submission) -> None:
         give_up = time.monotonic() + self.give_up_after_s

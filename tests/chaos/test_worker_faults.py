@@ -34,6 +34,7 @@ from tests.chaos.system import (
 pytestmark = pytest.mark.timeout(900)
 
 CRASHES = 5  # of the only worker, under load (scenario a)
+LOAD_CAP = 3000  # orders at most: scenario a stops its load after the last takeover
 
 
 async def test_control_without_a_fault(chaos_settings: Settings, scoreboard: Scoreboard) -> None:
@@ -51,9 +52,10 @@ async def test_a_worker_sigkilled_five_times_under_load(
 ) -> None:
     async with System(chaos_settings, workers=1) as system:
         (worker,) = system.workers
-        # A longer, gentler load than the other scenarios: it must still be arriving when the
-        # fifth crash comes.
-        load = system.load(count=1000, rate=20)
+        # A longer, gentler load than the other scenarios, still arriving when the last
+        # restart takes over (a takeover with no command coming would measure the load's end):
+        # it stops once that restart has written on every partition it took over.
+        load = system.load(count=LOAD_CAP, rate=20)
         firing = asyncio.create_task(load.run())
         crashes: list[tuple[float, float]] = []
         for crash in range(CRASHES):
@@ -67,6 +69,13 @@ async def test_a_worker_sigkilled_five_times_under_load(
             await hold_fault(1.5)
             worker.start()
             crashes.append((killed_at, time.time()))
+        last_killed_at = crashes[-1][0]
+        moved = system.open_partitions_at(last_killed_at, load)
+        await wait_until(
+            lambda: all(system.log.first_event_of_new_owner(p, int(last_killed_at * 1000))
+                        for p in moved), FAULT_WAIT_S, "the last restart's first events")
+        assert not firing.done(), f"the load ran out ({load.fired} orders) before the last takeover"
+        load.stop()
         await firing
         await system.drain(load)  # the last restart's first events may still be to come
         # Each restart's own: up to the next crash (that worker may not have written on a

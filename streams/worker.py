@@ -47,9 +47,9 @@ def run_worker(settings: Settings) -> None:
         claim = registry.submit(registered_claim_writer, settings)
         checkpoint = registry.submit(registered_checkpoint_writer, settings)
         snapshot = registry.submit(registered_snapshot_codec, settings)
-        import faust  # noqa: PLC0415 - imported while the registry answers (see above)
-
-        from streams.app import Wire, create_app  # noqa: PLC0415 - likewise
+        # Faust and the engine, imported while the registry answers (see above)
+        from streams.app import Wire, create_app  # noqa: PLC0415
+        from streams.faust_worker import Worker  # noqa: PLC0415
         timeline.mark("Faust and the engine imported")
         wire = Wire(codec.result(), claim.result(), checkpoint.result(), snapshot.result())
     timeline.mark("schemas registered")
@@ -58,9 +58,9 @@ def run_worker(settings: Settings) -> None:
     timeline.mark("Faust app built")
     # Faust creates only the last level of its data directory (settings.data_dir/faust/<id>).
     app.conf.datadir.parent.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,
-                          logging_config=logging_config(settings.log_level, settings.log_format,
-                                                        "worker"))
+    worker = Worker(app, loglevel=settings.log_level, quiet=True,
+                    logging_config=logging_config(settings.log_level, settings.log_format,
+                                                  "worker"))
     if wants_json(settings.log_format):
         worker.spinner = None  # its cursor escapes would corrupt the JSON lines
     worker.execute_from_commandline()

@@ -155,6 +155,7 @@ async def project(
         # recreated or truncated: fail loudly (a rebuild is due) rather than skip or repeat.
         auto_offset_reset="none",
         fetch_max_wait_ms=options.fetch_max_wait_ms,
+        fetch_min_bytes=settings.projector_fetch_min_bytes,
         fetch_max_bytes=FETCH_BYTES,
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
@@ -273,9 +274,11 @@ class _Runner:
         """One transaction's records: those of the first fetch that brings any and of the
         ones that follow within `linger_ms`, until `batch_events` are gathered.
 
-        Under live load records arrive a few at a time; one transaction per fetch would pay
-        its fixed statements for every two or three events. Gathering bounds the added
-        latency by `linger_ms`. Each partition's records stay in offset order.
+        Under live load records arrive a few at a time; a transaction per record landing
+        would pay its fixed statements for every two or three events. The fetch itself
+        gathers them at the broker (PROJECTOR_FETCH_MIN_BYTES, within its max wait), so the
+        default `linger_ms` is 0; a linger gathers further fetches in the client, adding at
+        most `linger_ms` of latency. Each partition's records stay in offset order.
         """
         options = self.options
         limit = options.max_records

@@ -99,6 +99,7 @@ async def test_b_one_of_two_workers_sigkilled(
 ) -> None:
     async with System(chaos_settings, workers=2) as system:
         doomed, survivor = system.workers
+        await _wait_for_members(system.settings, 2)  # one may start late: both own a share
         load = system.load(count=300, rate=50)
         firing = asyncio.create_task(load.run())
         await system.until_swaps_in_flight(load)
@@ -124,6 +125,7 @@ async def test_f_a_worker_frozen_past_its_session_comes_back_as_a_zombie(
 ) -> None:
     async with System(chaos_settings, workers=2) as system:
         frozen, survivor = system.workers
+        await _wait_for_members(system.settings, 2)  # one may start late: both own a share
         load = system.load(count=300, rate=50)
         firing = asyncio.create_task(load.run())
         await system.until_swaps_in_flight(load)

@@ -83,8 +83,14 @@ async def test_a_worker_sigkilled_five_times_under_load(
         ends = [killed_at for killed_at, _ in crashes[1:]] + [time.time()]
         recoveries = [system.takeover_s(k, r, load, end)
                       for (k, r), end in zip(crashes, ends, strict=True)]
-        for (_, restarted_at), end, recovery in zip(crashes, ends, recoveries, strict=True):
-            system.phase(f"restart -> first event of every moved partition: {_s(recovery)}")
+        for (killed_at, restarted_at), end, recovery in zip(crashes, ends, recoveries,
+                                                             strict=True):
+            firsts = {p: system.log.first_event_of_new_owner(p, int(killed_at * 1000),
+                                                             int(end * 1000))
+                      for p in sorted(system.open_partitions_at(killed_at, load))}
+            system.phase(f"restart -> first event of every moved partition: {_s(recovery)} ("
+                         + ", ".join(f"p{p} {_s(None if at is None else at / 1000 - restarted_at)}"
+                                     for p, at in firsts.items()) + ")")
             system.worker_timeline(worker, restarted_at, end)
         verdict = await system.verdict(
             f"a: worker SIGKILL x{CRASHES}",

@@ -165,12 +165,18 @@ class System:
         Unlike `recovery_s`, a record the faulty worker itself still appended after the fault
         never counts. A partition without such an event before `until_wall` (the next fault)
         is left out. None: no moved partition had an event."""
+        firsts = [at for at in self.new_owners_first_events(fault_wall, load, until_wall)
+                  .values() if at is not None]
+        return max(firsts) / 1000 - measured_from_wall if firsts else None
+
+    def new_owners_first_events(self, fault_wall: float, load: OpenLoopLoad,
+                                until_wall: float | None = None) -> dict[int, int | None]:
+        """Each partition in flight at `fault_wall`: the time (ms) of the first event its new
+        owner wrote after claiming it (`takeover_s`), None if none before `until_wall`."""
         since_ms = int(fault_wall * 1000)
         until_ms = None if until_wall is None else int(until_wall * 1000)
-        firsts = [first for p in self.open_partitions_at(fault_wall, load)
-                  if (first := self.log.first_event_of_new_owner(p, since_ms, until_ms))
-                  is not None]
-        return max(firsts) / 1000 - measured_from_wall if firsts else None
+        return {p: self.log.first_event_of_new_owner(p, since_ms, until_ms)
+                for p in sorted(self.open_partitions_at(fault_wall, load))}
 
     def worker_timeline(self, worker: OeeProcess, since_wall: float,
                         until_wall: float | None = None) -> None:

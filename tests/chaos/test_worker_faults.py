@@ -85,9 +85,7 @@ async def test_a_worker_sigkilled_five_times_under_load(
                       for (k, r), end in zip(crashes, ends, strict=True)]
         for (killed_at, restarted_at), end, recovery in zip(crashes, ends, recoveries,
                                                              strict=True):
-            firsts = {p: system.log.first_event_of_new_owner(p, int(killed_at * 1000),
-                                                             int(end * 1000))
-                      for p in sorted(system.open_partitions_at(killed_at, load))}
+            firsts = system.new_owners_first_events(killed_at, load, end)
             system.phase(f"restart -> first event of every moved partition: {_s(recovery)} ("
                          + ", ".join(f"p{p} {_s(None if at is None else at / 1000 - restarted_at)}"
                                      for p, at in firsts.items()) + ")")

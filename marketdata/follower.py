@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from domain.market_events import MarketChange, MarketEvent, fold
+from infra.fetch_pacing import FetchPacing, pace_consumer
 from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers
 from oee.settings import Settings
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 MarketListener = Callable[[MarketChange], None]
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
-_FETCH_MAX_WAIT_MS: Final = 100  # a long poll returns at once when a record arrives anyway
 _BATCH_RECORDS: Final = 10_000
 
 
@@ -61,6 +61,7 @@ class MarketFollower:
     def __init__(self, settings: Settings, view: MarketView, codec: Codec | None = None,
                  *, client_id: str = "oee-market") -> None:
         self._bootstrap = bootstrap_servers(settings)
+        self._pacing = FetchPacing.of(settings)
         self._topics = (settings.topics.prices, settings.topics.pools)
         self._catch_up_records = settings.market_catch_up_records
         self._view = view
@@ -96,8 +97,9 @@ class MarketFollower:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, client_id=self._client_id, group_id=None,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=self._pacing.idle_max_wait_ms,
         )
+        pace_consumer(consumer, self._pacing)
         await consumer.start()
         try:
             pending = await self._start_recent(consumer)

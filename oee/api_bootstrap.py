@@ -50,6 +50,7 @@ from api.order_statuses import ReadModelStatuses
 from domain.market import Market
 from domain.tokens import TokenRegistry
 from api.chain_check import KafkaChains
+from infra.fetch_pacing import FetchPacing
 from infra.schema_registry import registered_codec
 from infra.services import bootstrap_servers, database_url
 from marketdata.follower import MarketFollower
@@ -214,7 +215,8 @@ async def _live_edge(
     settings: Settings, codec: Codec, pool: AsyncConnectionPool, config: LiveConfig
 ) -> AsyncIterator[LiveEdge]:
     bootstrap = bootstrap_servers(settings)
-    async with Fanout.open(bootstrap, settings.topics.events, codec, config) as fanout:
+    async with Fanout.open(bootstrap, settings.topics.events, codec, config,
+                           FetchPacing.of(settings)) as fanout:
         yield LiveEdge.of(config, fanout, OrderHistory(pool, settings.db_schema),
                           TopicCatalog(settings, codec), bootstrap)
 

@@ -34,6 +34,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from infra.fetch_pacing import FetchPacing, pace_consumer
 from infra.schema_registry import reading_codec
 from infra.services import bootstrap_servers, database_url
 from oee.settings import Settings
@@ -71,7 +72,7 @@ class ProjectorOptions:
     # PROJECTOR_FETCH_MAX_WAIT_MS); see `resolved`.
     linger_ms: int | None = None  # gather records this long after the first, then commit
     batch_events: int | None = None  # ... or commit as soon as this many are gathered
-    fetch_max_wait_ms: int | None = None  # the broker's long-poll when nothing arrives
+    fetch_max_wait_ms: int | None = None  # the most a busy fetch waits to gather its bytes
 
     def resolved(self, settings: Settings) -> ProjectorOptions:
         """These options with every unset one taken from `settings`."""
@@ -154,11 +155,15 @@ async def project(
         # Every partition is sought explicitly; an offset out of range means the topic was
         # recreated or truncated: fail loudly (a rebuild is due) rather than skip or repeat.
         auto_offset_reset="none",
-        fetch_max_wait_ms=options.fetch_max_wait_ms,
-        fetch_min_bytes=settings.projector_fetch_min_bytes,
+        fetch_max_wait_ms=settings.fetch_idle_max_wait_ms,
         fetch_max_bytes=FETCH_BYTES,
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
+    # While events flow a batch gathers at the broker (PROJECTOR_FETCH_MIN_BYTES within
+    # PROJECTOR_FETCH_MAX_WAIT_MS); the first event after a pause is answered at once.
+    pace_consumer(consumer, FetchPacing(settings.projector_fetch_min_bytes,
+                                        options.fetch_max_wait_ms or 0,
+                                        settings.fetch_idle_max_wait_ms))
     await consumer.start()
     telemetry.progress.highwater = lambda topic, p: consumer.highwater(TopicPartition(topic, p))
     try:

@@ -36,6 +36,7 @@ from domain.work import ExecuteSwap, QuoteRoute
 from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
+from infra.fetch_pacing import FetchPacing
 from infra.schema_registry import (
     registered_checkpoint_writer,
     registered_claim_writer,
@@ -49,7 +50,7 @@ from schemas.headers import RecordHeaders
 from schemas.snapshots import SnapshotCodec
 from streams.chain import ChainPolicy, SimulatedChain
 from streams.command_flow import CommandFlow, Inbound
-from streams.consumer_tuning import set_fetch_max_wait
+from streams.consumer_tuning import set_fetch_pacing
 from streams.event_store import EventStoreReader
 from streams.event_producer import RenewingProducer, idempotent
 from streams.faust_tables import ImmediateTableManager
@@ -381,7 +382,7 @@ def create_app(settings: Settings, database_url: str, wire: Wire | None = None,
     """The Faust app of the stream workers. Only the registry is asked (for schema ids,
     unless `wire` is given); Kafka and PostgreSQL connect when the worker starts. `timeline`
     (default: one starting now) is told each phase of the start-up and of each rebalance."""
-    set_fetch_max_wait(settings.stream_fetch_max_wait_ms)
+    set_fetch_pacing(FetchPacing.of(settings))
     app = faust.App(
         settings.engine_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",

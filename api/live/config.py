@@ -38,7 +38,3 @@ class LiveConfig:
     max_topic_streams: int = 8
     # How long the fan-out waits for the events topic and its start positions at start-up.
     start_timeout_s: float = 30.0
-    # The fan-out's long-poll. The broker answers a fetch as soon as a
-    # record lands on a partition in it, so this only bounds how often an idle fetch returns
-    # (and how late a partition left out of the in-flight fetch is asked for again).
-    fetch_max_wait_ms: int = 100

@@ -31,6 +31,7 @@ from api.live.config import LiveConfig
 from api.live.mailbox import Mailbox
 from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
+from infra.fetch_pacing import IDLE_MAX_WAIT_MS, FetchPacing, pace_consumer
 from domain.orders.events import OrderAccepted
 from schemas import headers
 from schemas.codec import Codec, CodecError
@@ -66,8 +67,10 @@ class Fanout:
     """The process's live feed of order events. Build with `Fanout.open(...)`."""
 
     def __init__(self, bootstrap_servers: str, topic: str, codec: Codec,
-                 config: LiveConfig) -> None:
+                 config: LiveConfig, pacing: FetchPacing | None = None) -> None:
         self._bootstrap_servers = bootstrap_servers
+        # How its fetches wait (infra/fetch_pacing.py); default: the idle long-poll alone.
+        self._pacing = pacing or FetchPacing(1, 0, IDLE_MAX_WAIT_MS)
         self._topic = topic
         self._codec = codec
         self._config = config
@@ -84,14 +87,15 @@ class Fanout:
     @classmethod
     @asynccontextmanager
     async def open(cls, bootstrap_servers: str, topic: str, codec: Codec,
-                   config: LiveConfig) -> AsyncIterator[Fanout]:
+                   config: LiveConfig, pacing: FetchPacing | None = None
+                   ) -> AsyncIterator[Fanout]:
         """Start reading `topic` from its end, in the background; stop on exit.
 
         The app does not wait for the broker here: a broker that is down at boot delays the
         streams (they wait for `ready`), not the whole process. On exit every subscription
         ends with `FeedStopped`.
         """
-        fanout = cls(bootstrap_servers, topic, codec, config)
+        fanout = cls(bootstrap_servers, topic, codec, config, pacing)
         task = asyncio.create_task(fanout._run(), name="live-fanout")
         try:
             yield fanout
@@ -168,7 +172,9 @@ class Fanout:
             # any partition added later) as soon as it has the topic's metadata.
             consumer = AIOKafkaConsumer(
                 self._topic, bootstrap_servers=self._bootstrap_servers, group_id=None,
-                enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=self._config.fetch_max_wait_ms)
+                enable_auto_commit=False, auto_offset_reset="latest",
+                fetch_max_wait_ms=self._pacing.idle_max_wait_ms)
+            pace_consumer(consumer, self._pacing)
             try:
                 await consumer.start()
                 await self._start_at_end(consumer)

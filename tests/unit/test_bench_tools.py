@@ -86,8 +86,8 @@ def test_a_cpu_variant_names_settings_that_are_validated_and_typed() -> None:
 
     from bench.cpu_per_order import parse_variant
 
-    assert parse_variant("long-poll:STREAM_FETCH_MAX_WAIT_MS=5,STREAM_EVENT_LOOP=asyncio") == (
-        "long-poll", {"stream_fetch_max_wait_ms": 5, "stream_event_loop": "asyncio"})
+    assert parse_variant("long-poll:FETCH_IDLE_MAX_WAIT_MS=5,STREAM_EVENT_LOOP=asyncio") == (
+        "long-poll", {"fetch_idle_max_wait_ms": 5, "stream_event_loop": "asyncio"})
     assert parse_variant("defaults") == ("defaults", {})
     with pytest.raises(ValueError):
-        parse_variant("bad:STREAM_FETCH_MAX_WAIT_MS=soon")
+        parse_variant("bad:FETCH_IDLE_MAX_WAIT_MS=soon")

@@ -16,6 +16,7 @@ pool's business), and fees go to LPs outside the bins, as in DLMM. Prices inside
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Context, Decimal, localcontext
@@ -92,6 +93,9 @@ class MeteoraPool:
     variable_fee_control: int = 1
     volatility: int = 0  # accumulator carried from earlier swaps, in bins
     _price: int = field(init=False, repr=False, compare=False)  # active bin price, Q128
+    # The full bins beyond the active one, per direction (True: selling x), as far as a quote
+    # has needed them: every quote of this pool state reuses them (_Ladder).
+    _ladders: dict[bool, _Ladder] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_pair(self.token_x, self.token_y)
@@ -104,6 +108,7 @@ class MeteoraPool:
         if not 0 <= self.base_fee_pips <= MAX_FEE_PIPS or self.variable_fee_control < 0:
             raise ValueError("fees must be within 0..10%")
         object.__setattr__(self, "_price", _bin_price(self.bin_step_bps, self.active_id))
+        object.__setattr__(self, "_ladders", {})
 
     @classmethod
     def around(cls, token_x: Token, token_y: Token, price: Decimal, *, bin_step_bps: int,
@@ -194,81 +199,129 @@ class MeteoraPool:
         )
 
 
-class _BinWalk:
-    """One DLMM swap: drains the out-token bin by bin, charging each bin's fee rate."""
+class _Ladder:
+    """The full bins on one side of a pool's active bin, in walking order, with running
+    totals: what draining bins 1..k takes in (fee included) and gives out, and its fee.
 
-    __slots__ = ("pool", "sell_x", "bin_id", "price", "reserve_in", "reserve_out", "crossed")
+    A full bin's figures depend only on the pool and how many bins the walk crossed to reach
+    it (its price, its fee rate), never on the amount: a pool state computes each bin once,
+    however many amounts routing and the waiting book quote on it, and a walk finds the bin
+    it ends in by bisection. Bins are added only as far as a quote reaches.
+    """
+
+    __slots__ = ("pool", "sell_x", "step", "available", "prices", "gross", "out", "fees")
 
     def __init__(self, pool: MeteoraPool, sell_x: bool) -> None:
         self.pool, self.sell_x = pool, sell_x
-        self.bin_id, self.price, self.crossed = pool.active_id, pool.price_q128, 0
-        self.reserve_in = pool.active_x if sell_x else pool.active_y
-        self.reserve_out = pool.active_y if sell_x else pool.active_x
+        # One multiplication per bin instead of a fresh power: the difference is ~1e-38.
+        self.step = _ONE + (pool.bin_step_bps << _FRAC) // 10_000
+        self.available = (pool.active_id - pool.lower_id if sell_x
+                          else pool.upper_id - pool.active_id)
+        self.prices = [pool.price_q128]  # [k]: bin k's price (0: the active bin)
+        self.gross, self.out, self.fees = [0], [0], [0]  # [k]: totals over bins 1..k
+
+    def reach(self, remaining: int) -> int:
+        """The bin (1, 2, ...) in which `remaining` input, left after the active bin, runs
+        out: the first k whose running gross input covers it."""
+        gross = self.gross
+        if gross[-1] < remaining:
+            self._extend(remaining)
+        return bisect_left(gross, remaining)
+
+    def _extend(self, remaining: int) -> None:
+        pool, sell_x, step = self.pool, self.sell_x, self.step
+        prices, gross, out, fees = self.prices, self.gross, self.out, self.fees
+        price, crossed = prices[-1], len(prices) - 1
+        total_gross, total_out, total_fee = gross[-1], out[-1], fees[-1]
+        liquidity = pool.bin_liquidity
+        while total_gross < remaining:
+            crossed += 1
+            if crossed > self.available:
+                past = pool.active_id + (-crossed if sell_x else crossed)
+                raise InsufficientLiquidity(f"{pool.key} has no liquidity past bin {past}")
+            price = (price << _FRAC) // step if sell_x else (price * step) >> _FRAC
+            # A full bin is worth `bin_liquidity` of y: as y below the price, as x above it.
+            reserve = liquidity if sell_x else (liquidity << _FRAC) // price
+            net = _input_for(sell_x, price, reserve)
+            bin_gross = ceil_div(net * FEE_PIPS, FEE_PIPS - pool.fee_pips(crossed))
+            total_gross, total_out = total_gross + bin_gross, total_out + reserve
+            total_fee += bin_gross - net
+            prices.append(price)
+            gross.append(total_gross)
+            out.append(total_out)
+            fees.append(total_fee)
+
+
+def _input_for(sell_x: bool, price: int, out: int) -> int:
+    """Net input that buys `out` at `price` (rounded up: the pool never loses)."""
+    return ceil_div(out << _FRAC, price) if sell_x else ceil_div(out * price, _ONE)
+
+
+def _output_for(sell_x: bool, price: int, net_in: int) -> int:
+    return (net_in * price) >> _FRAC if sell_x else (net_in << _FRAC) // price
+
+
+class _BinWalk:
+    """One DLMM swap: drains the out-token bin by bin, charging each bin's fee rate.
+
+    Per bin: the fee rate after `crossed` bins (`MeteoraPool.fee_pips`), the net input that
+    drains the bin at its price, that input grossed up by the fee (rounded up); if what
+    remains is no more, the swap ends inside the bin, else the walk moves one bin away from
+    the token being sold. The active bin is walked here; the full bins beyond it come from
+    the pool's `_Ladder`. tests/unit/test_meteora_walk.py holds the result to a plain
+    bin-by-bin reading of the rules.
+    """
+
+    __slots__ = ("pool", "sell_x")
+
+    def __init__(self, pool: MeteoraPool, sell_x: bool) -> None:
+        self.pool, self.sell_x = pool, sell_x
 
     def run(self, amount_in: int) -> PoolSwap:
-        remaining, amount_out, fee = amount_in, 0, 0
-        start_price = self.price
-        while True:
-            rate = self.pool.fee_pips(self.crossed)
-            drain_net = self._input_for(self.reserve_out)
-            drain_gross = ceil_div(drain_net * FEE_PIPS, FEE_PIPS - rate)
-            if remaining <= drain_gross:  # the swap ends inside this bin
-                bin_fee = ceil_div(remaining * rate, FEE_PIPS)
-                net = remaining - bin_fee
-                got = min(self._output_for(net), self.reserve_out)
-                self.reserve_in += net
-                self.reserve_out -= got
-                amount_out, fee = amount_out + got, fee + bin_fee
-                break
-            amount_out += self.reserve_out
-            fee += drain_gross - drain_net
-            remaining -= drain_gross
-            self._next_bin()
+        pool, sell_x = self.pool, self.sell_x
+        price = pool.price_q128
+        reserve_in = pool.active_x if sell_x else pool.active_y
+        reserve_out = pool.active_y if sell_x else pool.active_x
+        net = _input_for(sell_x, price, reserve_out)
+        gross = ceil_div(net * FEE_PIPS, FEE_PIPS - pool.fee_pips(0))
+        crossed, amount_out, fee = 0, 0, 0
+        if amount_in > gross:  # the active bin is drained: on to the full bins beyond it
+            ladder = pool._ladders.get(sell_x)
+            if ladder is None:
+                ladder = pool._ladders[sell_x] = _Ladder(pool, sell_x)
+            remaining = amount_in - gross
+            crossed = ladder.reach(remaining)
+            amount_out = reserve_out + ladder.out[crossed - 1]
+            fee = gross - net + ladder.fees[crossed - 1]
+            amount_in_bin = remaining - ladder.gross[crossed - 1]
+            price = ladder.prices[crossed]
+            reserve_in = 0
+            reserve_out = (pool.bin_liquidity if sell_x
+                           else (pool.bin_liquidity << _FRAC) // price)
+        else:
+            amount_in_bin = amount_in
+        # The swap ends inside this bin.
+        bin_fee = ceil_div(amount_in_bin * pool.fee_pips(crossed), FEE_PIPS)
+        net_in_bin = amount_in_bin - bin_fee
+        got = min(_output_for(sell_x, price, net_in_bin), reserve_out)
+        reserve_in += net_in_bin
+        reserve_out -= got
+        amount_out, fee = amount_out + got, fee + bin_fee
         net_total = amount_in - fee
-        if self.sell_x:
+        start_price = pool.price_q128
+        if sell_x:
             impact = impact_bps(net_total * start_price, _ONE, amount_out)
+            x, y = reserve_in, reserve_out
         else:
             impact = impact_bps(net_total * _ONE, start_price, amount_out)
-        return PoolSwap(amount_in, amount_out, fee, impact, self._pool_after())
-
-    def _input_for(self, out: int) -> int:
-        """Net input that buys `out` at this bin's price (rounded up: the pool never loses)."""
-        if self.sell_x:
-            return ceil_div(out << _FRAC, self.price)
-        return ceil_div(out * self.price, _ONE)
-
-    def _output_for(self, net_in: int) -> int:
-        if self.sell_x:
-            return (net_in * self.price) >> _FRAC
-        return (net_in << _FRAC) // self.price
-
-    def _next_bin(self) -> None:
-        """Move one bin away from the token being sold (down when selling x, up when buying it)."""
-        pool = self.pool
-        self.bin_id += -1 if self.sell_x else 1
-        if not pool.lower_id <= self.bin_id <= pool.upper_id:
-            raise InsufficientLiquidity(f"{pool.key} has no liquidity past bin {self.bin_id}")
-        # One multiplication per bin instead of a fresh power: the difference is ~1e-38.
-        step = _ONE + (pool.bin_step_bps << _FRAC) // 10_000
-        self.price = (self.price << _FRAC) // step if self.sell_x else (self.price * step) >> _FRAC
-        self.crossed += 1
-        self.reserve_in = 0
-        # A full bin is worth `bin_liquidity` of y: as y below the price, as x above it.
-        self.reserve_out = (
-            pool.bin_liquidity if self.sell_x else (pool.bin_liquidity << _FRAC) // self.price
-        )
-
-    def _pool_after(self) -> MeteoraPool:
-        if self.sell_x:
-            x, y = self.reserve_in, self.reserve_out
-        else:
-            x, y = self.reserve_out, self.reserve_in
-        pool = self.pool
-        volatility = min(pool.volatility + self.crossed, MAX_VOLATILITY)
+            x, y = reserve_out, reserve_in
+        bin_id = pool.active_id + (-crossed if sell_x else crossed)
         # The constructor, not dataclasses.replace: this is the hot path of routing.
-        return MeteoraPool(pool.token_x, pool.token_y, pool.bin_step_bps, self.bin_id, x, y,
-                           pool.bin_liquidity, pool.lower_id, pool.upper_id, pool.base_fee_pips,
-                           pool.variable_fee_control, volatility)
+        after = MeteoraPool(pool.token_x, pool.token_y, pool.bin_step_bps, bin_id, x, y,
+                            pool.bin_liquidity, pool.lower_id, pool.upper_id, pool.base_fee_pips,
+                            pool.variable_fee_control, min(pool.volatility + crossed,
+                                                           MAX_VOLATILITY))
+        return PoolSwap(amount_in, amount_out, fee, impact, after)
 
 
 def _bin_price(bin_step_bps: int, bin_id: int) -> int:

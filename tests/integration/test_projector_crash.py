@@ -22,7 +22,7 @@ from tests.integration.projection_support import (
     wait_until,
 )
 
-EVENTS = 50_000
+EVENTS = 20_000
 
 
 async def test_a_projector_killed_mid_batch_resumes_without_losing_or_doubling_a_row(
@@ -35,7 +35,7 @@ async def test_a_projector_killed_mid_batch_resumes_without_losing_or_doubling_a
     total = await produce(provisioned, interleaved(histories))
     log = tmp_path / "projector.log"
     # Small batches: many transactions, so each kill lands in the middle of one.
-    args = ("--max-records", "2000")
+    args = ("--max-records", "1000")
 
     for kill_at in (total // 5, total // 2, 4 * total // 5):
         projector = ProjectorProcess(provisioned, log, *args).start()

@@ -1,6 +1,7 @@
 """Where an order's time goes, hop by hop: `python -m bench.hop_latency [--orders N]`.
 
-Starts a throwaway stack (zero venue latency), places N orders in a closed loop of C clients,
+Starts a throwaway stack (zero venue latency), places N orders in a closed loop of C clients
+(or, with `--rate R`, R orders/s in an open loop: the hops below saturation),
 then reads every record of the order's topics back from Kafka — commands, events, work items —
 and merges them into one timeline per order by record timestamp (one clock: everything runs
 on this machine). Prints, for each pair of consecutive steps (`topic:Type -> topic:Type`),
@@ -94,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hop_latency")
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="orders/s in an open loop (below saturation); 0: closed loop")
     args = parser.parse_args(argv)
+    mode = "open" if args.rate > 0 else "closed"
     with Stack({**ZERO_LATENCY, "log_level": "WARNING"}) as stack:
         asyncio.run(one_run(stack, "closed", 100, 16, 0, 60))  # warm-up
-        print(asyncio.run(one_run(stack, "closed", args.orders, args.clients, 0, 300)))
+        print(asyncio.run(one_run(stack, mode, args.orders, args.clients, args.rate, 300)))
         for row in hop_table(asyncio.run(timelines(stack.settings))):
             print(row)
     return 0

@@ -24,6 +24,10 @@ class Response:
         return orjson.loads(self.body)
 
 
+class ConnectionClosed(ConnectionError):
+    """The server had closed the keep-alive connection (uvicorn closes one idle for 5 s)."""
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  host: str, headers: dict[str, str] | None = None) -> None:
@@ -37,6 +41,8 @@ class Connection:
                 f"{self._extra}\r\n")
         self._writer.write(head.encode() + body)
         status_line = await self._reader.readline()
+        if not status_line:
+            raise ConnectionClosed("the server closed the connection")
         status = int(status_line.split(b" ", 2)[1])
         length = 0
         while (line := await self._reader.readline()) not in (b"\r\n", b""):
@@ -60,11 +66,14 @@ class ConnectionPool:
 
     async def __aenter__(self) -> ConnectionPool:
         for _ in range(self._size):
-            reader, writer = await asyncio.open_connection(self._host, self._port)
-            connection = Connection(reader, writer, f"{self._host}:{self._port}", self._headers)
-            self._all.append(connection)
-            self._idle.put_nowait(connection)
+            self._idle.put_nowait(await self._open())
         return self
+
+    async def _open(self) -> Connection:
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        connection = Connection(reader, writer, f"{self._host}:{self._port}", self._headers)
+        self._all.append(connection)
+        return connection
 
     async def __aexit__(self, *exc: object) -> None:
         for connection in self._all:
@@ -79,6 +88,12 @@ class ConnectionPool:
     async def _request(self, method: str, path: str, payload: object | None = None) -> Response:
         connection = await self._idle.get()
         try:
-            return await connection.request(method, path, payload)
+            try:
+                return await connection.request(method, path, payload)
+            except ConnectionClosed:  # idle too long at a slow rate: the server never read it
+                connection.close()
+                self._all.remove(connection)
+                connection = await self._open()
+                return await connection.request(method, path, payload)
         finally:
             self._idle.put_nowait(connection)

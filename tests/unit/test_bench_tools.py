@@ -91,3 +91,30 @@ def test_a_cpu_variant_names_settings_that_are_validated_and_typed() -> None:
     assert parse_variant("defaults") == ("defaults", {})
     with pytest.raises(ValueError):
         parse_variant("bad:FETCH_IDLE_MAX_WAIT_MS=soon")
+
+
+async def test_the_load_client_reopens_a_keep_alive_connection_the_server_closed() -> None:
+    import asyncio
+
+    from bench.http_client import ConnectionPool
+
+    requests: list[bytes] = []
+
+    async def answer_once_then_close(reader: asyncio.StreamReader,
+                                     writer: asyncio.StreamWriter) -> None:
+        # Like uvicorn with an idle keep-alive connection: one answer, then the server hangs up.
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        requests.append(await reader.readexactly(length))
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_once_then_close, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, ConnectionPool("127.0.0.1", port, 1) as client:
+        first = await client.post("/api/orders/execute", {"n": 1})
+        second = await client.post("/api/orders/execute", {"n": 2})
+
+    assert (first.status, second.status) == (201, 201)
+    assert requests == [b'{"n":1}', b'{"n":2}']  # each sent once, the second on a new connection

@@ -6,7 +6,8 @@ bench orders` (`--clients` concurrent clients, `--orders` orders) and reads utim
 every process of the tree before and after it (`bench.proc_cpu`: broker JVM, worker,
 projector, API, PostgreSQL with its backends, registry, this process as the load client).
 Variants are interleaved (A, B, A, B, ...) so that a drift of the machine hits all of them;
-reported per run and as medians: orders/s, POST p99 and CPU milliseconds per order by role.
+reported per run and as medians: orders/s, POST p99 and CPU milliseconds per order by role;
+per run also the resident memory (MiB) of each role at its end.
 
 `python -m bench.cpu_per_order --rounds 2 --orders 800 [--variant NAME:SETTING=VALUE,...]`
 (no --variant: the defaults alone). Runs several minutes; JSON on stdout.
@@ -23,7 +24,7 @@ import sys
 from typing import Any
 
 from bench.orders_bench import ZERO_LATENCY, one_run
-from bench.proc_cpu import by_role, tree
+from bench.proc_cpu import by_role, rss_mb_by_role, tree
 from bench.stack import Stack
 from oee.settings import Settings
 
@@ -48,11 +49,13 @@ def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[st
         before = tree(root)
         result = asyncio.run(one_run(stack, "closed", orders, clients, 0, 300))
         spent = by_role(before, tree(root), root)
+        resident = rss_mb_by_role(root)  # at the end of the run, the stack still up
     finished = max(result["finished"], 1)
     per_order = {role: round(1000 * seconds / finished, 2) for role, seconds in spent.items()}
     per_order["total"] = round(sum(per_order.values()), 2)
     return {"orders_per_s": result["orders_per_s"], "finished": result["finished"],
-            "post_p99_ms": result["post_p99_ms"], "cpu_ms_per_order": per_order}
+            "post_p99_ms": result["post_p99_ms"], "cpu_ms_per_order": per_order,
+            "rss_mb": resident}
 
 
 def main(argv: list[str] | None = None) -> int:

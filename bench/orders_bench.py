@@ -11,6 +11,7 @@ Scenarios (each run 3 times on one stack; figures reported as medians, all runs 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.baseline_pipeline import Baseline
 from bench.http_client import ConnectionPool
+from bench.proc_cpu import rss_mb_by_role
 from bench.stack import Stack
 from domain.orders.events import TERMINAL_EVENTS
 from infra.topics import ensure_topics
@@ -164,6 +166,7 @@ def scenario(name: str, overrides: dict[str, Any], mode: str, orders: int, clien
         results = []
         for _ in range(runs):
             results.append(asyncio.run(one_run(stack, mode, orders, clients, rate, timeout_s)))
+            results[-1]["rss_mb"] = rss_mb_by_role(os.getpid())  # the stack after the run
             if limit is not None:
                 baseline_runs.append(asyncio.run(limit.run(orders, clients)))
     medians = {key: statistics.median(r[key] for r in results) for key in results[0]

@@ -1,4 +1,4 @@
-"""CPU time of a process tree from /proc (utime + stime), by role. No wall-clock figures.
+"""CPU time (utime + stime) and resident memory of a process tree from /proc, by role.
 
 Consumes a root pid (the benchmark itself); produces, per role (broker JVM, worker, projector,
 API, PostgreSQL with its backends, schema registry, the benchmark process), the CPU seconds
@@ -75,6 +75,29 @@ def by_role(before: dict[int, Proc], after: dict[int, Proc], root: int) -> dict[
         name = role(proc, root)
         spent[name] = spent.get(name, 0.0) + delta
     return spent
+
+
+def rss_mb_by_role(root: int) -> dict[str, float]:
+    """Resident memory (MiB) per role of `root`'s live tree now (PostgreSQL: its backends
+    summed, shared buffers counted in each that touched them: an upper bound)."""
+    resident: dict[str, float] = {}
+    for proc in tree(root).values():
+        kib = _rss_kib(proc.pid)
+        if kib is not None:
+            name = role(proc, root)
+            resident[name] = round(resident.get(name, 0.0) + kib / 1024, 1)
+    return resident
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None  # a kernel thread or a zombie: no resident set
 
 
 def pids_of(procs: Iterable[Proc], name: str, root: int) -> list[int]:

@@ -18,6 +18,10 @@ def _lines(report: dict[str, Any]) -> Iterator[str]:
                 f"POST p99 {median['post_p99_ms']} ms  e2e p50/p99 {median['e2e_p50_ms']}/"
                 f"{median['e2e_p99_ms']} ms")
         yield line
+        resident = scenario["runs"][-1].get("rss_mb") if scenario.get("runs") else None
+        if resident:
+            yield "  RSS MiB after the run    " + ", ".join(
+                f"{name} {mb:.0f}" for name, mb in sorted(resident.items()))
         if "baseline" in scenario:
             limit = scenario["baseline"]
             yield (f"  limit baseline           {limit['median_orders_per_s']:>8} orders/s  "

@@ -118,3 +118,24 @@ async def test_the_load_client_reopens_a_keep_alive_connection_the_server_closed
 
     assert (first.status, second.status) == (201, 201)
     assert requests == [b'{"n":1}', b'{"n":2}']  # each sent once, the second on a new connection
+
+
+def test_the_table_shows_each_roles_memory_after_the_last_run() -> None:
+    report = {"orders": [{
+        "scenario": "light",
+        "median": {"orders_per_s": 10.0, "post_p99_ms": 9.0, "e2e_p50_ms": 70.0,
+                   "e2e_p99_ms": 120.0},
+        "runs": [{"rss_mb": {"worker": 300.0}},
+                 {"rss_mb": {"worker": 181.4, "broker": 612.0, "api": 140.2}}],
+    }]}
+    assert table(report).splitlines()[3] == (
+        "  RSS MiB after the run    api 140, broker 612, worker 181")
+
+
+def test_resident_memory_is_read_per_role_from_proc() -> None:
+    import os
+
+    from bench.proc_cpu import rss_mb_by_role
+
+    resident = rss_mb_by_role(os.getpid())
+    assert 1 < resident["bench"] < 4096  # this interpreter: a few dozen MiB

@@ -224,8 +224,8 @@ class Settings(BaseSettings):
     )
     fetch_busy_min_bytes: int = Field(
         1, ge=1, description="Bytes a busy fetch of those consumers waits for (within "
-        "FETCH_BUSY_MAX_WAIT_MS). 1: answered at the first record. More was measured to cost "
-        "more than it saves at 5 ms (broker CPU per order +15 %)."
+        "FETCH_BUSY_MAX_WAIT_MS). 1: answered at the first record. 16 KiB was measured to cost "
+        "more than it saves at 5 ms (broker CPU per order +17 %, the stack +12 %)."
     )
     stream_event_loop: EventLoop = Field(
         EventLoop.UVLOOP, description="The workers' event loop (both of Faust's: the agents' and its "

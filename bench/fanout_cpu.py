@@ -25,6 +25,8 @@ from aiokafka.structs import ConsumerRecord
 from api.live.config import LiveConfig
 from api.live.fanout import Fanout
 from bench.order_histories import HistoryMaker, interleaved
+from infra.fetch_pacing import FetchPacing
+from oee.settings import Settings
 from domain.orders.evolve import recorded_statuses
 from schemas import headers
 from schemas.codec import Codec
@@ -43,7 +45,8 @@ def records(events: int) -> list[ConsumerRecord[bytes, bytes]]:
 
 
 def cpu_per_event_us(batch: list[ConsumerRecord[bytes, bytes]], audience: str) -> float:
-    fanout = Fanout("127.0.0.1:9", "orders.events", Codec.load(), LiveConfig())
+    fanout = Fanout("127.0.0.1:9", "orders.events", Codec.load(), LiveConfig(),
+                    FetchPacing.of(Settings()))  # never connects: the fetch is not measured
     with ExitStack() as subscriptions:
         if audience == "all":
             subscriptions.enter_context(fanout.all_feed(lambda message: True))

@@ -30,8 +30,6 @@ from aiokafka import AIOKafkaConsumer
 
 from oee.settings import Settings
 
-IDLE_MAX_WAIT_MS = 500  # FETCH_IDLE_MAX_WAIT_MS's default (a consumer built without settings)
-
 
 @dataclass(frozen=True)
 class FetchPacing:

@@ -31,7 +31,7 @@ from api.live.config import LiveConfig
 from api.live.mailbox import Mailbox
 from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
-from infra.fetch_pacing import IDLE_MAX_WAIT_MS, FetchPacing, pace_consumer
+from infra.fetch_pacing import FetchPacing, pace_consumer
 from domain.orders.events import OrderAccepted
 from schemas import headers
 from schemas.codec import Codec, CodecError
@@ -67,10 +67,9 @@ class Fanout:
     """The process's live feed of order events. Build with `Fanout.open(...)`."""
 
     def __init__(self, bootstrap_servers: str, topic: str, codec: Codec,
-                 config: LiveConfig, pacing: FetchPacing | None = None) -> None:
+                 config: LiveConfig, pacing: FetchPacing) -> None:
         self._bootstrap_servers = bootstrap_servers
-        # How its fetches wait (infra/fetch_pacing.py); default: the idle long-poll alone.
-        self._pacing = pacing or FetchPacing(1, 0, IDLE_MAX_WAIT_MS)
+        self._pacing = pacing  # how its fetches wait (infra/fetch_pacing.py)
         self._topic = topic
         self._codec = codec
         self._config = config
@@ -87,8 +86,7 @@ class Fanout:
     @classmethod
     @asynccontextmanager
     async def open(cls, bootstrap_servers: str, topic: str, codec: Codec,
-                   config: LiveConfig, pacing: FetchPacing | None = None
-                   ) -> AsyncIterator[Fanout]:
+                   config: LiveConfig, pacing: FetchPacing) -> AsyncIterator[Fanout]:
         """Start reading `topic` from its end, in the background; stop on exit.
 
         The app does not wait for the broker here: a broker that is down at boot delays the

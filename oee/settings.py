@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -208,7 +215,7 @@ class Settings(BaseSettings):
         500, ge=1, description="Records per market partition a starting process replays."
     )
 
-    # --- stream workers ---------------------------------------------------------------
+    # --- consumers that follow live records (infra/fetch_pacing.py) --------------------
     fetch_idle_max_wait_ms: int = Field(
         500, ge=0, validation_alias=AliasChoices("fetch_idle_max_wait_ms",
                                                  "stream_fetch_max_wait_ms"),
@@ -227,6 +234,8 @@ class Settings(BaseSettings):
         "FETCH_BUSY_MAX_WAIT_MS). 1: answered at the first record. 16 KiB was measured to cost "
         "more than it saves at 5 ms (broker CPU per order +17 %, the stack +12 %)."
     )
+
+    # --- stream workers ---------------------------------------------------------------
     stream_event_loop: EventLoop = Field(
         EventLoop.UVLOOP, description="The workers' event loop (both of Faust's: the agents' and its "
         "consumer thread's). uvloop's transports cost the worker 2-13 % less CPU per order."
@@ -291,9 +300,10 @@ class Settings(BaseSettings):
     )
     projector_fetch_min_bytes: int = Field(
         65536, ge=1, description="While events flow, the broker holds the projector's fetch "
-        "until this many bytes are there or PROJECTOR_FETCH_MAX_WAIT_MS passed: the batch gathers at the broker in one "
-        "request instead of a fetch per record landing (at 50 orders/s, against 1 byte and a "
-        "100 ms linger: projector CPU -47 %, broker -35 % per event, lag p99 181 -> 161 ms)."
+        "until this many bytes are there or PROJECTOR_FETCH_MAX_WAIT_MS passed: the batch "
+        "gathers at the broker in one request instead of a fetch per record landing (at 50 "
+        "orders/s, against 1 byte and a 100 ms linger: projector CPU -47 %, broker -35 % per "
+        "event, lag p99 181 -> 161 ms)."
     )
     projector_fetch_max_wait_ms: int = Field(
         100, ge=0, description="While events flow, the most the projector's fetch waits to "

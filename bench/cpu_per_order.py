@@ -7,7 +7,9 @@ every process of the tree before and after it (`bench.proc_cpu`: broker JVM, wor
 projector, API, PostgreSQL with its backends, registry, this process as the load client).
 Variants are interleaved (A, B, A, B, ...) so that a drift of the machine hits all of them;
 reported per run and as medians: orders/s, POST p99 and CPU milliseconds per order by role;
-per run also the resident memory (MiB) of each role at its end.
+per run also the resident memory (MiB) of each role at its end, and per order the records
+appended per topic, the broker's requests by type and PostgreSQL's transactions
+(`bench.pipeline_counts`).
 
 `python -m bench.cpu_per_order --rounds 2 --orders 800 [--variant NAME:SETTING=VALUE,...]`
 (no --variant: the defaults alone). Runs several minutes; JSON on stdout.
@@ -24,8 +26,11 @@ import sys
 from typing import Any
 
 from bench.orders_bench import ZERO_LATENCY, one_run
-from bench.proc_cpu import by_role, rss_mb_by_role, tree
-from bench.stack import Stack
+from bench.pipeline_counts import PipelineCounter, per_order
+from bench.proc_cpu import by_role, pids_of, rss_mb_by_role, tree
+from bench.stack import Stack, free_ports
+from infra.kafka import KafkaBroker
+from infra.services import local_broker
 from oee.settings import Settings
 
 WARM_UP = 200
@@ -46,16 +51,32 @@ def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[st
     root = os.getpid()
     with Stack({**ZERO_LATENCY, "log_level": "WARNING", **overrides}) as stack:
         asyncio.run(one_run(stack, "closed", WARM_UP, 16, 0, 120))
+        counter = _counter(stack, root)
+        counted = counter.snapshot()  # its JVM tool runs outside the CPU window
         before = tree(root)
         result = asyncio.run(one_run(stack, "closed", orders, clients, 0, 300))
         spent = by_role(before, tree(root), root)
         resident = rss_mb_by_role(root)  # at the end of the run, the stack still up
+        now = counter.snapshot()
     finished = max(result["finished"], 1)
-    per_order = {role: round(1000 * seconds / finished, 2) for role, seconds in spent.items()}
-    per_order["total"] = round(sum(per_order.values()), 2)
+    per_order_cpu = {role: round(1000 * seconds / finished, 2) for role, seconds in spent.items()}
+    per_order_cpu["total"] = round(sum(per_order_cpu.values()), 2)
     return {"orders_per_s": result["orders_per_s"], "finished": result["finished"],
-            "post_p99_ms": result["post_p99_ms"], "cpu_ms_per_order": per_order,
-            "rss_mb": resident}
+            "post_p99_ms": result["post_p99_ms"], "cpu_ms_per_order": per_order_cpu,
+            "rss_mb": resident,
+            "records_per_order": per_order(counted.records, now.records, finished),
+            "requests_per_order": per_order(counted.requests, now.requests, finished),
+            "pg_transactions_per_order": round(
+                (now.transactions - counted.transactions) / finished, 2)}
+
+
+def _counter(stack: Stack, root: int) -> PipelineCounter:
+    settings = stack.settings
+    broker = local_broker(settings)
+    assert isinstance(broker, KafkaBroker), "one local broker: its JMX counts are the cluster's"
+    [broker_pid] = pids_of(tree(root).values(), "broker", root)
+    return PipelineCounter(settings.kafka_bootstrap_servers or "", settings.database_url or "",
+                           broker_pid, broker.libs_dir, free_ports(1)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

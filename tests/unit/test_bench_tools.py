@@ -139,3 +139,17 @@ def test_resident_memory_is_read_per_role_from_proc() -> None:
 
     resident = rss_mb_by_role(os.getpid())
     assert 1 < resident["bench"] < 4096  # this interpreter: a few dozen MiB
+
+
+def test_broker_requests_are_summed_over_versions_and_counted_per_order() -> None:
+    from bench.pipeline_counts import per_order, request_counts
+
+    report = ("kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Fetch,version=16"
+              ":Count=700\n"
+              "kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Fetch,version=12"
+              ":Count=50\n"
+              "kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce,version=9"
+              ":Count=300\n")
+    after = request_counts(report)
+    assert after == {"Fetch": 750, "Produce": 300}
+    assert per_order({"Fetch": 350, "Produce": 300}, after, orders=100) == {"Fetch": 4.0}

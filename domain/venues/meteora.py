@@ -154,7 +154,7 @@ class MeteoraPool:
 
     def quote(self, mint_in: str, amount_in: int) -> PoolSwap:
         check_amount(amount_in)
-        return _BinWalk(self, sells_x(self, mint_in)).run(amount_in)
+        return _swap(self, sells_x(self, mint_in), amount_in)
 
     def repriced(self, price: Decimal) -> MeteoraPool:
         # LPs follow the market: the liquidity range moves with the active bin, keeping its width.
@@ -261,7 +261,7 @@ def _output_for(sell_x: bool, price: int, net_in: int) -> int:
     return (net_in * price) >> _FRAC if sell_x else (net_in << _FRAC) // price
 
 
-class _BinWalk:
+def _swap(pool: MeteoraPool, sell_x: bool, amount_in: int) -> PoolSwap:
     """One DLMM swap: drains the out-token bin by bin, charging each bin's fee rate.
 
     Per bin: the fee rate after `crossed` bins (`MeteoraPool.fee_pips`), the net input that
@@ -271,57 +271,45 @@ class _BinWalk:
     the pool's `_Ladder`. tests/unit/test_meteora_walk.py holds the result to a plain
     bin-by-bin reading of the rules.
     """
-
-    __slots__ = ("pool", "sell_x")
-
-    def __init__(self, pool: MeteoraPool, sell_x: bool) -> None:
-        self.pool, self.sell_x = pool, sell_x
-
-    def run(self, amount_in: int) -> PoolSwap:
-        pool, sell_x = self.pool, self.sell_x
-        price = pool.price_q128
-        reserve_in = pool.active_x if sell_x else pool.active_y
-        reserve_out = pool.active_y if sell_x else pool.active_x
-        net = _input_for(sell_x, price, reserve_out)
-        gross = ceil_div(net * FEE_PIPS, FEE_PIPS - pool.fee_pips(0))
-        crossed, amount_out, fee = 0, 0, 0
-        if amount_in > gross:  # the active bin is drained: on to the full bins beyond it
-            ladder = pool._ladders.get(sell_x)
-            if ladder is None:
-                ladder = pool._ladders[sell_x] = _Ladder(pool, sell_x)
-            remaining = amount_in - gross
-            crossed = ladder.reach(remaining)
-            amount_out = reserve_out + ladder.out[crossed - 1]
-            fee = gross - net + ladder.fees[crossed - 1]
-            amount_in_bin = remaining - ladder.gross[crossed - 1]
-            price = ladder.prices[crossed]
-            reserve_in = 0
-            reserve_out = (pool.bin_liquidity if sell_x
-                           else (pool.bin_liquidity << _FRAC) // price)
-        else:
-            amount_in_bin = amount_in
-        # The swap ends inside this bin.
-        bin_fee = ceil_div(amount_in_bin * pool.fee_pips(crossed), FEE_PIPS)
-        net_in_bin = amount_in_bin - bin_fee
-        got = min(_output_for(sell_x, price, net_in_bin), reserve_out)
-        reserve_in += net_in_bin
-        reserve_out -= got
-        amount_out, fee = amount_out + got, fee + bin_fee
-        net_total = amount_in - fee
-        start_price = pool.price_q128
-        if sell_x:
-            impact = impact_bps(net_total * start_price, _ONE, amount_out)
-            x, y = reserve_in, reserve_out
-        else:
-            impact = impact_bps(net_total * _ONE, start_price, amount_out)
-            x, y = reserve_out, reserve_in
-        bin_id = pool.active_id + (-crossed if sell_x else crossed)
-        # The constructor, not dataclasses.replace: this is the hot path of routing.
-        after = MeteoraPool(pool.token_x, pool.token_y, pool.bin_step_bps, bin_id, x, y,
-                            pool.bin_liquidity, pool.lower_id, pool.upper_id, pool.base_fee_pips,
-                            pool.variable_fee_control, min(pool.volatility + crossed,
-                                                           MAX_VOLATILITY))
-        return PoolSwap(amount_in, amount_out, fee, impact, after)
+    price = pool.price_q128
+    reserve_in = pool.active_x if sell_x else pool.active_y
+    reserve_out = pool.active_y if sell_x else pool.active_x
+    net = _input_for(sell_x, price, reserve_out)
+    gross = ceil_div(net * FEE_PIPS, FEE_PIPS - pool.fee_pips(0))
+    crossed, amount_out, fee, amount_in_bin = 0, 0, 0, amount_in
+    if amount_in > gross:  # the active bin is drained: on to the full bins beyond it
+        ladder = pool._ladders.get(sell_x)
+        if ladder is None:
+            ladder = pool._ladders[sell_x] = _Ladder(pool, sell_x)
+        remaining = amount_in - gross
+        crossed = ladder.reach(remaining)
+        amount_out = reserve_out + ladder.out[crossed - 1]
+        fee = gross - net + ladder.fees[crossed - 1]
+        amount_in_bin = remaining - ladder.gross[crossed - 1]
+        price = ladder.prices[crossed]
+        reserve_in, reserve_out = 0, ladder.out[crossed] - ladder.out[crossed - 1]
+    # The swap ends inside this bin.
+    bin_fee = ceil_div(amount_in_bin * pool.fee_pips(crossed), FEE_PIPS)
+    net_in_bin = amount_in_bin - bin_fee
+    got = min(_output_for(sell_x, price, net_in_bin), reserve_out)
+    reserve_in += net_in_bin
+    reserve_out -= got
+    amount_out, fee = amount_out + got, fee + bin_fee
+    net_total = amount_in - fee
+    start_price = pool.price_q128
+    if sell_x:
+        impact = impact_bps(net_total * start_price, _ONE, amount_out)
+        x, y = reserve_in, reserve_out
+    else:
+        impact = impact_bps(net_total * _ONE, start_price, amount_out)
+        x, y = reserve_out, reserve_in
+    bin_id = pool.active_id + (-crossed if sell_x else crossed)
+    # The constructor, not dataclasses.replace: this is the hot path of routing.
+    after = MeteoraPool(pool.token_x, pool.token_y, pool.bin_step_bps, bin_id, x, y,
+                        pool.bin_liquidity, pool.lower_id, pool.upper_id, pool.base_fee_pips,
+                        pool.variable_fee_control,
+                        min(pool.volatility + crossed, MAX_VOLATILITY))
+    return PoolSwap(amount_in, amount_out, fee, impact, after)
 
 
 def _bin_price(bin_step_bps: int, bin_id: int) -> int:

@@ -1,9 +1,10 @@
 """The DLMM bin walk is fast and still exact: it returns what a plain, bin-by-bin reading of
 the rules returns, to the base unit, for any pool state, direction and amount.
 
-`reference_swap` is the walk as first written (one method per rule, one call per bin); the
-engine's `_BinWalk.run` keeps the same integer arithmetic in one tight loop because routing
-and the waiting book quote large amounts across hundreds of bins."""
+`reference_swap` is the walk as first written (one step per bin); the engine's `_swap` does
+the same integer arithmetic but keeps each pool state's full bins with running totals
+(`_Ladder`) and bisects them, because routing and the waiting book quote one pool state
+many times, across hundreds of bins."""
 
 from __future__ import annotations
 

@@ -165,9 +165,8 @@ class System:
         Unlike `recovery_s`, a record the faulty worker itself still appended after the fault
         never counts. A partition without such an event before `until_wall` (the next fault)
         is left out. None: no moved partition had an event."""
-        firsts = [at for at in self.new_owners_first_events(fault_wall, load, until_wall)
-                  .values() if at is not None]
-        return max(firsts) / 1000 - measured_from_wall if firsts else None
+        return slowest_s(self.new_owners_first_events(fault_wall, load, until_wall),
+                         measured_from_wall)
 
     def new_owners_first_events(self, fault_wall: float, load: OpenLoopLoad,
                                 until_wall: float | None = None) -> dict[int, int | None]:
@@ -280,3 +279,9 @@ class System:
         return [ChainRow(str(a), str(b), int(c), str(d), int(e))  # type: ignore[call-overload]
                 for a, b, c, d, e in rows]
 
+
+def slowest_s(firsts: dict[int, int | None], measured_from_wall: float) -> float | None:
+    """From `measured_from_wall` to the latest of the partitions' first events (ms); None
+    when none of them has one."""
+    known = [at for at in firsts.values() if at is not None]
+    return max(known) / 1000 - measured_from_wall if known else None

@@ -28,10 +28,9 @@ from typing import Any
 from bench.orders_bench import ZERO_LATENCY, one_run
 from bench.pipeline_counts import PipelineCounter, per_order
 from bench.proc_cpu import by_role, pids_of, rss_mb_by_role, tree
-from bench.stack import Stack, free_ports
+from bench.stack import Stack, free_ports, settings_overrides
 from infra.kafka import KafkaBroker
 from infra.services import local_broker
-from oee.settings import Settings
 
 WARM_UP = 200
 
@@ -39,12 +38,7 @@ WARM_UP = 200
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """`NAME:SETTING=VALUE,...` -> (NAME, settings overrides, validated and typed)."""
     name, _, assignments = text.partition(":")
-    overrides: dict[str, Any] = {}
-    for item in filter(None, assignments.split(",")):
-        key, _, value = item.partition("=")
-        key = key.strip().lower()
-        overrides[key] = getattr(Settings(**{key: value}), key)
-    return name, overrides
+    return name, settings_overrides(filter(None, assignments.split(",")))
 
 
 def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from bench.proc_cpu import by_role, tree
-from bench.stack import Stack
-from oee.settings import AuthMode, Settings
+from bench.stack import Stack, settings_overrides
+from oee.settings import AuthMode
 
 PROCESSES = ("streams.worker", "projections.projector", "api.server")
 
@@ -34,11 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bare", action="store_true",
                         help="services only (Kafka, PostgreSQL, registry): the floor")
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {"auth_mode": AuthMode.OFF}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        name = name.lower()
-        overrides[name] = getattr(Settings(**{name: value}), name)  # validated, typed
+    overrides: dict[str, Any] = {"auth_mode": AuthMode.OFF, **settings_overrides(args.set)}
     processes = () if args.bare else PROCESSES
     runs = [idle_run(overrides, args.window, args.settle, processes) for _ in range(args.runs)]
     roles = sorted({name for run in runs for name in run})

@@ -15,8 +15,8 @@ import json
 import sys
 from typing import Any
 
-from bench.cpu_per_order import parse_variant
 from bench.orders_bench import ZERO_LATENCY, scenario
+from bench.stack import settings_overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
-    _, overrides = parse_variant("set:" + ",".join(args.set))
+    overrides = settings_overrides(args.set)
     report: dict[str, Any] = scenario(
         "open-loop", {**ZERO_LATENCY, "log_level": "WARNING", **overrides}, "open",
         args.orders, 50, args.rate, 1, 60)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,16 @@ from infra.services import kafka_bootstrap, postgres_dsn
 from infra.topics import ensure_topics
 from oee.settings import AuthMode, Settings
 from projections.migrate import migrate
+
+
+def settings_overrides(assignments: Iterable[str]) -> dict[str, Any]:
+    """`SETTING=VALUE` items (any case) -> a `Stack`'s overrides, validated and typed."""
+    overrides: dict[str, Any] = {}
+    for item in assignments:
+        key, _, value = item.partition("=")
+        key = key.strip().lower()
+        overrides[key] = getattr(Settings(**{key: value}), key)
+    return overrides
 
 
 def free_ports(count: int) -> list[int]:

@@ -153,3 +153,32 @@ def test_broker_requests_are_summed_over_versions_and_counted_per_order() -> Non
     after = request_counts(report)
     assert after == {"Fetch": 750, "Produce": 300}
     assert per_order({"Fetch": 350, "Produce": 300}, after, orders=100) == {"Fetch": 4.0}
+
+
+def test_the_terminal_watcher_reads_type_and_order_from_headers_or_decodes() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from bench.orders_bench import terminal_order
+    from schemas import headers
+    from schemas.codec import Codec
+
+    codec = Codec.load()
+    confirmed = _script()[SwapConfirmed].events[-1]
+    accepted = _script()[ExecuteOrder].events[0]
+
+    def record(event_and_status: Any, with_headers: bool) -> Any:
+        event, status = event_and_status
+        return SimpleNamespace(headers=headers.build(event, "/test") if with_headers else None,
+                               key=b"k", value=codec.encode_event(event, status=status))
+
+    def undecodable(value: bytes) -> Any:
+        raise AssertionError("a record with headers was decoded")
+
+    order_id = confirmed[0].order_id
+    assert terminal_order(record(confirmed, True), undecodable) == order_id
+    assert terminal_order(record(accepted, True), undecodable) is None
+    assert terminal_order(record(confirmed, False), codec.decode_event) == order_id
+    assert terminal_order(record(accepted, False), codec.decode_event) is None
+    claim: Any = SimpleNamespace(headers=[("oee-claim", b"1")], key=None, value=b"host:1")
+    assert terminal_order(claim, undecodable) is None

@@ -16,7 +16,7 @@ offset is committed only after every record it caused is acknowledged (each loop
 batch, produces, awaits all deliveries; offsets are committed between batches, at most every
 100 ms, like the engine's commit interval). The records are the engine's own, encoded
 by its codec from one happy-path order that the pure aggregate decided (`_script`), with each
-order's id put in: 4 commands, 2 work items and 6 events per order.
+order's id put in: 3 commands, 2 work items and 6 events per order.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from domain.orders import (
     Event,
     ExecuteOrder,
     RouteFound,
-    SubmissionSucceeded,
     SwapConfirmed,
     decide,
     evolve,
@@ -87,9 +86,9 @@ def _script() -> dict[type[Command], Step]:
         (RouteFound(command_id="c2", **meta, attempt=1, decision=decision),
          ExecuteSwap(order_id=order_id, attempt=1, signature=signature, legs=decision.legs,
                      min_amount_out=decision.amount_out * 995 // 1000)),
-        (SubmissionSucceeded(command_id="c3", **meta, attempt=1, signature=signature,
-                             slot=1), None),
-        (SwapConfirmed(command_id="c4", **meta, attempt=1, signature=signature,
+        # Zero confirmation delay: the swap lands as it is submitted, and the engine's
+        # execution stage reports it by its confirmation alone (the writer decides both).
+        (SwapConfirmed(command_id="c3", **meta, attempt=1, signature=signature,
                        amount_out=decision.amount_out, slot=3), None),
     ]
     state, script = initial_state(order_id), {}
@@ -229,12 +228,9 @@ class Baseline:
     async def _execute(self, producer: AIOKafkaProducer,
                        record: ConsumerRecord[bytes, bytes]) -> list[Awaitable[Any]]:
         work = self._codec.decode_work(record.value or b"")
-        return [await producer.send(
-                    self._topics.commands,
-                    self._codec.encode_command(_with_order(self._script[kind].command,
-                                                           work.order_id)),
-                    key=record.key)
-                for kind in (SubmissionSucceeded, SwapConfirmed)]
+        confirmed = _with_order(self._script[SwapConfirmed].command, work.order_id)
+        return [await producer.send(self._topics.commands, self._codec.encode_command(confirmed),
+                                    key=record.key)]
 
     async def _watch_terminals(self) -> None:
         consumer = AIOKafkaConsumer(self._topics.events, bootstrap_servers=self._bootstrap,

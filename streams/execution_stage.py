@@ -5,7 +5,11 @@ to `orders.commands` through the `Outbox` port; the chain is the `Chain` port. F
 ExecuteSwap item it submits the transaction in one atomic step (a re-drive after a crash finds
 it already submitted and follows it instead: never twice), reports the submission, waits for
 the landing time without holding the partition, settles the swap against the market of that
-moment and reports the outcome. A confirmed swap's impact (its pools as the swap left them)
+moment and reports the outcome. A swap that lands as it is submitted (no confirmation delay,
+or a re-drive after its landing time) and is confirmed is reported by its confirmation
+alone: the writer decides the submission from it (`decide` takes a confirmation of a swap it
+has not seen submitted as proof of both), so every status still becomes an event, with one
+record and one writer decision fewer per order. A confirmed swap's impact (its pools as the swap left them)
 is published as pool snapshots through the `MarketOutbox`, after the confirmation, so the next
 quote of every process sees it; an impact that cannot be published is logged and dropped
 (market data is superseded by the next snapshot; the order's outcome never waits on it). A
@@ -71,11 +75,14 @@ class ExecutionStage:
             tx = await self._submitted(work)
             if tx is None:
                 return
-            await self._report(SubmissionSucceeded, work, signature=tx.signature,
-                               slot=tx.slot or slot_at(self._clock()))
-            await self._until(tx.lands_at)
+            lands_at_once = tx.lands_at <= self._clock()
+            if not lands_at_once:  # the order shows as submitted while the swap is on its way
+                await self._report_submitted(work, tx)
+                await self._until(tx.lands_at)
             settlement = await self._chain.settle(tx, work.legs, work.min_amount_out,
                                                   self._market.current(), self._clock())
+            if lands_at_once and settlement.tx.status != "confirmed":
+                await self._report_submitted(work, tx)  # only a confirmation proves it alone
             await self._report_outcome(work, settlement.tx)
         except Exception:  # outcome unknown: the watchdog re-drives, the chain remembers
             log.exception("execution of %s attempt %d interrupted", work.order_id, work.attempt)
@@ -107,6 +114,10 @@ class ExecutionStage:
             log.info("%s attempt %d was already submitted; following it", work.order_id,
                      work.attempt)
         return submission.tx
+
+    async def _report_submitted(self, work: ExecuteSwap, tx: ChainTransaction) -> None:
+        await self._report(SubmissionSucceeded, work, signature=tx.signature,
+                           slot=tx.slot or slot_at(self._clock()))
 
     async def _report_outcome(self, work: ExecuteSwap, tx: ChainTransaction) -> None:
         if tx.status == "confirmed":

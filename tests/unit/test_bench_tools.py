@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from bench.baseline_pipeline import _script
 from bench.summary import table
-from domain.orders import ExecuteOrder, RouteFound, SubmissionSucceeded, SwapConfirmed
+from domain.orders import ExecuteOrder, RouteFound, SwapConfirmed
 from domain.orders.events import TERMINAL_EVENTS
 from domain.work import ExecuteSwap, QuoteRoute
 
 
 def test_the_baseline_moves_the_engines_records_of_a_happy_market_order() -> None:
     script = _script()
-    assert list(script) == [ExecuteOrder, RouteFound, SubmissionSucceeded, SwapConfirmed]
+    assert list(script) == [ExecuteOrder, RouteFound, SwapConfirmed]
     events = [event for step in script.values() for event, _ in step.events]
     assert len(events) == 6 and [event.seq for event in events] == list(range(1, 7))
     assert isinstance(events[-1], TERMINAL_EVENTS)
     assert [type(step.work) for step in script.values()] == [QuoteRoute, ExecuteSwap,
-                                                            type(None), type(None)]
+                                                            type(None)]
 
 
 def test_the_table_puts_the_engine_next_to_its_limit_baseline() -> None:

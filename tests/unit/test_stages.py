@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.market import Market
 from domain.orders.commands import AttemptFailed, RouteFound, RouteNotFound, SubmissionSucceeded, \
@@ -62,11 +62,15 @@ async def test_the_routing_stage_reports_a_pair_without_a_route_as_permanent() -
 
 
 class FakeChain:
-    """A ledger in a dict: submit records the transaction pending; settle confirms it."""
+    """A ledger in a dict: submit records the transaction pending, landing `lands_in` after
+    it; settle confirms it (or fails it, with `fails`)."""
 
-    def __init__(self, refuse: bool = False, moved: tuple[Pool, ...] = ()) -> None:
+    def __init__(self, refuse: bool = False, moved: tuple[Pool, ...] = (),
+                 lands_in: timedelta = timedelta(0), fails: bool = False) -> None:
         self.refuse = refuse
         self.moved = moved
+        self.lands_in = lands_in
+        self.fails = fails
         self.ledger: dict[str, ChainTransaction] = {}
         self.submits = 0
 
@@ -78,15 +82,21 @@ class FakeChain:
         if signature in self.ledger:
             return Submission(self.ledger[signature], fresh=False)
         tx = ChainTransaction(signature=signature, order_id=order_id, attempt=attempt,
-                              status="pending", lands_at=now, slot=None, amount_out=None,
+                              status="pending", lands_at=now + self.lands_in, slot=None,
+                              amount_out=None,
                               error_code=None)
         self.ledger[signature] = tx
         return Submission(tx, fresh=True)
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
                      min_amount_out: int, market: Market, now: datetime) -> Settlement:
-        settled = dataclasses.replace(tx, status="confirmed", slot=7,
-                                      amount_out=sum(leg.amount_out for leg in legs))
+        amount_out = sum(leg.amount_out for leg in legs)
+        if self.fails:
+            settled = dataclasses.replace(tx, status="failed", slot=7, amount_out=amount_out,
+                                          error_code="SlippageToleranceExceeded")
+            self.ledger[tx.signature] = settled
+            return Settlement(settled)
+        settled = dataclasses.replace(tx, status="confirmed", slot=7, amount_out=amount_out)
         self.ledger[tx.signature] = settled
         return Settlement(settled, self.moved)
 
@@ -117,7 +127,7 @@ async def test_a_confirmed_swap_publishes_its_pools_after_the_confirmation() -> 
     await stage.accept(swap())
     await stage.in_flight.drain()
 
-    assert [s.kind for s in outbox.sent] == ["command", "command", "market", "market"]
+    assert [s.kind for s in outbox.sent] == ["command", "market", "market"]
     snapshots = outbox.of("market")
     assert all(isinstance(s, PoolSnapshot) for s in snapshots)
     assert [s.pool() for s in snapshots] == list(moved)
@@ -137,12 +147,12 @@ async def test_an_impact_that_cannot_be_published_leaves_the_confirmation_standi
     await stage.accept(swap())
     await stage.in_flight.drain()
 
-    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]
+    assert [type(r) for r in outbox.of("command")] == [SwapConfirmed]
     assert outbox.of("market") == []
 
 
 async def test_the_execution_stage_reports_the_submission_then_the_confirmation() -> None:
-    chain, outbox = FakeChain(), FakeOutbox()
+    chain, outbox = FakeChain(lands_in=timedelta(milliseconds=5)), FakeOutbox()
     stage = execution(chain, outbox)
 
     await stage.accept(swap())
@@ -153,6 +163,34 @@ async def test_the_execution_stage_reports_the_submission_then_the_confirmation(
     assert isinstance(confirmed, SwapConfirmed)
     assert confirmed.signature == transaction_signature("o-1", 1) and confirmed.slot == 7
     assert chain.ledger[confirmed.signature].status == "confirmed"
+
+
+async def test_a_swap_that_lands_as_it_is_submitted_is_reported_by_its_confirmation() -> None:
+    """The writer decides the submission from the confirmation (test_order_decide), so
+    the stage sends one report, not two, when there is nothing to wait for in between."""
+    chain, outbox = FakeChain(), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.in_flight.drain()
+
+    (confirmed,) = outbox.of("command")
+    assert isinstance(confirmed, SwapConfirmed) and confirmed.attempt == 1
+    assert chain.ledger[confirmed.signature].status == "confirmed"
+
+
+async def test_a_swap_that_fails_as_it_lands_is_reported_submitted_then_failed() -> None:
+    """Only a confirmation proves the submission: a failure at landing is reported after it."""
+    chain, outbox = FakeChain(fails=True), FakeOutbox()
+    stage = execution(chain, outbox)
+
+    await stage.accept(swap())
+    await stage.in_flight.drain()
+
+    submitted, failed = outbox.of("command")
+    assert isinstance(submitted, SubmissionSucceeded)
+    assert isinstance(failed, AttemptFailed) and failed.stage == "confirm"
+    assert failed.error_code == "SlippageToleranceExceeded" and not failed.transient
 
 
 async def test_a_refused_submission_is_reported_as_a_transient_attempt_failure() -> None:
@@ -177,7 +215,7 @@ async def test_a_re_drive_of_a_swap_still_executing_is_a_no_op() -> None:
     await stage.in_flight.drain()
 
     assert chain.submits == 1
-    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]
+    assert [type(r) for r in outbox.of("command")] == [SwapConfirmed]
 
 
 async def test_a_stage_hands_back_the_task_its_record_is_acked_after() -> None:
@@ -191,5 +229,5 @@ async def test_a_stage_hands_back_the_task_its_record_is_acked_after() -> None:
 
     assert again is task and not task.done() and outbox.of("command") == []
     await task
-    assert [type(r) for r in outbox.of("command")] == [SubmissionSucceeded, SwapConfirmed]
+    assert [type(r) for r in outbox.of("command")] == [SwapConfirmed]
     assert (await stage.accept(swap())) is not task  # ended: a later re-drive runs anew

@@ -9,10 +9,7 @@ Variants are interleaved (A, B, A, B, ...) so that a drift of the machine hits a
 reported per run and as medians: orders/s, POST p99 and CPU milliseconds per order by role;
 per run also the resident memory (MiB) of each role at its end, and per order the records
 appended per topic, the broker's requests by type and PostgreSQL's transactions
-(`bench.pipeline_counts`). This machine's speed drifts by ±15 % and more between runs, so
-each run also takes `bench.proc_cpu.reference_ms` (a fixed piece of CPU work) before and after
-its window and reports the whole stack's CPU per order in those units, which runs that
-drifted can be compared by.
+(`bench.pipeline_counts`).
 
 `python -m bench.cpu_per_order --rounds 2 --orders 800 [--variant NAME:SETTING=VALUE,...]`
 (no --variant: the defaults alone). Runs several minutes; JSON on stdout.
@@ -30,7 +27,7 @@ from typing import Any
 
 from bench.orders_bench import ZERO_LATENCY, one_run
 from bench.pipeline_counts import PipelineCounter, per_order
-from bench.proc_cpu import by_role, pids_of, reference_ms, rss_mb_by_role, tree
+from bench.proc_cpu import by_role, pids_of, rss_mb_by_role, tree
 from bench.stack import Stack, free_ports, settings_overrides
 from infra.kafka import KafkaBroker
 from infra.services import local_broker
@@ -50,11 +47,9 @@ def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[st
         asyncio.run(one_run(stack, "closed", WARM_UP, 16, 0, 120))
         counter = _counter(stack, root)
         counted = counter.snapshot()  # its JVM tool runs outside the CPU window
-        speed_before = reference_ms()
         before = tree(root)
         result = asyncio.run(one_run(stack, "closed", orders, clients, 0, 300))
         spent = by_role(before, tree(root), root)
-        speed = (speed_before + reference_ms()) / 2
         resident = rss_mb_by_role(root)  # at the end of the run, the stack still up
         now = counter.snapshot()
     finished = max(result["finished"], 1)
@@ -62,8 +57,6 @@ def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[st
     per_order_cpu["total"] = round(sum(per_order_cpu.values()), 2)
     return {"orders_per_s": result["orders_per_s"], "finished": result["finished"],
             "post_p99_ms": result["post_p99_ms"], "cpu_ms_per_order": per_order_cpu,
-            "reference_ms": round(speed, 2),
-            "cpu_per_order_in_references": round(per_order_cpu["total"] / speed, 3),
             "rss_mb": resident,
             "records_per_order": per_order(counted.records, now.records, finished),
             "requests_per_order": per_order(counted.requests, now.requests, finished),
@@ -101,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
                          role: statistics.median(r["cpu_ms_per_order"].get(role, 0.0)
                                                  for r in rs)
                          for role in rs[0]["cpu_ms_per_order"]},
-                     "median_cpu_per_order_in_references": statistics.median(
-                         r["cpu_per_order_in_references"] for r in rs),
                      "runs": rs}
               for name, rs in runs.items()}
     json.dump(report, sys.stdout, indent=2)

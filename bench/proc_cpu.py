@@ -9,7 +9,6 @@ judged by: wall-clock rates move with the neighbours' load.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -103,26 +102,3 @@ def _rss_kib(pid: int) -> int | None:
 
 def pids_of(procs: Iterable[Proc], name: str, root: int) -> list[int]:
     return [p.pid for p in procs if role(p, root) == name]
-
-
-def reference_ms(repeats: int = 7) -> float:
-    """CPU milliseconds this machine takes for a fixed piece of pure-Python work (the least
-    of `repeats`): how fast the machine is right now. This VM's speed drifts by ±15 % (and
-    more) from minute to minute with its neighbours' load; a run's CPU per order divided by
-    the reference taken around it can be compared across runs that drifted."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.process_time()
-        _reference_work()
-        best = min(best, time.process_time() - started)
-    return round(best * 1000, 3)
-
-
-def _reference_work() -> int:
-    table: dict[str, int] = {}
-    total = 0
-    for i in range(20_000):
-        key = f"order-{i % 997}:{i}"
-        table[key] = table.get(key, 0) + i
-        total += hash(key) & 0xFF
-    return total + len(table)

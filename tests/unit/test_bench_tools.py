@@ -3,8 +3,6 @@ order (what the engine decides for a happy market order) and the human table."""
 
 from __future__ import annotations
 
-import pytest
-
 from bench.baseline_pipeline import _script
 from bench.summary import table
 from domain.orders import ExecuteOrder, RouteFound, SwapConfirmed
@@ -184,12 +182,3 @@ def test_the_terminal_watcher_reads_type_and_order_from_headers_or_decodes() -> 
     assert terminal_order(record(accepted, False), codec.decode_event) is None
     claim: Any = SimpleNamespace(headers=[("oee-claim", b"1")], key=None, value=b"host:1")
     assert terminal_order(claim, undecodable) is None
-
-
-def test_the_machine_reference_is_the_least_cpu_time_of_its_repeats(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench import proc_cpu
-
-    taken = iter([0.0, 0.030, 1.0, 1.020, 2.0, 2.025])
-    monkeypatch.setattr(proc_cpu.time, "process_time", lambda: next(taken))
-    assert proc_cpu.reference_ms(repeats=3) == 20.0

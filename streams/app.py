@@ -106,16 +106,20 @@ class Engine:
             database_url, min_size=1, max_size=8, open=False,
             kwargs={"options": f"-c search_path={s.db_schema}", "autocommit": True},
         )
-        # The event store gets the writer's own idempotent producer (streams.event_producer).
-        self.event_store_producer = RenewingProducer(idempotent(
+        # Every record the engine produces (events, claims, work items, reports, timers,
+        # impacts, checkpoints, dead letters) goes through one idempotent producer
+        # (streams.event_producer), not Faust's: the event store needs idempotence, and one
+        # producer sends whatever is pending in one request to the broker where two sent
+        # two (measured: produce requests per order, docs/DESIGN.md).
+        self.producer = RenewingProducer(idempotent(
             s.kafka_bootstrap_servers or "", f"{s.engine_id}-writer", s.stream_linger_ms))
         self.checkpoints = (None if wire.checkpoint_value is None else Checkpoints(
             s.topics.events, self._publish_checkpoint, every_events=s.chain_checkpoint_events,
             every_s=s.chain_checkpoint_interval_s))
         self._checkpoint_value = wire.checkpoint_value
         self._checkpoint_tasks: set[asyncio.Future[None]] = set()
-        self.outbox = KafkaOutbox(app.producer, s.topics, self.codec, self.event_store_producer,
-                                  self.checkpoints)
+        self.outbox = KafkaOutbox(self.producer, s.topics, self.codec,
+                                  checkpoints=self.checkpoints)
         self.tracer = tracer_of(s.otel_enabled, "worker")
         self.registry = CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry)
@@ -267,7 +271,7 @@ class Engine:
     async def stop(self) -> None:
         """Flush what the writer appended. (The pool stays open: a stage still running must
         not fail, and dead-letter its work, for a closed pool.)"""
-        await self.event_store_producer.stop()
+        await self.producer.stop()
         if self.snapshots is not None:
             await self.snapshots.store.close()
 

@@ -1,7 +1,10 @@
-"""The order writer's own producer for `orders.events`: idempotent, renewed after a failure.
+"""The worker's producer: idempotent, renewed after a failure.
 
-Consumes what `KafkaOutbox` appends to the event store (events, claim records); produces them
-through one aiokafka producer with `enable_idempotence` and acks=all.
+Consumes every record `KafkaOutbox` sends (events and claim records to the event store, work
+items, reports, timer commands, market impacts, checkpoints, dead letters); produces them
+through one aiokafka producer with `enable_idempotence` and acks=all. One producer for all of
+them, because each producer sends its own requests: with the event store on this one and the
+rest on Faust's, whatever the two had pending at a moment went to the broker as two requests.
 
 Why not Faust's producer: Faust turns idempotence on only inside transactions, so a batch the
 broker appended but never acknowledged (a broker crash between the append and the answer) was
@@ -92,7 +95,7 @@ class RenewingProducer:
     async def _current(self) -> tuple[Client, int]:
         async with self._lock:  # one start at a time; concurrent senders wait for it
             if self._stopped:
-                raise KafkaError("the worker is stopping: the event store takes nothing more")
+                raise KafkaError("the worker is stopping: its producer takes nothing more")
             if self._client is None:
                 client = self._make()
                 await client.start()
@@ -102,8 +105,7 @@ class RenewingProducer:
     def _settled(self, done: asyncio.Future[Any], generation: int) -> None:
         if done.cancelled() or done.exception() is None or generation != self._generation:
             return
-        log.warning("a delivery to the event store failed (%r): renewing the writer's producer",
-                    done.exception())
+        log.warning("a delivery failed (%r): renewing the worker's producer", done.exception())
         self._generation += 1
         self.renewals += 1
         retired, self._client = self._client, None

@@ -269,7 +269,7 @@ class Engine:
         self.timeline.ready(partitions)
 
     async def stop(self) -> None:
-        """Flush what the writer appended. (The pool stays open: a stage still running must
+        """Flush what the worker produced. (The pool stays open: a stage still running must
         not fail, and dead-letter its work, for a closed pool.)"""
         await self.producer.stop()
         if self.snapshots is not None:

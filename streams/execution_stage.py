@@ -1,22 +1,21 @@
 """The execution stage: submits a built transaction to the simulated chain and follows it.
 
-Consumes decoded `ExecuteSwap` items (the Faust shell decodes them) and produces its reports
-to `orders.commands` through the `Outbox` port; the chain is the `Chain` port. For an
-ExecuteSwap item it submits the transaction in one atomic step (a re-drive after a crash finds
-it already submitted and follows it instead: never twice), reports the submission, waits for
-the landing time without holding the partition, settles the swap against the market of that
-moment and reports the outcome. A swap that lands as it is submitted (no confirmation delay,
-or a re-drive after its landing time) and is confirmed is reported by its confirmation
-alone: the writer decides the submission from it (`decide` takes a confirmation of a swap it
-has not seen submitted as proof of both), so every status still becomes an event, with one
-record and one writer decision fewer per order. A confirmed swap's impact (its pools as the swap left them)
-is published as pool snapshots through the `MarketOutbox`, after the confirmation, so the next
+Consumes decoded `ExecuteSwap` items (the Faust shell decodes them) and produces its reports to
+`orders.commands` through the `Outbox` port; the chain is the `Chain` port. For an ExecuteSwap
+item it submits the transaction in one atomic step (a re-drive after a crash finds it already
+submitted and follows it instead: never twice), reports the submission, waits for the landing
+time without holding the partition, settles the swap against the market of that moment and
+reports the outcome. A swap that lands as it is submitted (no confirmation delay, or a re-drive
+after its landing time) and is confirmed is reported by its confirmation alone: the writer
+decides the submission from it (`decide` takes a confirmation of a swap it has not seen
+submitted as proof of both), so every status still becomes an event, with one record and one
+writer decision fewer per order. A confirmed swap's impact (its pools as the swap left them) is
+published as pool snapshots through the `MarketOutbox`, after the confirmation, so the next
 quote of every process sees it; an impact that cannot be published is logged and dropped
 (market data is superseded by the next snapshot; the order's outcome never waits on it). A
-re-drive of a swap this stage is still executing (same order
-and attempt) is a no-op: the running task reports for both. An unknown outcome (the database
-is down, the worker dies) is never reported as a failure — the watchdog re-drives and the
-chain answers.
+re-drive of a swap this stage is still executing (same order and attempt) is a no-op: the
+running task reports for both. An unknown outcome (the database is down, the worker dies) is
+never reported as a failure — the watchdog re-drives and the chain answers.
 """
 
 from __future__ import annotations

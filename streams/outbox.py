@@ -1,10 +1,10 @@
-"""The Kafka adapter of the `Outbox` port: encodes and produces through Faust's producer.
+"""The Kafka adapter of the `Outbox` port: encodes and produces through one producer.
 
 Consumes domain values (events, commands, work items, dead letters) and produces their Avro
 records. Every call returns once the record is enqueued, with the broker's future for it (a
-`Delivery`): the callers decide what to await. The event store's records (events, claims) go
-through the writer's own idempotent producer when one is given (`streams.event_producer`: a
-retried batch must never land twice in an order's log); everything else through Faust's.
+`Delivery`): the callers decide what to await. The worker hands in its idempotent producer
+(`streams.event_producer`: a retried batch must never land twice in an order's log), and
+everything goes through it, so what is pending at a moment travels in one request.
 Each event is chained to its order's head hash (`schemas.chain`, order_event v5): the writer
 keeps the heads beside its states and hands them in; encoding, and so hashing, happens here.
 """
@@ -43,10 +43,8 @@ class Producer(Protocol):
 
 class KafkaOutbox:
     def __init__(self, producer: Producer, topics: Topics, codec: Codec,
-                 event_store: Producer | None = None,
                  checkpoints: Checkpoints | None = None) -> None:
         self._producer = producer
-        self._event_store = event_store or producer
         self._topics = topics
         self._codec = codec
         self._checkpoints = checkpoints  # told each chained event's hash and delivery
@@ -65,7 +63,7 @@ class KafkaOutbox:
                 sent.append(await self._send(
                     self._topics.events, event.order_id.encode(),
                     self._encode(event, status, heads, advanced), partition, headers,
-                    subject=event, producer=self._event_store))
+                    subject=event))
                 if self._checkpoints is not None and event.order_id in advanced:
                     self._checkpoints.track(partition, event.order_id,
                                             advanced[event.order_id], sent[-1],
@@ -101,7 +99,7 @@ class KafkaOutbox:
         returns its offset once the broker has it (the writer's epoch on the partition,
         schemas.writer_fence)."""
         delivered = await self._send(self._topics.events, None, value, partition,
-                                     claim_headers(claimant), producer=self._event_store)
+                                     claim_headers(claimant))
         return int((await delivered).offset)
 
     async def command(self, command: Command) -> Delivery:
@@ -137,10 +135,8 @@ class KafkaOutbox:
     async def _send(self, topic: str, key: bytes | None, value: bytes | None,
                     partition: int | None = None,
                     headers: list[tuple[str, bytes]] | None = None,
-                    subject: record_headers.Subject | None = None,
-                    producer: Producer | None = None) -> Delivery:
+                    subject: record_headers.Subject | None = None) -> Delivery:
         if subject is not None:  # what consumers route and trace by, without decoding
             headers = [*(headers or []), *record_headers.build(subject, SOURCE)]
-        pending = await (producer or self._producer).send(topic, key, value, partition, None,
-                                                          headers)
+        pending = await self._producer.send(topic, key, value, partition, None, headers)
         return asyncio.ensure_future(pending)

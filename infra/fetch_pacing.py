@@ -43,6 +43,13 @@ class FetchPacing:
         return cls(settings.fetch_busy_min_bytes, settings.fetch_busy_max_wait_ms,
                    settings.fetch_idle_max_wait_ms)
 
+    @classmethod
+    def market_view(cls, settings: Settings) -> FetchPacing:
+        """The pacing of a market follower that serves a view, not decisions (the API's,
+        the feed's): it gathers while market records flow (MARKET_VIEW_FETCH_* settings)."""
+        return cls(settings.market_view_fetch_min_bytes, settings.market_view_fetch_max_wait_ms,
+                   settings.fetch_idle_max_wait_ms)
+
     @property
     def adaptive(self) -> bool:
         """False when busy and idle fetches would be alike."""

@@ -59,9 +59,9 @@ class MarketFollower:
     `run()` runs it in the caller's (a Faust app task)."""
 
     def __init__(self, settings: Settings, view: MarketView, codec: Codec | None = None,
-                 *, client_id: str = "oee-market") -> None:
+                 *, client_id: str = "oee-market", pacing: FetchPacing | None = None) -> None:
         self._bootstrap = bootstrap_servers(settings)
-        self._pacing = FetchPacing.of(settings)
+        self._pacing = pacing or FetchPacing.of(settings)
         self._topics = (settings.topics.prices, settings.topics.pools)
         self._catch_up_records = settings.market_catch_up_records
         self._view = view

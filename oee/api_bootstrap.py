@@ -181,7 +181,8 @@ async def _followed_market(settings: Settings, codec: Codec,
     """A view of the market topics, caught up before the first quote or order; the tokens
     its pools list (a feed's listings) become known to `registry` as they arrive."""
     view = MarketView(Market.default(settings.market_seed))
-    follower = MarketFollower(settings, view, codec, client_id="oee-api-market")
+    follower = MarketFollower(settings, view, codec, client_id="oee-api-market",
+                              pacing=FetchPacing.market_view(settings))
     follower.subscribe(lambda change: registry.learn(change.market.tokens))
     async with follower:
         registry.learn(view.current().tokens)

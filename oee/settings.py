@@ -305,6 +305,18 @@ class Settings(BaseSettings):
         "orders/s, against 1 byte and a 100 ms linger: projector CPU -47 %, broker -35 % per "
         "event, lag p99 181 -> 161 ms)."
     )
+    market_view_fetch_min_bytes: int = Field(
+        16384, ge=1, description="While market records flow, the broker holds the fetch of a "
+        "market follower that only serves a view (the API's quotes, price board and token "
+        "listings; the random feed) until this many bytes are there or "
+        "MARKET_VIEW_FETCH_MAX_WAIT_MS passed, instead of answering each record landing. The "
+        "workers' followers price swaps and quotes: they keep the FETCH_* pacing."
+    )
+    market_view_fetch_max_wait_ms: int = Field(
+        100, ge=0, description="While market records flow, the most a view's market fetch "
+        "waits to gather MARKET_VIEW_FETCH_MIN_BYTES (how stale the API's quotes may be under "
+        "load); once idle it long-polls FETCH_IDLE_MAX_WAIT_MS, answered at the first record."
+    )
     projector_fetch_max_wait_ms: int = Field(
         100, ge=0, description="While events flow, the most the projector's fetch waits to "
         "gather PROJECTOR_FETCH_MIN_BYTES; once idle it long-polls FETCH_IDLE_MAX_WAIT_MS and "

@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 from domain.market import Market
 from domain.tokens import TokenRegistry
 from oee.settings import FeedMode, Settings
+from infra.fetch_pacing import FetchPacing
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
 from producers.publisher import MarketPublisher
@@ -51,7 +52,8 @@ async def run_feed(settings: Settings, stop: asyncio.Event) -> None:
     async with MarketPublisher.of(settings) as publisher:
         if settings.feed_mode is FeedMode.RANDOM:
             view = MarketView(Market.default(settings.market_seed))
-            async with MarketFollower(settings, view, client_id="oee-feed-market") as follower:
+            async with MarketFollower(settings, view, client_id="oee-feed-market",
+                                      pacing=FetchPacing.market_view(settings)) as follower:
                 await random_walk(settings, publisher, stop, view, follower.stats.applied)
         else:
             await scripted(settings, publisher)

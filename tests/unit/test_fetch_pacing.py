@@ -79,3 +79,23 @@ def test_the_pacing_comes_from_the_settings_and_the_former_name_still_sets_the_i
     pacing = FetchPacing.of(Settings())
     assert pacing == FetchPacing(1, 250, 250)
     assert not pacing.adaptive
+
+
+def test_a_market_view_gathers_while_busy_and_keeps_the_idle_poll(monkeypatch: Any) -> None:
+    """The API's and the feed's market followers serve a view, so they gather; a worker's
+    follower prices swaps and keeps the latency pacing (`MarketFollower`'s default)."""
+    from domain.market import Market
+    from marketdata.follower import MarketFollower
+    from marketdata.view import MarketView
+    from oee.settings import Settings
+    from schemas.codec import Codec
+
+    settings = Settings()
+    assert FetchPacing.market_view(settings) == FetchPacing(16384, 100, 500)
+    monkeypatch.setenv("MARKET_VIEW_FETCH_MAX_WAIT_MS", "40")
+    monkeypatch.setenv("FETCH_IDLE_MAX_WAIT_MS", "900")
+    assert FetchPacing.market_view(Settings()) == FetchPacing(16384, 40, 900)
+    view, codec = MarketView(Market.default()), Codec.load()
+    assert MarketFollower(settings, view, codec)._pacing == FetchPacing.of(settings)
+    gathering = MarketFollower(settings, view, codec, pacing=FetchPacing.market_view(settings))
+    assert gathering._pacing == FetchPacing(16384, 100, 500)

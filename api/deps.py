@@ -146,20 +146,26 @@ def edge(connection: HTTPConnection) -> Edge:
     return found
 
 
-def read_side(connection: HTTPConnection) -> ReadSide:
+# The dependencies are coroutines although they never wait: FastAPI runs a plain function
+# dependency in its thread pool, two thread hand-offs per request for reading app.state.
+async def _edge(connection: HTTPConnection) -> Edge:
+    return edge(connection)
+
+
+async def _read_side(connection: HTTPConnection) -> ReadSide:
     found = edge(connection).read
     if found is None:
         raise RuntimeError("this edge was built without a read side")
     return found
 
 
-def live_edge(connection: HTTPConnection) -> LiveEdge:
+async def _live_edge(connection: HTTPConnection) -> LiveEdge:
     found = edge(connection).live
     if found is None:
         raise RuntimeError("this edge was built without the live streams")
     return found
 
 
-EdgeDep = Annotated[Edge, Depends(edge)]
-ReadDep = Annotated[ReadSide, Depends(read_side)]
-LiveDep = Annotated[LiveEdge, Depends(live_edge)]
+EdgeDep = Annotated[Edge, Depends(_edge)]
+ReadDep = Annotated[ReadSide, Depends(_read_side)]
+LiveDep = Annotated[LiveEdge, Depends(_live_edge)]

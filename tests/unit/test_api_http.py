@@ -423,3 +423,18 @@ async def test_the_allowed_parameters_are_the_declared_ones(client: httpx.AsyncC
 
     message = response.json()["detail"][0]["message"]
     assert message == "unknown parameter (allowed: amountIn, tokenIn, tokenOut)"
+
+
+def test_the_edges_dependencies_are_coroutines() -> None:
+    """FastAPI runs a plain-function dependency in its thread pool: two thread hand-offs on
+    every request for what is only a read of app.state."""
+    from typing import get_args
+
+    from starlette._utils import is_async_callable
+
+    from api.auth.guard import Admin, Reader, Trader
+    from api.deps import EdgeDep, LiveDep, ReadDep
+
+    for alias in (EdgeDep, ReadDep, LiveDep, Reader, Trader, Admin):
+        depends = get_args(alias)[1]
+        assert is_async_callable(depends.dependency), depends.dependency

@@ -7,7 +7,8 @@ RETURNING`, the signature is the primary key): whoever inserts the row submitted
 is told it was already submitted and follows the one transaction. Each signature's fate (transient RPC error, dropped, confirm delay) is drawn from a
 hash of the signature and the seed, so a re-drive sees the same fate it had the first time.
 The swap is settled at landing time against the market of that moment, which is where
-slippage protection bites; a confirmed swap moves the pools it traded through
+slippage protection bites (a swap that lands at once is settled by the submitting statement
+itself); a confirmed swap moves the pools it traded through
 (`Settlement.moved`), which the execution stage publishes so the next quote sees its impact.
 """
 
@@ -62,6 +63,9 @@ class ChainTransaction:
 class Submission:
     tx: ChainTransaction
     fresh: bool  # this call submitted it (False: it was already submitted)
+    # The pools as the swap left them, when this call submitted a swap that landed (and was
+    # confirmed) as it was submitted; else empty.
+    moved: tuple[Pool, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,27 +111,38 @@ class SimulatedChain:
         return _transaction(row) if row else None
 
     async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
-                     now: datetime) -> Submission:
+                     now: datetime, legs: tuple[RouteLeg, ...] = (),
+                     market: Market | None = None) -> Submission:
         """Send the transaction unless it was sent before; either way, the one transaction.
 
+        A transaction whose fate is to land at once (no confirmation delay) is settled in the
+        same statement against `market` when one is given: one round trip, not two.
         Raises TransientChainError if the RPC node refuses it (nothing is sent: a signature's
         fate is fixed, so a refused signature is never on chain)."""
         fate = self._policy.fate(signature)
         if fate.rejected_at_submit:
             raise TransientChainError("NodeUnhealthy", "RPC node is behind; transaction not sent")
         lands_at = now + timedelta(milliseconds=fate.confirm_delay_ms)
+        status, amount_out, error, after = "pending", None, None, None
+        if market is not None and lands_at <= now:
+            status, amount_out, error, after = self._outcome(signature, legs, min_amount_out,
+                                                             market)
+        settled_at = None if status == "pending" else now
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 """INSERT INTO sim_chain_transactions
-                     (signature, order_id, attempt, min_amount_out, submitted_at, lands_at, status)
-                   VALUES (%s, %s, %s, %s, %s, %s, 'pending')
+                     (signature, order_id, attempt, min_amount_out, submitted_at, lands_at, status,
+                      amount_out, error_code, slot, settled_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (signature) DO NOTHING
                    RETURNING *""",
-                (signature, order_id, attempt, min_amount_out, now, lands_at),
+                (signature, order_id, attempt, min_amount_out, now, lands_at, status, amount_out,
+                 error, None if settled_at is None else slot_at(now), settled_at),
             )
             row = await cur.fetchone()
         if row is not None:
-            return Submission(_transaction(row), fresh=True)
+            moved = after.moved_since(market) if after is not None and market else ()
+            return Submission(_transaction(row), fresh=True, moved=moved)
         # A separate statement: the INSERT's snapshot predates a racing submitter's commit.
         known = await self.find(signature)
         assert known is not None, "a conflicting signature is on chain"

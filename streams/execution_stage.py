@@ -30,7 +30,8 @@ from domain.market_events import snapshot_of
 from domain.orders.commands import AttemptFailed, Command, SubmissionSucceeded, SwapConfirmed
 from domain.pools import Pool
 from domain.work import ExecuteSwap
-from streams.chain import ChainTransaction, TransientChainError, slot_at
+from streams.chain import (ChainTransaction, Settlement, Submission, TransientChainError,
+                          slot_at)
 from streams.in_flight import InFlight
 from streams.ports import Chain, Clock, MarketOutbox, MarketSource, Outbox
 
@@ -71,15 +72,15 @@ class ExecutionStage:
 
     async def _follow(self, work: ExecuteSwap) -> None:
         try:
-            tx = await self._submitted(work)
-            if tx is None:
+            submission = await self._submitted(work)
+            if submission is None:
                 return
+            tx = submission.tx
             lands_at_once = tx.lands_at <= self._clock()
             if not lands_at_once:  # the order shows as submitted while the swap is on its way
                 await self._report_submitted(work, tx)
                 await self._until(tx.lands_at)
-            settlement = await self._chain.settle(tx, work.legs, work.min_amount_out,
-                                                  self._market.current(), self._clock())
+            settlement = await self._settled(work, submission)
             if lands_at_once and settlement.tx.status != "confirmed":
                 await self._report_submitted(work, tx)  # only a confirmation proves it alone
             await self._report_outcome(work, settlement.tx)
@@ -100,11 +101,21 @@ class ExecutionStage:
             log.exception("the impact of swap %s on %d pool(s) was not published", signature,
                           len(moved))
 
-    async def _submitted(self, work: ExecuteSwap) -> ChainTransaction | None:
-        """The transaction on chain: submitted now or before (re-drive); None if refused."""
+    async def _settled(self, work: ExecuteSwap, submission: Submission) -> Settlement:
+        """The swap landed: settled by its submission already (it landed at once, or a
+        re-drive found it settled), else now, against the market of this moment."""
+        if submission.tx.status != "pending":
+            return Settlement(submission.tx, submission.moved)
+        return await self._chain.settle(submission.tx, work.legs, work.min_amount_out,
+                                        self._market.current(), self._clock())
+
+    async def _submitted(self, work: ExecuteSwap) -> Submission | None:
+        """The transaction on chain: submitted now or before (re-drive); None if refused.
+        One that lands at once is settled by the same statement."""
         try:
             submission = await self._chain.submit(work.order_id, work.attempt, work.signature,
-                                                  work.min_amount_out, self._clock())
+                                                  work.min_amount_out, self._clock(),
+                                                  work.legs, self._market.current())
         except TransientChainError as exc:
             await self._report(AttemptFailed, work, stage="submit", error_code=exc.code,
                                message=str(exc), transient=True)
@@ -112,7 +123,7 @@ class ExecutionStage:
         if not submission.fresh:
             log.info("%s attempt %d was already submitted; following it", work.order_id,
                      work.attempt)
-        return submission.tx
+        return submission
 
     async def _report_submitted(self, work: ExecuteSwap, tx: ChainTransaction) -> None:
         await self._report(SubmissionSucceeded, work, signature=tx.signature,

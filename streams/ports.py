@@ -66,7 +66,8 @@ class Chain(Protocol):
     """The chain the execution stage submits to (`streams.chain.SimulatedChain`)."""
 
     async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
-                     now: datetime) -> Submission: ...
+                     now: datetime, legs: tuple[RouteLeg, ...] = (),
+                     market: Market | None = None) -> Submission: ...
 
     async def settle(self, tx: ChainTransaction, legs: tuple[RouteLeg, ...],
                      min_amount_out: int, market: Market, now: datetime) -> Settlement: ...

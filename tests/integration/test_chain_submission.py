@@ -74,6 +74,30 @@ async def test_concurrent_submissions_of_one_signature_land_exactly_once(
     assert rows(settings, signature) == [("pending", 0)]
 
 
+async def test_a_swap_that_lands_at_once_is_settled_by_its_submission(
+    settings: Settings, pool: AsyncConnectionPool,
+) -> None:
+    chain, market = SimulatedChain(pool, NO_FAILURES), Market.default()
+    work, too_greedy = swap("o-at-once"), swap("o-too-greedy")
+    now = datetime.now(UTC)
+
+    landed = await chain.submit(work.order_id, 1, work.signature, work.min_amount_out, now,
+                                work.legs, market)
+    refused = await chain.submit(too_greedy.order_id, 1, too_greedy.signature,
+                                 too_greedy.min_amount_out * 2, now, too_greedy.legs, market)
+
+    assert landed.fresh and landed.tx.status == "confirmed" and landed.tx.slot is not None
+    assert landed.tx.amount_out is not None and landed.tx.amount_out >= work.min_amount_out
+    assert landed.moved and all(p != market.pool(p.venue, SOL.mint, USDC.mint)
+                                for p in landed.moved)
+    assert rows(settings, work.signature) == [("confirmed", 0)]
+    assert refused.tx.status == "failed" and not refused.moved
+    assert refused.tx.error_code == "SlippageToleranceExceeded"
+    again = await chain.submit(work.order_id, 1, work.signature, work.min_amount_out, now,
+                               work.legs, market)  # a re-drive: the one landing, no impact
+    assert not again.fresh and again.tx == landed.tx and again.moved == ()
+
+
 async def test_a_re_drive_of_a_swap_still_in_flight_starts_no_second_submission(
     settings: Settings, pool: AsyncConnectionPool,
 ) -> None:

@@ -75,7 +75,8 @@ class FakeChain:
         self.submits = 0
 
     async def submit(self, order_id: str, attempt: int, signature: str, min_amount_out: int,
-                     now: datetime) -> Submission:
+                     now: datetime, legs: tuple[RouteLeg, ...] = (),
+                     market: Market | None = None) -> Submission:
         self.submits += 1
         if self.refuse:
             raise TransientChainError("NodeUnhealthy", "RPC node is behind")

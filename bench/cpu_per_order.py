@@ -1,7 +1,7 @@
 """CPU per order of every process, variants side by side: where an order's cost goes.
 
 Each run starts a fresh throwaway `Stack` (zero venue latency) with one variant's settings,
-warms it up (200 orders: group joins, first folds), then runs the closed loop of `python -m
+warms it up (`--warm-up`, 200 orders: group joins, first folds), then runs the closed loop of `python -m
 bench orders` (`--clients` concurrent clients, `--orders` orders) and reads utime+stime of
 every process of the tree before and after it (`bench.proc_cpu`: broker JVM, worker,
 projector, API, PostgreSQL with its backends, registry, this process as the load client).
@@ -41,10 +41,11 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, settings_overrides(filter(None, assignments.split(",")))
 
 
-def one_variant(overrides: dict[str, Any], orders: int, clients: int) -> dict[str, Any]:
+def one_variant(overrides: dict[str, Any], orders: int, clients: int,
+                warm_up: int = WARM_UP) -> dict[str, Any]:
     root = os.getpid()
     with Stack({**ZERO_LATENCY, "log_level": "WARNING", **overrides}) as stack:
-        asyncio.run(one_run(stack, "closed", WARM_UP, 16, 0, 120))
+        asyncio.run(one_run(stack, "closed", warm_up, 16, 0, max(120, warm_up / 5)))
         counter = _counter(stack, root)
         counted = counter.snapshot()  # its JVM tool runs outside the CPU window
         before = tree(root)
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--orders", type=int, default=800)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--warm-up", type=int, default=WARM_UP,
+                        help="orders before the measured window (a JIT's steady state needs more)")
     parser.add_argument("--variant", action="append", default=[],
                         metavar="NAME:SETTING=VALUE,...")
     args = parser.parse_args(argv)
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
     for round_ in range(args.rounds):
         for name, overrides in variants:
-            result = one_variant(overrides, args.orders, args.clients)
+            result = one_variant(overrides, args.orders, args.clients, args.warm_up)
             runs[name].append(result)
             print(json.dumps({"variant": name, "round": round_, **result}), file=sys.stderr,
                   flush=True)  # each run as it comes: a crash later loses none

@@ -182,3 +182,22 @@ def test_the_terminal_watcher_reads_type_and_order_from_headers_or_decodes() -> 
     assert terminal_order(record(accepted, False), codec.decode_event) is None
     claim: Any = SimpleNamespace(headers=[("oee-claim", b"1")], key=None, value=b"host:1")
     assert terminal_order(claim, undecodable) is None
+
+
+def test_a_side_by_side_summary_compares_medians_of_every_shared_figure() -> None:
+    from bench.ab import figures, summary
+
+    def run(orders_per_s: float, total: float) -> dict[str, object]:
+        return {"defaults": {"median_orders_per_s": orders_per_s,
+                             "median_cpu_ms_per_order": {"total": total},
+                             "runs": [{"orders_per_s": orders_per_s}]},
+                "ok": True, "label": "x"}
+
+    assert figures(run(40.0, 50.0)) == {"defaults.median_orders_per_s": 40.0,
+                                        "defaults.median_cpu_ms_per_order.total": 50.0}
+    table = summary({"A": [run(40.0, 50.0), run(30.0, 60.0), run(35.0, 55.0)],
+                     "B": [run(50.0, 40.0), run(45.0, 45.0), run(60.0, 35.0)]})
+    rate = table["defaults.median_orders_per_s"]
+    assert (rate["median_A"], rate["median_B"], rate["B/A"]) == (35.0, 50.0, 1.429)
+    assert table["defaults.median_cpu_ms_per_order.total"]["B/A"] == 0.727
+    assert summary({"A": [run(1.0, 1.0)], "B": []}) == {}

@@ -4,12 +4,13 @@ Consumes swap submissions from the execution stage and answers what happened to 
 Submitting is one atomic step, idempotent by signature (`INSERT .. ON CONFLICT DO NOTHING
 RETURNING`, the signature is the primary key): whoever inserts the row submitted it
 (`Submission.fresh`); every other submit of that signature, a re-drive or a racing duplicate,
-is told it was already submitted and follows the one transaction. Each signature's fate (transient RPC error, dropped, confirm delay) is drawn from a
-hash of the signature and the seed, so a re-drive sees the same fate it had the first time.
-The swap is settled at landing time against the market of that moment, which is where
-slippage protection bites (a swap that lands at once is settled by the submitting statement
-itself); a confirmed swap moves the pools it traded through
-(`Settlement.moved`), which the execution stage publishes so the next quote sees its impact.
+is told it was already submitted and follows the one transaction. Each signature's fate
+(transient RPC error, dropped, confirm delay) is drawn from a hash of the signature and the
+seed, so a re-drive sees the same fate it had the first time. The swap is settled at landing
+time against the market of that moment, which is where slippage protection bites (a swap that
+lands at once is settled by the submitting statement itself); a confirmed swap moves the pools
+it traded through (`Settlement.moved`), which the execution stage publishes so the next quote
+sees its impact.
 """
 
 from __future__ import annotations
@@ -141,8 +142,9 @@ class SimulatedChain:
             )
             row = await cur.fetchone()
         if row is not None:
-            moved = after.moved_since(market) if after is not None and market else ()
-            return Submission(_transaction(row), fresh=True, moved=moved)
+            if after is not None and market is not None:  # confirmed as it was submitted
+                return Submission(_transaction(row), fresh=True, moved=after.moved_since(market))
+            return Submission(_transaction(row), fresh=True)
         # A separate statement: the INSERT's snapshot predates a racing submitter's commit.
         known = await self.find(signature)
         assert known is not None, "a conflicting signature is on chain"

@@ -1,9 +1,9 @@
 """CPU per order of every process, variants side by side: where an order's cost goes.
 
 Each run starts a fresh throwaway `Stack` (zero venue latency) with one variant's settings,
-warms it up (`--warm-up`, 200 orders: group joins, first folds), then runs the closed loop of `python -m
-bench orders` (`--clients` concurrent clients, `--orders` orders) and reads utime+stime of
-every process of the tree before and after it (`bench.proc_cpu`: broker JVM, worker,
+warms it up (`--warm-up`, 200 orders: group joins, first folds), then runs the closed loop of
+`python -m bench orders` (`--clients` concurrent clients, `--orders` orders) and reads
+utime+stime of every process of the tree before and after it (`bench.proc_cpu`: broker JVM, worker,
 projector, API, PostgreSQL with its backends, registry, this process as the load client).
 Variants are interleaved (A, B, A, B, ...) so that a drift of the machine hits all of them;
 reported per run and as medians: orders/s, POST p99 and CPU milliseconds per order by role;

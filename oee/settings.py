@@ -240,11 +240,6 @@ class Settings(BaseSettings):
         EventLoop.UVLOOP, description="The workers' event loop (both of Faust's: the agents' and its "
         "consumer thread's). uvloop's transports cost the worker 2-13 % less CPU per order."
     )
-    stream_switch_interval_ms: float = Field(
-        5.0, gt=0, description="How long a worker's thread may hold the GIL while the other "
-        "(Faust's consumer thread, the agents' loop) waits for it (`sys.setswitchinterval`; "
-        "Python's default is 5 ms)."
-    )
     stream_linger_ms: int = Field(
         1, ge=0, description="Workers' producer linger: batches many small records per request."
     )

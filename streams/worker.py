@@ -14,7 +14,6 @@ of adding up.
 from __future__ import annotations
 
 import asyncio
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,6 @@ def run_worker(settings: Settings) -> None:
 
     timeline = Timeline(process_started_at())
     use_event_loop(settings.stream_event_loop)
-    sys.setswitchinterval(settings.stream_switch_interval_ms / 1000)
     timeline.mark("interpreter started, entry point imported")
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         raise SystemExit("oee worker needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "

@@ -244,6 +244,12 @@ class Settings(BaseSettings):
         1, ge=0, description="Workers' producer linger: batches many small records per request."
     )
     stage_max_in_flight: int = Field(10000, ge=1, description="Concurrent tasks per stage.")
+    local_handoff: bool = Field(
+        True, description="The writer starts a work item on this worker's own stage as soon as "
+        "its record is acknowledged, when this worker consumes the record's partition "
+        "(streams/local_handoff.py): one fetch hop fewer per stage. The record still arrives "
+        "and is acked once that task ended; false: every stage waits for its record."
+    )
     best_price_interval_s: float = Field(
         5.0, ge=0, description="Least time between two bestPrice updates (PriceObserved) of a "
         "waiting limit order; 0 turns them off (benchmarks)."

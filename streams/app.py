@@ -32,7 +32,7 @@ from domain.market import Market
 from domain.orders.commands import Command, ExecuteOrder, from_millis
 from domain.orders.decide import ExecutionPolicy
 from domain.orders.state import OrderState
-from domain.work import ExecuteSwap, QuoteRoute
+from domain.work import ExecuteSwap, QuoteRoute, Work
 from oee.settings import Settings
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
@@ -56,6 +56,7 @@ from streams.event_producer import RenewingProducer, idempotent
 from streams.faust_tables import ImmediateTableManager
 from streams.execution_stage import ExecutionStage
 from streams.in_flight import InFlight
+from streams.local_handoff import HandingOutbox, LocalStages
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
 from streams.order_agent import OrderWriter, WriterConfig
@@ -144,7 +145,11 @@ class Engine:
                                      best_price_interval_s=s.best_price_interval_s)
         self.market_feed.subscribe(self.triggers.on_market_change)
         policy = ExecutionPolicy(max_attempts=s.max_attempts, retry_delays_ms=s.retry_delays_ms)
-        self.writer = OrderWriter(self.states, MeteredOutbox(self.outbox, self.metrics),
+        # The writer hands a work item straight to this worker's stage when it consumes the
+        # item's partition (streams.local_handoff); the record still goes through Kafka.
+        self.local = LocalStages(self._start_locally)
+        writer_outbox = HandingOutbox(self.outbox, self.local) if s.local_handoff else self.outbox
+        self.writer = OrderWriter(self.states, MeteredOutbox(writer_outbox, self.metrics),
                                   WriterConfig(policy, timedelta(milliseconds=s.stall_timeout_ms)),
                                   utc_now, observe=self._observe,
                                   before_fire=SlicePricer(self.market))
@@ -160,6 +165,16 @@ class Engine:
         self.flow = CommandFlow(self.writer, self._rewind, self.triggers.forget)
         # The stages' records, by (topic, partition): each acked once its task ended.
         self.stage_acks: AckChain[tuple[str, int]] = AckChain(self._stage_unacked)
+
+    async def _start_locally(self, work: Work) -> Delivery:
+        if isinstance(work, QuoteRoute):
+            task = await self.routing.accept(work)
+        else:
+            task = await self.execution.accept(work)
+        topics = self.settings.topics
+        self.metrics.handed_locally.labels(
+            topics.routing if isinstance(work, QuoteRoute) else topics.execution).inc()
+        return task
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
         self.writer.on_loaded(partition, states)
@@ -313,13 +328,13 @@ class Engine:
         work = self.codec.decode_work(_value(message))
         if not isinstance(work, QuoteRoute):
             raise TypeError(f"routing stage got {type(work).__name__}")
-        return await self.routing.accept(work)
+        return self.local.claim(work) or await self.routing.accept(work)
 
     async def execute(self, message: Message) -> Delivery:
         work = self.codec.decode_work(_value(message))
         if not isinstance(work, ExecuteSwap):
             raise TypeError(f"execution stage got {type(work).__name__}")
-        return await self.execution.accept(work)
+        return self.local.claim(work) or await self.execution.accept(work)
 
     async def consume(self, stream: Any, handle: Callable[[Message], Awaitable[Delivery]]
                       ) -> None:
@@ -495,6 +510,8 @@ def _wire(app: faust.App, engine: Engine) -> None:
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         engine.begin()
         engine.rebalanced({tp.partition for tp in assigned if tp.topic == topics.commands})
+        engine.local.assigned((tp.topic, tp.partition) for tp in assigned
+                              if tp.topic in (topics.routing, topics.execution))
         engine.progress.assigned((tp.topic, tp.partition) for tp in assigned)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -503,6 +520,7 @@ def _wire(app: faust.App, engine: Engine) -> None:
         # resources while it joins and folds, not after.
         engine.begin()
         engine.timeline.revoked()
+        engine.local.revoked()
         engine.progress.revoked()
         # Records not acked yet are consumed again from the committed offset: re-deciding
         # them on the kept states decides nothing twice.

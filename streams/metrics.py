@@ -58,6 +58,10 @@ class WorkerMetrics:
                                 ["status"], buckets=STAGE_BUCKETS, registry=registry)
         self.dead_letters = Counter("oee_dead_letters", "Records dead-lettered, by source topic.",
                                     ["topic"], registry=registry)
+        self.handed_locally = Counter(
+            "oee_worker_handed_locally", "Work items this worker's stage started as soon as "
+            "their record was acknowledged, without waiting to consume it, by stage topic.",
+            ["topic"], registry=registry)
         # Live orders of this worker: their status, when they entered it, when accepted.
         self._open: dict[str, tuple[OrderStatus, datetime, datetime]] = {}
 

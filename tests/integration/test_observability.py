@@ -94,8 +94,9 @@ async def test_each_process_exports_its_own_figures_and_every_record_carries_hea
 
             worker = await scraped_when(
                 settings.worker_metrics_port,
-                lambda s: value(s, "oee_order_events_total", type="OrderConfirmed") == 1,
-                "the worker to count the confirmation")
+                lambda s: value(s, "oee_order_events_total", type="OrderConfirmed") == 1
+                and value(s, "oee_worker_records_total", topic=settings.topics.execution) == 1,
+                "the worker to count the confirmation and to consume the swap's record")
             projected = await scraped_when(
                 settings.projector_metrics_port,
                 lambda s: value(s, "oee_orders", status="confirmed") == 1,
@@ -121,6 +122,11 @@ async def test_each_process_exports_its_own_figures_and_every_record_carries_hea
     assert value(worker, "oee_order_stage_seconds_count", status="routing") == 1
     assert value(worker, "oee_order_transitions_total", status="confirmed") == 1
     assert (value(worker, "oee_worker_records_total", topic=settings.topics.commands) or 0) >= 3
+    # One worker consumes every stage partition: the writer handed both work items straight
+    # to its stages (streams.local_handoff), and their records still came through.
+    for stage_topic in (settings.topics.routing, settings.topics.execution):
+        assert value(worker, "oee_worker_handed_locally_total", topic=stage_topic) == 1
+        assert value(worker, "oee_worker_records_total", topic=stage_topic) == 1
     lags = {k: v for k, v in worker.items() if k[0] == "oee_consumer_lag"}
     assert lags and all(v == 0 for v in lags.values())
     assert all(dict(labels)["group"] == settings.engine_id for _, labels in lags)

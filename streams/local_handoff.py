@@ -75,12 +75,15 @@ class LocalStages:
             return
         started: Delivery = asyncio.get_running_loop().create_future()
         started.add_done_callback(failure_of)  # (one forgotten at an assignment is not read)
-        self._items[item] = (started, (source[0], source[1]))  # claimable from now on
+        entry = (started, (source[0], source[1]))
+        self._items[item] = entry  # claimable from now on
         try:
             task = await self._start(item)
-        except Exception as exc:  # noqa: BLE001 - whoever claimed it acks on a failure
+        except Exception as exc:  # noqa: BLE001 - logged; the record path runs the item
             log.exception("%s not started locally", type(item).__name__)
-            started.set_exception(exc)
+            if self._items.get(item) is entry:  # not claimed yet: its record starts it
+                del self._items[item]
+            started.set_exception(exc)  # (claimed: like a task that failed, left unacked)
             return
         task.add_done_callback(lambda done: _settle(started, done))
 

@@ -170,3 +170,16 @@ async def test_an_equal_item_already_on_its_way_takes_the_ordinary_path() -> Non
     await asyncio.wait_for(asyncio.gather(first, second), 1)
 
     assert stage.started == [quote()]  # the second record starts its own task when consumed
+
+
+async def test_an_item_the_stage_could_not_start_is_left_to_its_record() -> None:
+    async def refuse(item: Work) -> Delivery:
+        raise RuntimeError("no slot")
+
+    local = LocalStages(refuse)
+    local.assigned([ROUTING])
+    local.reserve(quote())
+
+    await local.hand(quote(), Metadata(*ROUTING, offset=7))
+
+    assert local.claim(quote()) is None and len(local) == 0  # the record starts it as usual

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import concurrent.futures
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -184,7 +185,9 @@ class KafkaBroker:
         if (self.libs_dir / _COMPLETE_MARKER).exists():
             return self.libs_dir
         mvn = _require_tool("mvn", "install Maven 3.8+ (apt-get install maven)")
-        staging = self.libs_dir.with_name("libs.partial")
+        # A staging directory of its own: two processes starting a broker on a fresh machine
+        # (e.g. two test workers) download side by side, and the first to publish wins.
+        staging = self.libs_dir.with_name(f"libs.partial.{os.getpid()}.{uuid.uuid4().hex[:8]}")
         shutil.rmtree(staging, ignore_errors=True)
         result = subprocess.run(
             # -U: retry artifacts whose earlier download failed (Maven caches a miss for a day).
@@ -199,9 +202,23 @@ class KafkaBroker:
                 "Check that Maven Central is reachable, or set KAFKA_VERSION to a published release"
             )
         (staging / _COMPLETE_MARKER).write_text(self.version)
-        shutil.rmtree(self.libs_dir, ignore_errors=True)
-        staging.rename(self.libs_dir)
+        self._publish(staging)
         return self.libs_dir
+
+    def _publish(self, staging: Path) -> None:
+        """Move a complete download into place, unless another process's is there already
+        (never delete a published copy: a broker may be loading its jars)."""
+        for _ in range(2):
+            if (self.libs_dir / _COMPLETE_MARKER).exists():
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+            try:
+                staging.rename(self.libs_dir)
+                return
+            except OSError:  # taken: by another's copy, or by an incomplete one to clear
+                if not (self.libs_dir / _COMPLETE_MARKER).exists():
+                    shutil.rmtree(self.libs_dir, ignore_errors=True)
+        raise PrerequisiteError(f"could not move the broker's jars into {self.libs_dir}")
 
     # --- configuration and storage ----------------------------------------------------------
 

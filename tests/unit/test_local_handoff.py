@@ -46,6 +46,14 @@ def quote(order_id: str = "o-1") -> QuoteRoute:
                       amount_in=1_000_000)
 
 
+def acked_by_hand() -> tuple[Stage, LocalStages, FakeOutbox, HandingOutbox]:
+    """A writer's outbox over a stage owning ROUTING, whose deliveries the test answers."""
+    stage = Stage()
+    local = owning(stage)
+    outbox = FakeOutbox(ack_manually=True)
+    return stage, local, outbox, HandingOutbox(outbox, local)
+
+
 def owning(stage: Stage, *sources: tuple[str, int]) -> LocalStages:
     local = LocalStages(stage.start)
     local.assigned(sources or (ROUTING,))
@@ -141,10 +149,7 @@ async def test_an_item_not_even_enqueued_leaves_nothing_behind() -> None:
 
 
 async def test_the_writers_delivery_resolves_once_the_local_stage_has_started() -> None:
-    stage = Stage()
-    local = owning(stage)
-    outbox = FakeOutbox(ack_manually=True)
-    handing = HandingOutbox(outbox, local)
+    stage, local, outbox, handing = acked_by_hand()
 
     delivery = await handing.work(quote())
     await asyncio.sleep(0)
@@ -158,10 +163,7 @@ async def test_the_writers_delivery_resolves_once_the_local_stage_has_started() 
 
 
 async def test_an_equal_item_already_on_its_way_takes_the_ordinary_path() -> None:
-    stage = Stage()
-    local = owning(stage)
-    outbox = FakeOutbox(ack_manually=True)
-    handing = HandingOutbox(outbox, local)
+    stage, local, outbox, handing = acked_by_hand()
 
     first = await handing.work(quote())
     second = await handing.work(quote())  # e.g. a re-drive of the same attempt

@@ -167,13 +167,12 @@ class Engine:
         self.stage_acks: AckChain[tuple[str, int]] = AckChain(self._stage_unacked)
 
     async def _start_locally(self, work: Work) -> Delivery:
-        if isinstance(work, QuoteRoute):
-            task = await self.routing.accept(work)
-        else:
-            task = await self.execution.accept(work)
         topics = self.settings.topics
-        self.metrics.handed_locally.labels(
-            topics.routing if isinstance(work, QuoteRoute) else topics.execution).inc()
+        if isinstance(work, QuoteRoute):
+            task, topic = await self.routing.accept(work), topics.routing
+        else:
+            task, topic = await self.execution.accept(work), topics.execution
+        self.metrics.handed_locally.labels(topic).inc()
         return task
 
     def _on_loaded(self, partition: int, states: list[OrderState]) -> None:
@@ -328,13 +327,15 @@ class Engine:
         work = self.codec.decode_work(_value(message))
         if not isinstance(work, QuoteRoute):
             raise TypeError(f"routing stage got {type(work).__name__}")
-        return self.local.claim(work) or await self.routing.accept(work)
+        claimed = self.local.claim(work)  # started already, when the writer handed it over
+        return claimed if claimed is not None else await self.routing.accept(work)
 
     async def execute(self, message: Message) -> Delivery:
         work = self.codec.decode_work(_value(message))
         if not isinstance(work, ExecuteSwap):
             raise TypeError(f"execution stage got {type(work).__name__}")
-        return self.local.claim(work) or await self.execution.accept(work)
+        claimed = self.local.claim(work)
+        return claimed if claimed is not None else await self.execution.accept(work)
 
     async def consume(self, stream: Any, handle: Callable[[Message], Awaitable[Delivery]]
                       ) -> None:

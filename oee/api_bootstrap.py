@@ -57,6 +57,7 @@ from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
 from oee.settings import AuthMode, Settings
 from projections.kafka_offsets import KafkaOffsets
+from infra.pool_checks import IdleCheck
 from projections.monitor import ProjectionMonitor, RebuildRunner
 from projections.rebuild import RebuildOptions
 from schemas.codec import Codec
@@ -67,6 +68,7 @@ OpenCommands = Callable[[], AbstractAsyncContextManager[CommandSender]]
 
 POOL_SIZE: Final = 16  # every read route, the cancel's status check and the streams' catch-up
 DB_WAIT_S: Final = 2.0  # longest a request waits for a connection before its 503
+POOL_CHECK_IDLE_S: Final = 1.0  # a pooled connection idle longer is checked before use
 MAX_PROJECTION_LAG: Final = 10_000  # events the projector may lag while /ready says ready
 
 
@@ -196,12 +198,14 @@ async def _read_model_pool(
     """The process's one pool on the read model.
 
     It connects in the background: a database that is down at boot fails requests (503) and
-    `/ready`, not the start of the process. Each connection is checked as it is handed out,
-    so the connections a database restart broke are replaced instead of failing requests.
+    `/ready`, not the start of the process. A connection idle for a while is checked as it is
+    handed out, so the connections a database restart broke are replaced instead of failing
+    requests (`infra.pool_checks`: not one that just came back, which costs a round trip).
     """
+    idle = IdleCheck(POOL_CHECK_IDLE_S)
     pool = AsyncConnectionPool(
         database_url(settings), min_size=1, max_size=POOL_SIZE, open=False, timeout=wait_s,
-        kwargs={"autocommit": True}, check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True}, check=idle.check, reset=idle.reset,
         name="oee-api-read-model",
     )
     await pool.open(wait=False)

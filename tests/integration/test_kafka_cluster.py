@@ -60,7 +60,15 @@ async def test_three_nodes_keep_accepting_acks_all_writes_with_one_node_killed(
     assert bootstrap and settings.replication_factor == 3  # derived from KAFKA_BROKERS
     topic = settings.topics.events
     await ensure_topics(settings, bootstrap)
-    described = await describe(bootstrap, topic)
+    # Like its config below, a new topic's partitions are known to a node only once its
+    # metadata reached it (an empty list before): ask until one answers with all three.
+    described: dict[str, Any] = {}
+
+    async def described_partitions() -> bool:
+        described.update(await describe(bootstrap, topic))
+        return len(described.get("partitions") or []) == 3
+
+    await wait_until_async(described_partitions, 30, f"the partitions of {topic}")
     assert [len(p["replicas"]) for p in described["partitions"]] == [3, 3, 3]
     # A node answers for a topic's config once its metadata reached it: ask until one does.
     config: dict[str, str] = {}

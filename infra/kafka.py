@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from infra import process
+from infra import cache_dirs, process
 from infra.errors import PrerequisiteError
 
 T = TypeVar("T")
@@ -202,23 +202,11 @@ class KafkaBroker:
                 "Check that Maven Central is reachable, or set KAFKA_VERSION to a published release"
             )
         (staging / _COMPLETE_MARKER).write_text(self.version)
-        self._publish(staging)
+        try:
+            cache_dirs.publish(staging, self.libs_dir, _COMPLETE_MARKER)
+        except OSError as error:
+            raise PrerequisiteError(f"the broker's jars: {error}") from error
         return self.libs_dir
-
-    def _publish(self, staging: Path) -> None:
-        """Move a complete download into place, unless another process's is there already
-        (never delete a published copy: a broker may be loading its jars)."""
-        for _ in range(2):
-            if (self.libs_dir / _COMPLETE_MARKER).exists():
-                shutil.rmtree(staging, ignore_errors=True)
-                return
-            try:
-                staging.rename(self.libs_dir)
-                return
-            except OSError:  # taken: by another's copy, or by an incomplete one to clear
-                if not (self.libs_dir / _COMPLETE_MARKER).exists():
-                    shutil.rmtree(self.libs_dir, ignore_errors=True)
-        raise PrerequisiteError(f"could not move the broker's jars into {self.libs_dir}")
 
     # --- configuration and storage ----------------------------------------------------------
 

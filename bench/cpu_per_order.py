@@ -11,8 +11,9 @@ per run also the resident memory (MiB) of each role at its end, and per order th
 appended per topic, the broker's requests by type and PostgreSQL's transactions
 (`bench.pipeline_counts`).
 
-`python -m bench.cpu_per_order --rounds 2 --orders 800 [--variant NAME:SETTING=VALUE,...]`
-(no --variant: the defaults alone). Runs several minutes; JSON on stdout.
+`python -m bench.cpu_per_order --rounds 2 --orders 800 [--follow] [--variant
+NAME:SETTING=VALUE,...]` (no --variant: the defaults alone; --follow: each client waits for
+its order's end, not only its POST, before the next). Runs several minutes; JSON on stdout.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def one_variant(overrides: dict[str, Any], orders: int, clients: int,
-                warm_up: int = WARM_UP) -> dict[str, Any]:
+                warm_up: int = WARM_UP, mode: str = "closed") -> dict[str, Any]:
     root = os.getpid()
     with Stack({**ZERO_LATENCY, "log_level": "WARNING", **overrides}) as stack:
         asyncio.run(one_run(stack, "closed", warm_up, 16, 0, max(120, warm_up / 5)))
         counter = _counter(stack, root)
         counted = counter.snapshot()  # its JVM tool runs outside the CPU window
         before = tree(root)
-        result = asyncio.run(one_run(stack, "closed", orders, clients, 0, 300))
+        result = asyncio.run(one_run(stack, mode, orders, clients, 0, 300))
         spent = by_role(before, tree(root), root)
         resident = rss_mb_by_role(root)  # at the end of the run, the stack still up
         now = counter.snapshot()
@@ -83,12 +84,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="orders before the measured window (a JIT's steady state needs more)")
     parser.add_argument("--variant", action="append", default=[],
                         metavar="NAME:SETTING=VALUE,...")
+    parser.add_argument("--follow", action="store_true",
+                        help="each client sends its next order once the last one ended "
+                        "(default: once its POST was answered, which floods the pipeline)")
     args = parser.parse_args(argv)
     variants = [parse_variant(text) for text in args.variant] or [("defaults", {})]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
     for round_ in range(args.rounds):
         for name, overrides in variants:
-            result = one_variant(overrides, args.orders, args.clients, args.warm_up)
+            result = one_variant(overrides, args.orders, args.clients, args.warm_up,
+                                 "follow" if args.follow else "closed")
             runs[name].append(result)
             print(json.dumps({"variant": name, "round": round_, **result}), file=sys.stderr,
                   flush=True)  # each run as it comes: a crash later loses none

@@ -2,7 +2,10 @@
 
 Scenarios (each run 3 times on one stack; figures reported as medians, all runs kept):
 - `throughput`: zero venue latency and confirmation delay, closed loop (C concurrent
-  clients) — sustained orders/s end to end, POST p50/p99, POST→terminal p50/p99.
+  clients, each sending its next order once its last one ended, as the limit baseline's
+  clients do) — sustained orders/s end to end, POST p50/p99, POST→terminal p50/p99.
+- `flood`: the same, but each client sends its next order as soon as its POST was answered:
+  the edge accepts faster than the pipeline finishes, and the backlog grows (one run).
 - `light`: zero latency, open loop at 50 orders/s — POST→terminal p50/p99 at light load.
 - `realistic`: default venue latency (150–250 ms) and confirmation (2–3 s), 5% transient
   failures, open loop at a fixed rate — orders/s sustained and orders in flight.
@@ -33,6 +36,7 @@ from oee.settings import Settings
 from schemas import headers
 
 TERMINAL_TYPES = frozenset(kind.__name__ for kind in TERMINAL_EVENTS)
+FOLLOW_TIMEOUT_S = 60.0  # a follower gives up on an order that never ends (it is counted)
 WATCH_PACING = FetchPacing(busy_min_bytes=64 * 1024, busy_max_wait_ms=100, idle_max_wait_ms=500)
 
 ZERO_LATENCY = {"venue_latency_min_ms": 0, "venue_latency_max_ms": 0, "confirm_delay_min_ms": 0,
@@ -46,6 +50,23 @@ class Run:
     finished_at: dict[str, float] = field(default_factory=dict)
     in_flight: list[int] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)  # "503 read_model_unavailable": n
+    followed: dict[str, asyncio.Event] = field(default_factory=dict)  # order id -> terminal
+
+    def finished(self, order_id: str, at: float) -> None:
+        self.finished_at.setdefault(order_id, at)
+        waiter = self.followed.pop(order_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def terminal(self, order_id: str, timeout_s: float) -> None:
+        """Until `order_id`'s terminal event was seen, or `timeout_s` passed."""
+        if order_id in self.finished_at:
+            return
+        waiter = self.followed.setdefault(order_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout_s)
+        except TimeoutError:
+            self.followed.pop(order_id, None)
 
     def summary(self) -> dict[str, Any]:
         e2e = [(self.finished_at[o] - t) * 1000 for o, t in self.posted_at.items()
@@ -106,8 +127,7 @@ class TerminalWatcher:
                 for record in records:
                     order_id = terminal_order(record, self._codec.decode_event)
                     if order_id is not None:
-                        self.run.finished_at.setdefault(
-                            order_id, record.timestamp / 1000 + wall_to_monotonic)
+                        self.run.finished(order_id, record.timestamp / 1000 + wall_to_monotonic)
 
 
 def terminal_order(record: ConsumerRecord[bytes, bytes],
@@ -124,7 +144,8 @@ def terminal_order(record: ConsumerRecord[bytes, bytes],
     return event.order_id if isinstance(event, TERMINAL_EVENTS) else None
 
 
-async def post_one(client: ConnectionPool, run: Run, i: int) -> None:
+async def post_one(client: ConnectionPool, run: Run, i: int) -> str | None:
+    """POST one market order; its id if it was accepted."""
     body = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": f"0.{(i % 999) + 1:03d}",
             "slippageBps": 100, "clientOrderId": str(uuid.uuid4())}
     started = time.monotonic()
@@ -135,16 +156,24 @@ async def post_one(client: ConnectionPool, run: Run, i: int) -> None:
         code = answer.get("error", "?") if isinstance(answer, dict) else "?"
         key = f"{response.status} {code}"
         run.refused[key] = run.refused.get(key, 0) + 1
-        return
-    run.posted_at[str(response.json()["orderId"])] = started  # type: ignore[index]
+        return None
+    order_id = str(response.json()["orderId"])  # type: ignore[index]
+    run.posted_at[order_id] = started
+    return order_id
 
 
-async def closed_loop(client: ConnectionPool, run: Run, orders: int, clients: int) -> None:
+async def closed_loop(client: ConnectionPool, run: Run, orders: int, clients: int,
+                      follow: bool = False) -> None:
+    """`clients` clients, each sending its next order once its POST was answered or, with
+    `follow`, once the order it sent ended (as the limit baseline's clients do: at most
+    `clients` orders in flight, so the pipeline is saturated but not flooded)."""
     counter = iter(range(orders))
 
     async def one_client() -> None:
         for i in counter:
-            await post_one(client, run, i)
+            order_id = await post_one(client, run, i)
+            if follow and order_id is not None:
+                await run.terminal(order_id, FOLLOW_TIMEOUT_S)
 
     await asyncio.gather(*(one_client() for _ in range(clients)))
 
@@ -172,8 +201,8 @@ async def one_run(stack: Stack, mode: str, orders: int, clients: int, rate: floa
             settings.api_host, port or settings.api_port, clients, stack.auth_headers) as client:
         run = watcher.run
         sampler = asyncio.create_task(sample_in_flight(run))
-        if mode == "closed":
-            await closed_loop(client, run, orders, clients)
+        if mode in ("closed", "follow"):
+            await closed_loop(client, run, orders, clients, follow=mode == "follow")
         else:
             await open_loop(client, run, orders, rate)
         deadline = time.monotonic() + timeout_s
@@ -223,9 +252,12 @@ def _baseline(stack: Stack) -> Baseline:
 def run_all(quick: bool = False) -> list[dict[str, Any]]:
     runs = 1 if quick else 3
     n = 500 if quick else 3000
+    quiet = {**ZERO_LATENCY, "log_level": "WARNING"}
     return [
-        scenario("throughput", {**ZERO_LATENCY, "log_level": "WARNING"}, "closed", n, 64, 0,
-                 runs, 120, baseline=True),
+        # Each client follows its order to its end before the next, like the baseline's.
+        scenario("throughput", quiet, "follow", n, 64, 0, runs, 120, baseline=True),
+        # Each client only waits for its POST: the edge outruns the pipeline (a flood).
+        scenario("flood", quiet, "closed", n, 64, 0, 1, 300),
         scenario("light", ZERO_LATENCY, "open", 250 if quick else 500, 50, 50.0, runs, 60),
         scenario("realistic", {}, "open", 600 if quick else 3000, 400, 150.0, runs, 120),
     ]

@@ -3,7 +3,10 @@ order (what the engine decides for a happy market order) and the human table."""
 
 from __future__ import annotations
 
+import asyncio
+
 from bench.baseline_pipeline import _script
+from bench.orders_bench import Run
 from bench.summary import table
 from domain.orders import ExecuteOrder, RouteFound, SwapConfirmed
 from domain.orders.events import TERMINAL_EVENTS
@@ -201,3 +204,16 @@ def test_a_side_by_side_summary_compares_medians_of_every_shared_figure() -> Non
     assert (rate["median_A"], rate["median_B"], rate["B/A"]) == (35.0, 50.0, 1.429)
     assert table["defaults.median_cpu_ms_per_order.total"]["B/A"] == 0.727
     assert summary({"A": [run(1.0, 1.0)], "B": []}) == {}
+
+
+async def test_a_following_client_waits_for_its_orders_end_and_gives_up_after_a_while() -> None:
+    run = Run()
+    run.finished("ended-before", 1.0)
+    await asyncio.wait_for(run.terminal("ended-before", 5), 1)  # seen first: no wait
+    waiting = asyncio.create_task(run.terminal("ends-later", 5))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    run.finished("ends-later", 2.0)
+    await asyncio.wait_for(waiting, 1)
+    await run.terminal("never-ends", 0.01)  # returns after its timeout, without raising
+    assert run.followed == {} and run.finished_at == {"ended-before": 1.0, "ends-later": 2.0}

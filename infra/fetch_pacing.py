@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
 
@@ -62,7 +62,32 @@ class FetchPacing:
         return 1, self.idle_max_wait_ms
 
 
-def pace(fetcher: Any, pacing: FetchPacing) -> None:
+class Pacer(Protocol):
+    @property
+    def adaptive(self) -> bool: ...
+
+    def next_fetch(self, busy: bool) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class WhileListened:
+    """The pacing of a consumer whose records wait for a listener (the API's fan-out):
+    `listened` while `listening()` holds, else `unheard` (which may gather: nobody waits).
+    A first listener's records may come one gathering wait late, once."""
+
+    listening: Callable[[], bool]
+    listened: FetchPacing
+    unheard: FetchPacing
+
+    @property
+    def adaptive(self) -> bool:
+        return self.listened.adaptive or self.unheard.adaptive or self.listened != self.unheard
+
+    def next_fetch(self, busy: bool) -> tuple[int, int]:
+        return (self.listened if self.listening() else self.unheard).next_fetch(busy)
+
+
+def pace(fetcher: Any, pacing: Pacer) -> None:
     """Make an aiokafka `Fetcher` choose each fetch's min bytes and wait by `pacing`.
 
     Wraps the fetcher's per-request coroutine on the instance (the fetch loop looks it up on
@@ -80,7 +105,7 @@ def pace(fetcher: Any, pacing: FetchPacing) -> None:
     fetcher._proc_fetch_request = paced
 
 
-def pace_consumer(consumer: AIOKafkaConsumer, pacing: FetchPacing) -> None:
+def pace_consumer(consumer: AIOKafkaConsumer, pacing: Pacer) -> None:
     """Pace `consumer`'s fetches once it has started (its fetcher is built by `start`)."""
     if not pacing.adaptive:
         return

@@ -220,8 +220,10 @@ async def _live_edge(
     settings: Settings, codec: Codec, pool: AsyncConnectionPool, config: LiveConfig
 ) -> AsyncIterator[LiveEdge]:
     bootstrap = bootstrap_servers(settings)
+    # While no stream listens, the fan-out only fills its cache: it gathers like a view.
     async with Fanout.open(bootstrap, settings.topics.events, codec, config,
-                           FetchPacing.of(settings)) as fanout:
+                           FetchPacing.of(settings),
+                           FetchPacing.market_view(settings)) as fanout:
         yield LiveEdge.of(config, fanout, OrderHistory(pool, settings.db_schema),
                           TopicCatalog(settings, codec), bootstrap)
 

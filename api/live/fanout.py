@@ -31,7 +31,7 @@ from api.live.config import LiveConfig
 from api.live.mailbox import Mailbox
 from api.live.messages import OrderMessage, encode
 from api.live.recent import RecentEvents
-from infra.fetch_pacing import FetchPacing, pace_consumer
+from infra.fetch_pacing import FetchPacing, WhileListened, pace_consumer
 from domain.orders.events import OrderAccepted
 from schemas import headers
 from schemas.codec import Codec, CodecError
@@ -67,9 +67,13 @@ class Fanout:
     """The process's live feed of order events. Build with `Fanout.open(...)`."""
 
     def __init__(self, bootstrap_servers: str, topic: str, codec: Codec,
-                 config: LiveConfig, pacing: FetchPacing) -> None:
+                 config: LiveConfig, pacing: FetchPacing,
+                 unheard: FetchPacing | None = None) -> None:
         self._bootstrap_servers = bootstrap_servers
-        self._pacing = pacing  # how its fetches wait (infra/fetch_pacing.py)
+        # How its fetches wait (infra/fetch_pacing.py): `pacing` while a stream listens;
+        # `unheard` while none does and the records only fill the recent-events cache.
+        self._pacing = WhileListened(lambda: bool(self._by_order or self._all), pacing,
+                                     unheard or pacing)
         self._topic = topic
         self._codec = codec
         self._config = config
@@ -86,14 +90,15 @@ class Fanout:
     @classmethod
     @asynccontextmanager
     async def open(cls, bootstrap_servers: str, topic: str, codec: Codec,
-                   config: LiveConfig, pacing: FetchPacing) -> AsyncIterator[Fanout]:
+                   config: LiveConfig, pacing: FetchPacing,
+                   unheard: FetchPacing | None = None) -> AsyncIterator[Fanout]:
         """Start reading `topic` from its end, in the background; stop on exit.
 
         The app does not wait for the broker here: a broker that is down at boot delays the
         streams (they wait for `ready`), not the whole process. On exit every subscription
         ends with `FeedStopped`.
         """
-        fanout = cls(bootstrap_servers, topic, codec, config, pacing)
+        fanout = cls(bootstrap_servers, topic, codec, config, pacing, unheard)
         task = asyncio.create_task(fanout._run(), name="live-fanout")
         try:
             yield fanout
@@ -171,7 +176,7 @@ class Fanout:
             consumer = AIOKafkaConsumer(
                 self._topic, bootstrap_servers=self._bootstrap_servers, group_id=None,
                 enable_auto_commit=False, auto_offset_reset="latest",
-                fetch_max_wait_ms=self._pacing.idle_max_wait_ms)
+                fetch_max_wait_ms=self._pacing.listened.idle_max_wait_ms)
             pace_consumer(consumer, self._pacing)
             try:
                 await consumer.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from infra.fetch_pacing import FetchPacing, pace
+from infra.fetch_pacing import FetchPacing, WhileListened, pace
 
 PACING = FetchPacing(busy_min_bytes=16384, busy_max_wait_ms=5, idle_max_wait_ms=100)
 
@@ -99,3 +99,31 @@ def test_a_market_view_gathers_while_busy_and_keeps_the_idle_poll(monkeypatch: A
     assert MarketFollower(settings, view, codec)._pacing == FetchPacing.of(settings)
     gathering = MarketFollower(settings, view, codec, pacing=FetchPacing.market_view(settings))
     assert gathering._pacing == FetchPacing(16384, 100, 500)
+
+
+def test_a_feed_gathers_while_nobody_listens_and_answers_at_once_while_somebody_does() -> None:
+    listeners: list[str] = []
+    pacing = WhileListened(lambda: bool(listeners), listened=FetchPacing(1, 100, 500),
+                           unheard=FetchPacing(16384, 100, 500))
+    assert pacing.adaptive
+    assert pacing.next_fetch(busy=True) == (16384, 100)
+    listeners.append("a stream")
+    assert pacing.next_fetch(busy=True) == (1, 100)
+    assert pacing.next_fetch(busy=False) == (1, 500)
+
+
+def test_the_api_fan_out_paces_by_whether_a_stream_listens() -> None:
+    from api.live.config import LiveConfig
+    from api.live.fanout import Fanout
+    from schemas.codec import Codec
+
+    fanout = Fanout("127.0.0.1:9", "orders.events", Codec.load(), LiveConfig(),
+                    FetchPacing(1, 100, 500), unheard=FetchPacing(65536, 100, 500))
+    assert fanout._pacing.next_fetch(busy=True) == (65536, 100)
+    with fanout.order_feed("o-1"):
+        assert fanout._pacing.next_fetch(busy=True) == (1, 100)
+        with fanout.all_feed(lambda message: True):
+            assert fanout._pacing.next_fetch(busy=True) == (1, 100)
+    assert fanout._pacing.next_fetch(busy=True) == (65536, 100)
+    with fanout.all_feed(lambda message: True):
+        assert fanout._pacing.next_fetch(busy=True) == (1, 100)

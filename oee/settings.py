@@ -314,7 +314,8 @@ class Settings(BaseSettings):
     market_view_fetch_min_bytes: int = Field(
         16384, ge=1, description="While market records flow, the broker holds the fetch of a "
         "market follower that only serves a view (the API's quotes, price board and token "
-        "listings; the random feed) until this many bytes are there or "
+        "listings; the random feed; the API's event fan-out while no stream listens) until "
+        "this many bytes are there or "
         "MARKET_VIEW_FETCH_MAX_WAIT_MS passed, instead of answering each record landing. The "
         "workers' followers price swaps and quotes: they keep the FETCH_* pacing."
     )

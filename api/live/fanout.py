@@ -8,7 +8,9 @@ recent-events cache and offered to the mailboxes of that order's streams and of 
 all-orders streams. Any other record is only judged by the writer fence and kept raw in the
 recent-events cache, by the order id and type its headers carry (`schemas.headers`): it is
 decoded only if a stream of its order later asks for it (an OrderAccepted also when a later
-event of its order needs its tokens or owner). Produces nothing else.
+event of its order needs its tokens or owner). Produces nothing else. While no stream is
+open its fetches gather like a market view's (MARKET_VIEW_FETCH_*): the records then only
+fill the cache, and nobody waits for them.
 
 Nothing is shared between processes: each API instance has its own fan-out, so instances can
 be added or removed freely. A subscriber whose mailbox is full is overflowed (its connection

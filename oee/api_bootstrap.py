@@ -51,13 +51,13 @@ from domain.market import Market
 from domain.tokens import TokenRegistry
 from api.chain_check import KafkaChains
 from infra.fetch_pacing import FetchPacing
+from infra.pool_checks import IdleCheck
 from infra.schema_registry import registered_codec
 from infra.services import bootstrap_servers, database_url
 from marketdata.follower import MarketFollower
 from marketdata.view import MarketView
 from oee.settings import AuthMode, Settings
 from projections.kafka_offsets import KafkaOffsets
-from infra.pool_checks import IdleCheck
 from projections.monitor import ProjectionMonitor, RebuildRunner
 from projections.rebuild import RebuildOptions
 from schemas.codec import Codec
